@@ -1,0 +1,31 @@
+"""macOS (XNU) constants and layouts. Not run here: each value cites its source.
+
+Same names as linux.py; None means "this OS has no such thing".
+"""
+
+NAME = "darwin"
+
+# devfs provides /dev/fd with every open descriptor (fdesc in bsd/miscfs/devfs) (src).
+FD_DIR = "/dev/fd"
+
+# bsd/sys/socket.h __DARWIN_ALIGN32: cmsg data is 4-byte aligned even on LP64 (src).
+CMSG_ALIGNMENT = 4
+
+# No MSG_CMSG_CLOEXEC in bsd/sys/socket.h (src).
+MSG_CMSG_CLOEXEC = None
+
+INFLIGHT_LIMIT_ERRNO = None
+UNIX_SOCKET_TABLE = None
+CHILDREN_FILE = None
+MOUNTINFO = None
+
+# struct flock: l_start, l_len, l_pid, l_type, l_whence (bsd/sys/fcntl.h) (src).
+FLOCK_FORMAT = "qqihh"
+FLOCK_FIELDS = ("l_start", "l_len", "l_pid", "l_type", "l_whence")
+F_RDLCK, F_WRLCK, F_UNLCK = 1, 3, 2
+
+# OFD locks: F_OFD_SETLK 90, F_OFD_SETLKW 91, F_OFD_GETLK 92 (bsd/sys/fcntl.h, public from macOS 14) (src).
+F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 92, 90, 91
+
+SYSCALL_PIDFD_GETFD = {}
+I_SENDFD = I_RECVFD = I_NREAD = None

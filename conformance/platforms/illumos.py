@@ -1,0 +1,33 @@
+"""illumos constants and layouts. Not run here; unverified values are marked '?'.
+
+Same names as linux.py; None means "this OS has no such thing".
+"""
+
+NAME = "illumos"
+
+# procfs lists descriptors under /proc/self/fd (proc(5)) (doc).
+FD_DIR = "/proc/self/fd"
+
+# usr/src/uts/common/sys/socket.h _CMSG_DATA_ALIGNMENT is sizeof(int) on the 64-bit ABIs (?).
+CMSG_ALIGNMENT = 4
+
+# No MSG_CMSG_CLOEXEC in illumos sys/socket.h (?); Python's name is used when present.
+MSG_CMSG_CLOEXEC = None
+
+INFLIGHT_LIMIT_ERRNO = None
+UNIX_SOCKET_TABLE = None
+CHILDREN_FILE = None
+MOUNTINFO = None
+
+# struct flock (64-bit): l_type, l_whence, l_start, l_len, l_sysid, l_pid, l_pad[4] (sys/fcntl.h) (?).
+FLOCK_FORMAT = "hhqqii16x"
+FLOCK_FIELDS = ("l_type", "l_whence", "l_start", "l_len", "l_sysid", "l_pid")
+F_RDLCK, F_WRLCK, F_UNLCK = 1, 2, 3
+
+# illumos OFD locks (sys/fcntl.h F_OFD_GETLK 47, F_OFD_SETLK 48, F_OFD_SETLKW 49) (?).
+F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 47, 48, 49
+
+SYSCALL_PIDFD_GETFD = {}
+
+# STREAMS ioctls, STR = 'S' << 8 (sys/stropts.h): I_NREAD = STR|01, I_RECVFD = STR|016, I_SENDFD = STR|021 (?).
+I_NREAD, I_RECVFD, I_SENDFD = 0x5301, 0x530E, 0x5311

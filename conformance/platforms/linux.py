@@ -1,0 +1,47 @@
+"""Linux constants and layouts.
+
+Every OS module defines the same names; None means "this OS has no such thing".
+Sources: seen = observed on Linux 6.18 x86-64; src/doc as in PLATFORM-FACTS.md.
+"""
+
+NAME = "linux"
+
+# Where a process lists its own descriptors (procfs, always mounted on the systems we support).
+FD_DIR = "/proc/self/fd"
+
+# CMSG data alignment: sizeof(long) (seen on x86-64; include/linux/socket.h CMSG_ALIGN).
+CMSG_ALIGNMENT = 8
+
+# MSG_CMSG_CLOEXEC (include/linux/socket.h); used when the socket module lacks the name.
+MSG_CMSG_CLOEXEC = 0x40000000
+
+# sendmsg fails with this errno when the sender's in-flight descriptors exceed its RLIMIT_NOFILE and it
+# lacks CAP_SYS_RESOURCE (net/unix/scm.c too_many_unix_fds, since 4.5).
+INFLIGHT_LIMIT_ERRNO = "ETOOMANYREFS"
+
+# The unix socket table, used to prove that garbage-collected sockets are gone (net/unix/af_unix.c).
+UNIX_SOCKET_TABLE = "/proc/net/unix"
+
+# The per-process list of children (fs/proc/array.c, CONFIG_PROC_CHILDREN).
+CHILDREN_FILE = "/proc/self/task/{tid}/children"
+
+# Mount table with one line per mount (fs/proc_namespace.c).
+MOUNTINFO = "/proc/self/mountinfo"
+
+# struct flock: l_type, l_whence, l_start, l_len, l_pid (+4 bytes padding on LP64) (seen).
+FLOCK_FORMAT = "hhqqi4x"
+FLOCK_FIELDS = ("l_type", "l_whence", "l_start", "l_len", "l_pid")
+F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
+
+# Open file description locks (include/uapi/asm-generic/fcntl.h, 3.15+) (seen).
+F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
+
+# pidfd_getfd(2) has the same number in the generic and x86-64 syscall tables (5.6+) (doc).
+SYSCALL_PIDFD_GETFD = {"x86_64": 438, "aarch64": 438, "arm64": 438}
+
+# STREAMS ioctls: none on Linux.
+I_SENDFD = I_RECVFD = I_NREAD = None
+
+# Socket options newer than some Pythons (include/uapi/asm-generic/socket.h; x86-64 and arm64 use it) (doc).
+SO_PASSPIDFD, SO_PEERPIDFD, SCM_PIDFD = 76, 77, 0x04
+SO_PASSRIGHTS = 83

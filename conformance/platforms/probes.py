@@ -1,0 +1,258 @@
+"""Capability probes: does this machine have a mechanism at all?
+
+A probe looks a name up with getattr (in the socket, fcntl or os module, then in the platform's
+constants) and, where that is cheap, tries the mechanism once. It never raises: every path returns
+a Capability with the reason. Cases call `require(name)` and the mechanism's absence becomes the
+outcome `unsupported` with that reason.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import platform
+import socket
+import struct
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+from . import constants
+
+
+@dataclass(frozen=True)
+class Capability:
+    name: str
+    supported: bool
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"supported": self.supported, "reason": self.reason}
+
+
+def lookup(name: str, *modules) -> int | None:
+    """A constant from the first module that has it, then from the platform's constants."""
+    for module in modules:
+        value = getattr(module, name, None)
+        if value is not None:
+            return value
+    return getattr(constants(), name, None)
+
+
+def _socketpair_type(type_name: str) -> tuple[bool, str]:
+    kind = getattr(socket, type_name, None)
+    if not hasattr(socket, "AF_UNIX") or kind is None:
+        return False, f"socket.AF_UNIX or socket.{type_name} is not defined"
+    try:
+        a, b = socket.socketpair(socket.AF_UNIX, kind)
+    except OSError as e:
+        return False, f"socketpair(AF_UNIX, {type_name}) failed: {errno.errorcode.get(e.errno, e.errno)}"
+    a.close()
+    b.close()
+    return True, f"socketpair(AF_UNIX, {type_name}) works"
+
+
+def _scm_rights() -> tuple[bool, str]:
+    for name in ("AF_UNIX", "SCM_RIGHTS", "CMSG_LEN"):
+        if getattr(socket, name, None) is None:
+            return False, f"socket.{name} is not defined"
+    if not hasattr(socket.socket, "sendmsg"):
+        return False, "socket.sendmsg is not available"
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    r, w = os.pipe()
+    try:
+        a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", w))])
+        _, ancdata, _, _ = b.recvmsg(1, socket.CMSG_LEN(4))
+        received = [struct.unpack("i", data[:4])[0] for level, kind, data in ancdata
+                    if kind == socket.SCM_RIGHTS and len(data) >= 4]
+        for fd in received:
+            os.close(fd)
+        if not received:
+            return False, "a descriptor sent with SCM_RIGHTS did not arrive"
+        return True, "SCM_RIGHTS round trip on a stream socketpair"
+    except OSError as e:
+        return False, f"SCM_RIGHTS round trip failed: {errno.errorcode.get(e.errno, e.errno)}"
+    finally:
+        for fd in (r, w):
+            os.close(fd)
+        a.close()
+        b.close()
+
+
+def _msg_cmsg_cloexec() -> tuple[bool, str]:
+    flag = lookup("MSG_CMSG_CLOEXEC", socket)
+    if flag is None:
+        return False, "MSG_CMSG_CLOEXEC is not defined on this platform"
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        a.send(b"x")
+        b.recvmsg(1, 64, flag)
+        return True, f"recvmsg accepts MSG_CMSG_CLOEXEC ({flag:#x})"
+    except OSError as e:
+        return False, f"recvmsg with MSG_CMSG_CLOEXEC failed: {errno.errorcode.get(e.errno, e.errno)}"
+    finally:
+        a.close()
+        b.close()
+
+
+def _sockopt(name: str, level_name: str = "SOL_SOCKET", settable: bool = False) -> Callable[[], tuple[bool, str]]:
+    """A probe for a socket option: the name exists and the kernel knows it on an AF_UNIX socket."""
+
+    def probe() -> tuple[bool, str]:
+        option = lookup(name, socket)
+        level = 0 if level_name == "SOL_LOCAL" else lookup(level_name, socket)
+        if option is None or level is None:
+            return False, f"{name} is not defined on this platform"
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            if settable:
+                a.setsockopt(level, option, 1)
+            else:
+                a.getsockopt(level, option, 256)
+            return True, f"{'setsockopt' if settable else 'getsockopt'}({name}) works on AF_UNIX"
+        except OSError as e:
+            return False, f"{name} refused on AF_UNIX: {errno.errorcode.get(e.errno, e.errno)}"
+        finally:
+            a.close()
+            b.close()
+
+    return probe
+
+
+def _named(name: str, *modules, what: str = "") -> Callable[[], tuple[bool, str]]:
+    def probe() -> tuple[bool, str]:
+        value = lookup(name, *modules)
+        if value is None:
+            return False, f"{name} is not defined on this platform"
+        return True, f"{name} = {value}{what}"
+
+    return probe
+
+
+def _lock_call(command_name: str) -> tuple[bool, str]:
+    """Query an unlocked range with F_GETLK or F_OFD_GETLK using the platform's struct flock."""
+    c = constants()
+    command = lookup(command_name, fcntl)
+    if command is None or c.FLOCK_FORMAT is None:
+        return False, f"{command_name} or the struct flock layout is not known on this platform"
+    fields = dict.fromkeys(c.FLOCK_FIELDS, 0)
+    fields["l_type"] = c.F_WRLCK
+    request = struct.pack(c.FLOCK_FORMAT, *(fields[f] for f in c.FLOCK_FIELDS))
+    try:
+        with tempfile.TemporaryFile() as f:
+            reply = fcntl.fcntl(f.fileno(), command, request)
+    except OSError as e:
+        return False, f"fcntl({command_name}) failed: {errno.errorcode.get(e.errno, e.errno)}"
+    l_type = dict(zip(c.FLOCK_FIELDS, struct.unpack(c.FLOCK_FORMAT, reply)))["l_type"]
+    if l_type != c.F_UNLCK:
+        return False, f"fcntl({command_name}) on an unlocked file returned l_type {l_type}, not F_UNLCK"
+    return True, f"fcntl({command_name}) = {command} answers F_UNLCK on an unlocked file"
+
+
+def _flock() -> tuple[bool, str]:
+    if not hasattr(fcntl, "flock"):
+        return False, "fcntl.flock is not available"
+    try:
+        with tempfile.TemporaryFile() as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    except OSError as e:
+        return False, f"flock failed: {errno.errorcode.get(e.errno, e.errno)}"
+    return True, "flock(LOCK_EX|LOCK_NB) and LOCK_UN work"
+
+
+def _pidfd_open() -> tuple[bool, str]:
+    if not hasattr(os, "pidfd_open"):
+        return False, "os.pidfd_open is not available"
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError as e:
+        return False, f"pidfd_open failed: {errno.errorcode.get(e.errno, e.errno)}"
+    return True, "pidfd_open(getpid()) works"
+
+
+def pidfd_getfd_number() -> int | None:
+    return constants().SYSCALL_PIDFD_GETFD.get(platform.machine())
+
+
+def _pidfd_getfd() -> tuple[bool, str]:
+    number = pidfd_getfd_number()
+    if number is None:
+        return False, f"no pidfd_getfd syscall number known for {constants().NAME}/{platform.machine()}"
+    ok, reason = _pidfd_open()
+    if not ok:
+        return False, reason
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(os.getpid())
+    try:
+        fd = libc.syscall(number, pidfd, 0, 0)
+        if fd < 0:
+            err = ctypes.get_errno()
+            return False, f"pidfd_getfd failed: {errno.errorcode.get(err, err)}"
+        os.close(fd)
+        return True, f"pidfd_getfd (syscall {number}) duplicated this process's fd 0"
+    finally:
+        os.close(pidfd)
+
+
+def _streams() -> tuple[bool, str]:
+    c = constants()
+    if c.I_SENDFD is None or c.I_RECVFD is None:
+        return False, f"no STREAMS I_SENDFD/I_RECVFD on {c.NAME}"
+    r, w = os.pipe()
+    try:
+        fcntl.ioctl(r, c.I_NREAD, struct.pack("i", 0))
+    except OSError as e:
+        return False, f"pipes are not STREAMS here (I_NREAD: {errno.errorcode.get(e.errno, e.errno)})"
+    finally:
+        os.close(r)
+        os.close(w)
+    return True, "pipes answer the STREAMS I_NREAD ioctl"
+
+
+PROBES: dict[str, Callable[[], tuple[bool, str]]] = {
+    "sock_stream": lambda: _socketpair_type("SOCK_STREAM"),
+    "sock_dgram": lambda: _socketpair_type("SOCK_DGRAM"),
+    "sock_seqpacket": lambda: _socketpair_type("SOCK_SEQPACKET"),
+    "scm_rights": _scm_rights,
+    "msg_cmsg_cloexec": _msg_cmsg_cloexec,
+    "so_peercred": _sockopt("SO_PEERCRED"),
+    "so_passcred": _sockopt("SO_PASSCRED", settable=True),
+    "scm_credentials": _named("SCM_CREDENTIALS", socket),
+    "so_passpidfd": _sockopt("SO_PASSPIDFD", settable=True),
+    "so_peerpidfd": _sockopt("SO_PEERPIDFD"),
+    "scm_creds": _named("SCM_CREDS", socket),
+    "local_peercred": _sockopt("LOCAL_PEERCRED", "SOL_LOCAL"),
+    "local_peerpid": _sockopt("LOCAL_PEERPID", "SOL_LOCAL"),
+    "local_creds": _named("LOCAL_CREDS", socket),
+    "local_creds_persistent": _named("LOCAL_CREDS_PERSISTENT", socket),
+    "posix_locks": lambda: _lock_call("F_GETLK"),
+    "ofd_locks": lambda: _lock_call("F_OFD_GETLK"),
+    "flock": _flock,
+    "pidfd_open": _pidfd_open,
+    "pidfd_getfd": _pidfd_getfd,
+    "streams_sendfd": _streams,
+}
+
+
+def run_probe(name: str) -> Capability:
+    """Run one probe now. An unexpected exception is itself a reason, never a crash."""
+    try:
+        supported, reason = PROBES[name]()
+    except Exception as e:  # a probe must never take the suite down
+        supported, reason = False, f"probe raised {type(e).__name__}: {e}"
+    return Capability(name, supported, reason)
+
+
+@lru_cache(maxsize=None)
+def probe(name: str) -> Capability:
+    """The cached result of one probe (probes are stable for the life of a process)."""
+    return run_probe(name)
+
+
+def probe_all() -> dict[str, Capability]:
+    return {name: probe(name) for name in PROBES}
