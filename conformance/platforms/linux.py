@@ -45,3 +45,7 @@ I_SENDFD = I_RECVFD = I_NREAD = None
 # Socket options newer than some Pythons (include/uapi/asm-generic/socket.h; x86-64 and arm64 use it) (doc).
 SO_PASSPIDFD, SO_PEERPIDFD, SCM_PIDFD = 76, 77, 0x04
 SO_PASSRIGHTS = 83
+
+# prctl(PR_SET_CHILD_SUBREAPER): orphaned grandchildren of the suite become its children, so the
+# leak check sees them (include/uapi/linux/prctl.h) (doc).
+PR_SET_CHILD_SUBREAPER = 36

@@ -16,7 +16,7 @@ import socket
 import struct
 import tempfile
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Callable
 
 from . import constants
@@ -97,7 +97,9 @@ def _msg_cmsg_cloexec() -> tuple[bool, str]:
         b.close()
 
 
-def _sockopt(name: str, level_name: str = "SOL_SOCKET", settable: bool = False) -> Callable[[], tuple[bool, str]]:
+def _sockopt(
+    name: str, level_name: str = "SOL_SOCKET", settable: bool = False, returns_fd: bool = False
+) -> Callable[[], tuple[bool, str]]:
     """A probe for a socket option: the name exists and the kernel knows it on an AF_UNIX socket."""
 
     def probe() -> tuple[bool, str]:
@@ -109,6 +111,8 @@ def _sockopt(name: str, level_name: str = "SOL_SOCKET", settable: bool = False) 
         try:
             if settable:
                 a.setsockopt(level, option, 1)
+            elif returns_fd:
+                os.close(a.getsockopt(level, option))
             else:
                 a.getsockopt(level, option, 256)
             return True, f"{'setsockopt' if settable else 'getsockopt'}({name}) works on AF_UNIX"
@@ -224,7 +228,7 @@ PROBES: dict[str, Callable[[], tuple[bool, str]]] = {
     "so_passcred": _sockopt("SO_PASSCRED", settable=True),
     "scm_credentials": _named("SCM_CREDENTIALS", socket),
     "so_passpidfd": _sockopt("SO_PASSPIDFD", settable=True),
-    "so_peerpidfd": _sockopt("SO_PEERPIDFD"),
+    "so_peerpidfd": _sockopt("SO_PEERPIDFD", returns_fd=True),
     "scm_creds": _named("SCM_CREDS", socket),
     "local_peercred": _sockopt("LOCAL_PEERCRED", "SOL_LOCAL"),
     "local_peerpid": _sockopt("LOCAL_PEERPID", "SOL_LOCAL"),
@@ -248,7 +252,7 @@ def run_probe(name: str) -> Capability:
     return Capability(name, supported, reason)
 
 
-@lru_cache(maxsize=None)
+@cache
 def probe(name: str) -> Capability:
     """The cached result of one probe (probes are stable for the life of a process)."""
     return run_probe(name)

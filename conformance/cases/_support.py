@@ -1,0 +1,67 @@
+"""Small helpers the case modules share (not cases themselves)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+import select
+import socket
+
+from conformance.harness import fds as fdlist
+
+# How long a case waits for the kernel to release a descriptor it holds in flight (garbage collection
+# may run asynchronously); the wait ends at the first EOF, so it costs nothing when the kernel is prompt.
+RELEASE_WAIT = 5.0
+
+
+def errno_name(e: OSError) -> str:
+    return errno.errorcode.get(e.errno, str(e.errno))
+
+
+def released(read_fd: int, timeout: float = RELEASE_WAIT) -> bool:
+    """True once every write end of the pipe is closed: read() returns EOF. Data read on the way is dropped."""
+    while True:
+        ready, _, _ = select.select([read_fd], [], [], timeout)
+        if not ready:
+            return False
+        if os.read(read_fd, 4096) == b"":
+            return True
+
+
+def still_open_after(read_fd: int, window: float) -> bool:
+    """True if no EOF arrives within a short window (used only to show something is *kept*)."""
+    ready, _, _ = select.select([read_fd], [], [], window)
+    return not ready
+
+
+def nothing_queued(sock: socket.socket) -> bool:
+    """No message waits on sock. Peeks without a control buffer, so no descriptor is installed."""
+    try:
+        sock.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK)
+    except BlockingIOError:
+        return True
+    return False
+
+
+def same_file(fd_a: int, fd_b: int) -> bool:
+    return fdlist.identity(fd_a) == fdlist.identity(fd_b) and fdlist.identity(fd_a) is not None
+
+
+def raise_nofile_limit(wanted: int) -> int:
+    """Raise this process's soft RLIMIT_NOFILE towards `wanted` (never above the hard limit); the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
+
+
+def drop_privileges() -> None:
+    """In a child run as root: become the traditional unprivileged user (uid/gid 65534)."""
+    if os.geteuid() != 0:
+        return
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)

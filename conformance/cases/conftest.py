@@ -1,0 +1,39 @@
+"""Fixtures shared by the cases: socket pairs of each type, gated by the capability probes."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from conformance.outcomes import Unsupported
+from conformance.platforms.probes import probe
+
+SOCKET_TYPES = ("stream", "dgram", "seqpacket")
+
+
+def require(name: str) -> None:
+    """Make the case `unsupported` (with the probe's reason) when the mechanism is missing."""
+    capability = probe(name)
+    if not capability.supported:
+        raise Unsupported(capability.reason)
+
+
+def unix_socketpair(kind: str) -> tuple[socket.socket, socket.socket]:
+    require(f"sock_{kind}")
+    return socket.socketpair(socket.AF_UNIX, getattr(socket, f"SOCK_{kind.upper()}"))
+
+
+@pytest.fixture(params=SOCKET_TYPES)
+def socktype(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def pair(socktype: str):
+    """A connected AF_UNIX pair of the parametrised type that passes rights; closed afterwards."""
+    require("scm_rights")
+    a, b = unix_socketpair(socktype)
+    yield a, b
+    a.close()
+    b.close()

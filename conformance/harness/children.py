@@ -1,0 +1,192 @@
+"""Forked children that always end with os._exit, report back over a pipe, and are reaped within a deadline.
+
+`Child(fn, *args)` forks at once; the child runs fn(*args) and sends back either its return value or
+the exception it raised (pickled), then calls os._exit. `join()` waits for that report until the deadline,
+kills the child after it, and always reaps it. Exceptions raised in the child are raised again in the parent
+with the child's traceback attached, so an AssertionError in a child is a `fail` like one in the parent.
+Every live child is in a registry that the leak check empties after each case.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import time
+import traceback
+from typing import Any, Callable
+
+from ..outcomes import HarnessError
+
+DEFAULT_DEADLINE = 10.0
+
+_live: set[int] = set()
+
+
+class ChildTimeout(HarnessError):
+    pass
+
+
+class ChildCrashed(HarnessError):
+    pass
+
+
+class ChildDidNotReport(HarnessError):
+    pass
+
+
+class RemoteTraceback(Exception):
+    """The child's traceback, attached as the __cause__ of the exception raised again in the parent."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return "\n\nTraceback in the child process:\n" + self.text
+
+
+def _wait_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            return f"killed by {signal.Signals(sig).name}"
+        except ValueError:
+            return f"killed by signal {sig}"
+    return f"exit status {os.WEXITSTATUS(status)}"
+
+
+def _child_main(fd: int, fn: Callable, args: tuple, kwargs: dict) -> None:
+    """Runs in the child: never returns, never raises."""
+    try:
+        try:
+            payload = ("ok", fn(*args, **kwargs), "")
+        except BaseException as e:  # report everything, including SystemExit and KeyboardInterrupt
+            payload = ("raise", e, traceback.format_exc())
+        try:
+            data = pickle.dumps(payload)
+        except Exception:
+            kind, value, text = payload
+            what = repr(value) if kind == "ok" else f"{type(value).__name__}: {value}"
+            data = pickle.dumps(("raise", HarnessError(f"child result could not be pickled: {what}"), text))
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os._exit(0)
+
+
+class Child:
+    """One forked child running fn(*args, **kwargs). Use as a context manager so it is always reaped."""
+
+    def __init__(self, fn: Callable, *args: Any, **kwargs: Any) -> None:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            _child_main(w, fn, args, kwargs)
+        os.close(w)
+        self.pid = pid
+        self._fd: int | None = r
+        self._status: int | None = None
+        _live.add(pid)
+
+    def _read_report(self, deadline: float) -> bytes:
+        chunks = []
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ChildTimeout(f"child {self.pid} did not finish within its deadline")
+            ready, _, _ = select.select([self._fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(self._fd, 65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+    def _reap(self, deadline: float) -> int:
+        while self._status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self._status = status
+                _live.discard(self.pid)
+                break
+            if time.monotonic() >= deadline:
+                self.kill()
+            else:
+                # The child closed its report pipe and is about to exit: a short poll, not synchronisation.
+                time.sleep(0.001)
+        return self._status
+
+    def join(self, timeout: float = DEFAULT_DEADLINE) -> Any:
+        """The child's return value; its exception raised again; HarnessError if it hung, crashed or went silent."""
+        deadline = time.monotonic() + timeout
+        try:
+            data = self._read_report(deadline)
+        except BaseException:
+            self.kill()
+            raise
+        finally:
+            self._close_pipe()
+        status = self._reap(deadline + 1.0)
+        if not data:
+            if os.WIFSIGNALED(status):
+                raise ChildCrashed(f"child {self.pid} {_wait_status(status)} before reporting")
+            raise ChildDidNotReport(f"child {self.pid} ended ({_wait_status(status)}) without reporting")
+        try:
+            kind, value, text = pickle.loads(data)
+        except Exception as e:
+            raise ChildDidNotReport(f"child {self.pid} sent a report that could not be read: {e}") from None
+        if kind == "ok":
+            return value
+        raise value from RemoteTraceback(text)
+
+    def kill(self) -> None:
+        """SIGKILL and reap, whatever state the child is in."""
+        if self._status is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _, self._status = os.waitpid(self.pid, 0)
+            _live.discard(self.pid)
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+
+def run_in_child(fn: Callable, *args: Any, timeout: float = DEFAULT_DEADLINE, **kwargs: Any) -> Any:
+    """Run fn in a forked child and return its result (or raise its exception)."""
+    with Child(fn, *args, **kwargs) as child:
+        return child.join(timeout)
+
+
+def live_children() -> set[int]:
+    return set(_live)
+
+
+def kill_all() -> list[int]:
+    """Kill and reap every child the harness started and nobody reaped; returns their pids."""
+    leftover = sorted(_live)
+    for pid in leftover:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        _live.discard(pid)
+    return leftover

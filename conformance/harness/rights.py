@@ -1,0 +1,106 @@
+"""Sending and receiving descriptors with SCM_RIGHTS.
+
+The receive helper sizes its control buffer with CMSG_SPACE (never CMSG_LEN, which is too small for one
+descriptor on FreeBSD), parses every control message, and owns every descriptor it parsed: a Received is
+a context manager that closes them all, and a parse that fails half-way closes what it had.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import socket
+from dataclasses import dataclass, field
+
+from ..platforms import constants
+
+INT_SIZE = array.array("i").itemsize
+
+
+def cmsg_space(nbytes: int) -> int:
+    """CMSG_SPACE from the socket module, or from the platform's alignment when Python lacks it."""
+    space = getattr(socket, "CMSG_SPACE", None)
+    if space is not None:
+        return space(nbytes)
+    align = constants().CMSG_ALIGNMENT or 8
+    header = (12 + align - 1) // align * align  # cmsghdr is len, level, type
+    return header + (nbytes + align - 1) // align * align
+
+
+def rights_space(nfds: int) -> int:
+    return cmsg_space(nfds * INT_SIZE)
+
+
+def rights_cmsg(fds) -> tuple[int, int, bytes]:
+    return socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes()
+
+
+def send_fds(sock: socket.socket, fds, data: bytes = b"x", flags: int = 0, groups=None) -> int:
+    """Send data with fds in one SCM_RIGHTS message (or with several, one per list in groups)."""
+    cmsgs = [rights_cmsg(g) for g in groups] if groups is not None else ([rights_cmsg(fds)] if fds else [])
+    return sock.sendmsg([data], cmsgs, flags)
+
+
+@dataclass
+class Received:
+    """What one recvmsg returned; owns the descriptors in `groups` until close()."""
+
+    data: bytes = b""
+    flags: int = 0
+    groups: list = field(default_factory=list)  # one list of fds per SCM_RIGHTS cmsg, in order
+    other: list = field(default_factory=list)  # (level, type, bytes) of every other cmsg
+    truncated_bytes: int = 0  # trailing bytes of an SCM_RIGHTS cmsg that did not make a whole int
+
+    @property
+    def fds(self) -> list:
+        return [fd for group in self.groups for fd in group]
+
+    @property
+    def ctrunc(self) -> bool:
+        return bool(self.flags & getattr(socket, "MSG_CTRUNC", 0))
+
+    def take(self) -> list:
+        """Hand the descriptors to the caller, who must close them."""
+        fds, self.groups = self.fds, []
+        return fds
+
+    def close(self) -> None:
+        fds, self.groups = self.fds, []
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __enter__(self) -> Received:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def parse(data: bytes, ancdata, flags: int) -> Received:
+    received = Received(data=data, flags=flags)
+    try:
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                whole = len(payload) - len(payload) % INT_SIZE
+                fds = array.array("i")
+                fds.frombytes(payload[:whole])
+                received.groups.append(list(fds))
+                received.truncated_bytes += len(payload) - whole
+            else:
+                received.other.append((level, kind, payload))
+    except BaseException:
+        received.close()
+        raise
+    return received
+
+
+def recv_fds(sock: socket.socket, maxfds: int, bufsize: int = 1024, flags: int = 0,
+             controllen: int | None = None) -> Received:
+    """One recvmsg with room for maxfds descriptors (CMSG_SPACE-sized unless controllen is given)."""
+    if controllen is None:
+        controllen = rights_space(maxfds)
+    data, ancdata, msg_flags, _ = sock.recvmsg(bufsize, controllen, flags)
+    return parse(data, ancdata, msg_flags)

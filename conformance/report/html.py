@@ -1,0 +1,145 @@
+"""A self-contained HTML page for one platform's report.
+
+Every string from the report is escaped with ``html.escape(quote=True)`` and attribute
+values come only from fixed tables, so report text can never become markup. A content
+security policy forbidding scripts backs that up.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from .markdown import all_references, case_label, cases_by_area, fact_rows, summary_mismatch, value_text
+from .schema import OUTCOMES
+
+# Class names come from this table, never from report data.
+_OUTCOME_CLASS = {outcome: f"o-{outcome}" for outcome in OUTCOMES}
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #1f2328; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #d0d7de; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; }
+code { font-family: ui-monospace, monospace; font-size: 0.95em; }
+ul.plain { margin: 0; padding-left: 1.1em; }
+.reason { white-space: pre-wrap; }
+.expectation { margin-top: 0.3em; font-style: italic; }
+.summary span { display: inline-block; margin: 0 0.4em 0.4em 0; padding: 0.2em 0.6em; border-radius: 0.3em; }
+.warning { background: #fff8c5; border: 1px solid #d4a72c; padding: 0.5em; }
+.o-pass { background: #1f883d; color: #fff; }
+.o-fail { background: #cf222e; color: #fff; }
+.o-deviation { background: #f0b429; color: #000; }
+.o-unexpected-pass { background: #8250df; color: #fff; }
+.o-unsupported { background: #d0d7de; color: #000; }
+.o-error { background: #3d0a0a; color: #fff; }
+.o-unknown { background: #fff; color: #000; }
+td.outcome { font-weight: bold; white-space: nowrap; }
+"""
+
+
+def esc(value: Any) -> str:
+    """Escape any report value for element content or a quoted attribute."""
+    return html.escape(value_text(value), quote=True)
+
+
+def _outcome_class(outcome: Any) -> str:
+    return _OUTCOME_CLASS.get(outcome, "o-unknown") if isinstance(outcome, str) else "o-unknown"
+
+
+def _facts(report: dict) -> list[str]:
+    rows = [f'<tr><th scope="row">{esc(label)}</th><td>{esc(text)}</td></tr>' for label, text in fact_rows(report)]
+    return ['<table class="facts"><tbody>', *rows, "</tbody></table>"]
+
+
+def _summary(report: dict) -> list[str]:
+    summary = report["summary"]
+    badges = "".join(
+        f'<span class="{_outcome_class(outcome)}"><b class="count">{esc(summary[outcome])}</b> {esc(outcome)}</span>'
+        for outcome in OUTCOMES
+    )
+    lines = [f'<p class="summary">{badges} ({esc(len(report["cases"]))} cases)</p>']
+    mismatched = summary_mismatch(report)
+    if mismatched:
+        lines.append(
+            f'<p class="warning">Summary counts disagree with the listed cases for: {esc(", ".join(mismatched))}</p>'
+        )
+    return lines
+
+
+def _capabilities(report: dict) -> list[str]:
+    capabilities = report["platform"]["capabilities"]
+    if not capabilities:
+        return ["<p>No capability probes recorded.</p>"]
+    rows = [
+        f"<tr><td><code>{esc(name)}</code></td><td>{'yes' if probe['supported'] else '<b>no</b>'}</td>"
+        f'<td class="reason">{esc(probe["reason"])}</td></tr>'
+        for name, probe in sorted(capabilities.items())
+    ]
+    head = "<thead><tr><th>Probe</th><th>Supported</th><th>Reason</th></tr></thead>"
+    return [f"<table>{head}<tbody>", *rows, "</tbody></table>"]
+
+
+def _list(items: list[str]) -> str:
+    # Items are already escaped markup.
+    return '<ul class="plain">' + "".join(f"<li>{item}</li>" for item in items) + "</ul>" if items else ""
+
+
+def _case_row(case: dict) -> str:
+    reason = esc(case["reason"])
+    expectation = case["expectation"]
+    if expectation:
+        reason += f'<div class="expectation">Expected {esc(expectation["outcome"])}: {esc(expectation["reason"])}</div>'
+    observations = _list(
+        [f"<code>{esc(key)}</code> = <code>{esc(value)}</code>" for key, value in case["observations"].items()]
+    )
+    references = _list([esc(ref) for ref in all_references(case)])
+    outcome = case["outcome"]
+    return (
+        f"<tr><td><code>{esc(case_label(case))}</code></td>"
+        f'<td class="outcome {_outcome_class(outcome)}">{esc(outcome)}</td>'
+        f'<td class="reason">{reason}</td><td>{observations}</td><td>{references}</td></tr>'
+    )
+
+
+def _cases(report: dict) -> list[str]:
+    if not report["cases"]:
+        return ["<p>No cases recorded.</p>"]
+    columns = "".join(f"<th>{name}</th>" for name in ("Case", "Outcome", "Reason", "Observations", "References"))
+    head = f"<thead><tr>{columns}</tr></thead>"
+    lines: list[str] = []
+    for area, cases in cases_by_area(report["cases"]).items():
+        lines += [f"<section><h3>{esc(area)}</h3>", f'<table class="cases">{head}<tbody>']
+        lines += [_case_row(case) for case in cases]
+        lines.append("</tbody></table></section>")
+    return lines
+
+
+def render_html(report: dict) -> str:
+    """Render a report that passes ``schema.validate`` as one standalone HTML5 page."""
+    platform_id = esc(report["platform"]["id"])
+    lines = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        # Nothing on the page needs a script or a fetch; forbid both outright.
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Conformance report: {platform_id}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>Conformance report: <code>{platform_id}</code></h1>",
+        "<h2>Platform</h2>",
+        *_facts(report),
+        "<h2>Summary</h2>",
+        *_summary(report),
+        "<h2>Capabilities</h2>",
+        *_capabilities(report),
+        "<h2>Cases</h2>",
+        *_cases(report),
+        "</body>",
+        "</html>",
+    ]
+    return "\n".join(lines) + "\n"

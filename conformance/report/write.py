@@ -1,0 +1,88 @@
+"""Write a report as JSON, Markdown and HTML, each file replaced atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import tempfile
+
+from .html import render_html
+from .markdown import render_markdown
+from .schema import validate
+
+
+def write_report(report: dict, directory: pathlib.Path) -> dict[str, pathlib.Path]:
+    """Validate ``report`` and write ``<platform id>.json``, ``.md`` and ``.html`` into ``directory``.
+
+    Raises ValueError, writing nothing, if the report is invalid. Each file is replaced
+    atomically, so a crash leaves either the previous file or the new one, never a torn one.
+    """
+    problems = validate(report)
+    if problems:
+        raise ValueError("refusing to write an invalid report:\n  " + "\n  ".join(problems))
+    platform_id = _file_stem(report["platform"]["id"])
+    # Render everything before touching the disk so a rendering bug writes nothing.
+    contents = {
+        "json": _json_bytes(report),
+        "markdown": render_markdown(report).encode("utf-8", "replace"),
+        "html": render_html(report).encode("utf-8", "replace"),
+    }
+    suffixes = {"json": ".json", "markdown": ".md", "html": ".html"}
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for kind, data in contents.items():
+        paths[kind] = directory / f"{platform_id}{suffixes[kind]}"
+        _atomic_write(paths[kind], data)
+    _fsync_directory(directory)
+    return paths
+
+
+def _file_stem(platform_id: str) -> str:
+    # Detection builds ids from safe characters; this guards against a bug escaping the directory.
+    if "/" in platform_id or "\0" in platform_id or platform_id.startswith("."):
+        raise ValueError(f"platform id {platform_id!r} is not usable as a file name")
+    return platform_id
+
+
+def _json_bytes(report: dict) -> bytes:
+    # allow_nan=False: NaN is not JSON, and validate already rejects it.
+    try:
+        text = json.dumps(report, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False)
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be UTF-8; \u escapes keep the exact string.
+        text = json.dumps(report, indent=2, sort_keys=False, ensure_ascii=True, allow_nan=False)
+        return (text + "\n").encode("ascii")
+
+
+def _atomic_write(path: pathlib.Path, data: bytes) -> None:
+    # The temporary file lives in the target directory so os.replace never crosses filesystems.
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp_name, 0o644)  # mkstemp creates 0600; reports are meant to be shared
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise
+
+
+def _fsync_directory(directory: pathlib.Path) -> None:
+    # Makes the renames durable; not every platform lets a directory be opened, so best effort.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
