@@ -185,11 +185,12 @@ def _find_maximum(kind: str, ceiling: int) -> dict:
         raise Unsupported(f"RLIMIT_NOFILE {limit} leaves room for only {budget} received descriptors")
     a, b = unix_socketpair(kind)
     a.setblocking(False)
+    null = os.open(os.devnull, os.O_RDONLY)
 
     def attempt(n: int):
         """None when n descriptors went through whole; the errno name when sendmsg refused them."""
         try:
-            rights.send_fds(a, [a.fileno()] * n)
+            rights.send_fds(a, [null] * n)
         except OSError as e:
             assert nothing_queued(b), f"sendmsg of {n} descriptors failed ({errno_name(e)}) but queued data"
             return errno_name(e)
@@ -212,6 +213,7 @@ def _find_maximum(kind: str, ceiling: int) -> dict:
                 bad, bad_errno = middle, result
         return {"maximum": good, "ceiling": bad, "errno": bad_errno}
     finally:
+        os.close(null)
         a.close()
         b.close()
 
@@ -514,12 +516,13 @@ def _receive_with_full_table(kind: str) -> dict:
     rights.send_fds(a, [w], b"data")
     os.close(w)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    fillers = []
+    filler = os.open(os.devnull, os.O_RDONLY)
+    fillers = [filler]
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(fdlist.open_fds()) + 1, hard))
         try:
             while True:
-                fillers.append(os.dup(0))
+                fillers.append(os.dup(filler))
         except OSError as e:
             assert e.errno == errno.EMFILE, f"filling the table: {errno_name(e)}"
         result = {}
@@ -533,7 +536,7 @@ def _receive_with_full_table(kind: str) -> dict:
             result["result"] = errno_name(e)
             for fd in fillers[-4:]:
                 os.close(fd)
-            del fillers[-4:]
+            del fillers[-4:]  # room for the descriptor, if the platform kept it
             try:
                 with rights.recv_fds(b, 1, flags=socket.MSG_DONTWAIT) as again:
                     result["data"] = again.data.decode(errors="replace")
