@@ -1,0 +1,58 @@
+"""The report of a real run: it validates, and a parallel run reports what a serial run does."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.report.schema import load_schema, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run_suite(report_dir: Path, *extra: str) -> dict:
+    command = [sys.executable, "-m", "pytest", str(ROOT / "conformance" / "cases"), "-q", "-p", "no:cacheprovider",
+               "-p", "no:randomly", "--conformance-report", str(report_dir), *extra]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (path,) = report_dir.glob("*.json")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory) -> dict:
+    return {
+        "serial": _run_suite(tmp_path_factory.mktemp("serial")),
+        "parallel": _run_suite(tmp_path_factory.mktemp("parallel"), "-n", "2", "-p", "randomly"),
+    }
+
+
+def test_every_real_report_validates(reports):
+    jsonschema = pytest.importorskip("jsonschema")
+    for report in reports.values():
+        assert validate(report) == []
+        jsonschema.Draft202012Validator(load_schema()).validate(report)
+
+
+def test_report_lists_every_case_with_references_and_outcome(reports):
+    report = reports["serial"]
+    assert report["cases"], "no case in the report"
+    assert sum(report["summary"].values()) == len(report["cases"])
+    for case in report["cases"]:
+        assert case["references"] and case["references"] != ["(none recorded)"], case["id"]
+    ids = [case["id"] for case in report["cases"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_parallel_run_reports_what_a_serial_run_does(reports):
+    serial, parallel = reports["serial"], reports["parallel"]
+    assert parallel["run"]["workers"] == 2 and serial["run"]["workers"] == 0
+
+    def view(report):
+        return {c["id"]: (c["outcome"], c["observations"]) for c in report["cases"]}
+
+    assert view(parallel) == view(serial)
