@@ -21,7 +21,8 @@ from ..outcomes import HarnessError
 
 DEFAULT_DEADLINE = 10.0
 
-_live: set[int] = set()
+# pid -> Child, so that kill_all() goes through Child.kill (which records the status and closes the pipe).
+_live: dict[int, Child] = {}
 
 
 class ChildTimeout(HarnessError):
@@ -85,12 +86,13 @@ class Child:
         pid = os.fork()
         if pid == 0:
             os.close(r)
+            _live.clear()  # the parent's children are not this process's to kill or reap
             _child_main(w, fn, args, kwargs)
         os.close(w)
         self.pid = pid
         self._fd: int | None = r
         self._status: int | None = None
-        _live.add(pid)
+        _live[pid] = self
 
     def _read_report(self, deadline: float) -> bytes:
         chunks = []
@@ -111,7 +113,7 @@ class Child:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
                 self._status = status
-                _live.discard(self.pid)
+                _live.pop(self.pid, None)
                 break
             if time.monotonic() >= deadline:
                 self.kill()
@@ -151,7 +153,7 @@ class Child:
             except ProcessLookupError:
                 pass
             _, self._status = os.waitpid(self.pid, 0)
-            _live.discard(self.pid)
+            _live.pop(self.pid, None)
         self._close_pipe()
 
     def _close_pipe(self) -> None:
@@ -180,13 +182,5 @@ def kill_all() -> list[int]:
     """Kill and reap every child the harness started and nobody reaped; returns their pids."""
     leftover = sorted(_live)
     for pid in leftover:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
-        _live.discard(pid)
+        _live[pid].kill()
     return leftover

@@ -193,12 +193,12 @@ def _pidfd_getfd() -> tuple[bool, str]:
     libc = ctypes.CDLL(None, use_errno=True)
     pidfd = os.pidfd_open(os.getpid())
     try:
-        fd = libc.syscall(number, pidfd, 0, 0)
+        fd = libc.syscall(number, pidfd, pidfd, 0)  # a descriptor certain to exist
         if fd < 0:
             err = ctypes.get_errno()
             return False, f"pidfd_getfd failed: {errno.errorcode.get(err, err)}"
         os.close(fd)
-        return True, f"pidfd_getfd (syscall {number}) duplicated this process's fd 0"
+        return True, f"pidfd_getfd (syscall {number}) duplicated one of this process's descriptors"
     finally:
         os.close(pidfd)
 
