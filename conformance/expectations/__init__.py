@@ -45,33 +45,59 @@ class Deviation:
         return re.fullmatch(pattern, case_id) is not None
 
 
+# TOML allows blanks inside the brackets and a quoted key: [[ deviation ]], [["deviation"]].
+_HEADER = re.compile(r"""^\s*\[\[\s*(deviation|"deviation"|'deviation')\s*\]\]""")
+
+
 def _entry_lines(text: str) -> list[int]:
     """The line number of each [[deviation]] header, in order."""
-    return [i for i, line in enumerate(text.splitlines(), 1) if line.strip().startswith("[[deviation]]")]
+    return [i for i, line in enumerate(text.splitlines(), 1) if _HEADER.match(line)]
+
+
+def _key_line(text: str, key: str) -> int:
+    """The line where a top-level key is first written: `key = ...` before any table, or a [key] header."""
+    name = rf"""\s*["']?{re.escape(key)}["']?\s*"""
+    bare, header = re.compile(rf"^{name}[=.]"), re.compile(rf"^\s*\[\[?{name}[\].]")
+    in_tables = False
+    for i, line in enumerate(text.splitlines(), 1):
+        if header.match(line):
+            return i
+        if line.lstrip().startswith("["):
+            in_tables = True
+        elif not in_tables and bare.match(line):
+            return i
+    return 1
 
 
 def load_file(path: Path) -> list[Deviation]:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as e:
         raise ExpectationError(f"{path}: cannot read: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise ExpectationError(f"{path}: not UTF-8 text") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ExpectationError(f"{path}:{line}: not UTF-8 text") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         line = re.search(r"line (\d+)", str(e))
-        raise ExpectationError(f"{path}:{line.group(1) if line else '?'}: {str(e).split(' (at')[0]}") from None
+        number = line.group(1) if line else max(len(text.splitlines()), 1)  # "(at end of document)"
+        raise ExpectationError(f"{path}:{number}: {str(e).split(' (at')[0]}") from None
     unknown = set(data) - {"deviation"}
     if unknown:
-        raise ExpectationError(f"{path}:1: unknown top-level key(s): {', '.join(sorted(unknown))}")
+        line = min(_key_line(text, key) for key in unknown)
+        raise ExpectationError(f"{path}:{line}: unknown top-level key(s): {', '.join(sorted(unknown))}")
     entries = data.get("deviation", [])
-    if not isinstance(entries, list):
-        raise ExpectationError(f"{path}:1: 'deviation' must be written as [[deviation]] tables")
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise ExpectationError(f"{path}:{_key_line(text, 'deviation')}: 'deviation' must be written as "
+                               "[[deviation]] tables")
     lines = _entry_lines(text)
     result = []
     for index, entry in enumerate(entries):
-        line = lines[index] if index < len(lines) else "?"
+        # Entries written as inline tables have no header of their own: name the `deviation =` line.
+        line = lines[index] if index < len(lines) else _key_line(text, "deviation")
         where = f"{path}:{line}"
         missing = [k for k in _KEYS if k not in entry]
         extra = sorted(set(entry) - set(_KEYS))
