@@ -34,11 +34,11 @@ class Event:
         os.write(self._w, bytes([len(data)]) + data)
 
     def wait(self, timeout: float = DEFAULT_WAIT) -> bytes:
-        header = self._read_exact(1, timeout)
-        return self._read_exact(header[0], timeout)
+        deadline = time.monotonic() + timeout  # one deadline for the header and the payload
+        header = self._read_exact(1, deadline, timeout)
+        return self._read_exact(header[0], deadline, timeout)
 
-    def _read_exact(self, n: int, timeout: float) -> bytes:
-        deadline = time.monotonic() + timeout
+    def _read_exact(self, n: int, deadline: float, timeout: float) -> bytes:
         data = b""
         while len(data) < n:
             left = deadline - time.monotonic()

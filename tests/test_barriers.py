@@ -1,0 +1,59 @@
+"""Self-tests for conformance.harness.barriers.Event across real forks."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conformance.harness.barriers import BarrierTimeout, Event
+from conformance.harness.children import Child, run_in_child
+
+
+def test_event_set_in_a_child_is_seen_by_the_parent():
+    with Event() as event:
+        run_in_child(event.set, b"ready")
+        assert event.wait(5) == b"ready"
+
+
+def test_event_set_by_the_parent_releases_a_waiting_child_with_its_payload():
+    with Event() as waiting, Event() as go:
+
+        def child() -> bytes:
+            waiting.set(b"waiting")
+            return go.wait(5)
+
+        with Child(child) as c:
+            assert waiting.wait(5) == b"waiting"
+            go.set(b"EAGAIN")
+            assert c.join(5) == b"EAGAIN"
+
+
+def test_payloads_keep_their_boundaries_and_order():
+    with Event() as event:
+        event.set()
+        event.set(b"ab")
+        event.set(bytes(range(255)))
+        assert event.wait(1) == b"!"
+        assert event.wait(1) == b"ab"
+        assert event.wait(1) == bytes(range(255))
+
+
+def test_wait_times_out_within_its_deadline():
+    with Event() as event:
+        started = time.monotonic()
+        with pytest.raises(BarrierTimeout, match="0.3s"):
+            event.wait(0.3)
+        elapsed = time.monotonic() - started
+        assert 0.3 <= elapsed < 2, f"wait(0.3) took {elapsed:.2f}s"
+
+
+@pytest.mark.parametrize("payload", [b"", b"x" * 256], ids=["empty", "256-bytes"])
+def test_payload_size_limits(payload):
+    with Event() as event:
+        with pytest.raises(ValueError, match="1..255"):
+            event.set(payload)
+        with pytest.raises(BarrierTimeout):
+            event.wait(0)  # the refused set wrote nothing
+        event.set(b"y" * 255)
+        assert event.wait(1) == b"y" * 255
