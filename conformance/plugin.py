@@ -21,6 +21,9 @@ from .outcomes import OUTCOMES, HarnessError, Unsupported
 from .platforms import os_name
 
 CASES_PACKAGE = "conformance.cases"
+# A test module outside CASES_PACKAGE is a conformance case module too if it sets this to its area name.
+AREA_VARIABLE = "CONFORMANCE_AREA"
+AREA_PATTERN = re.compile(r"[a-z0-9_]+")
 PROP_CASE = "conformance.case"
 PROP_OUTCOME = "conformance.outcome"
 PROP_OBSERVATION = "conformance.observation"
@@ -40,15 +43,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="an unexpected-pass fails the run (the expectation file needs updating)")
     group.addoption("--conformance-os", metavar="NAME", default=None,
                     help="load this OS's expectation file instead of the running OS's (for checking the files)")
+    group.addoption("--conformance-expectations", metavar="FILE", default=None,
+                    help="load this expectation file instead of the OS's (for trying a file out, and self-tests)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "refs(*references): the standard text, man page or anchor test a case mirrors")
     name = config.getoption("conformance_os") or os_name()
-    if config.getoption("conformance_os") and not expectations_mod.path_for(name).exists():
+    file = config.getoption("conformance_expectations")
+    if file and not os.path.isfile(file):
+        raise pytest.UsageError(f"--conformance-expectations {file}: no such file")
+    if not file and config.getoption("conformance_os") and not expectations_mod.path_for(name).exists():
         raise pytest.UsageError(f"--conformance-os {name}: no expectation file {expectations_mod.path_for(name)}")
     try:
-        config._conformance_expectations = expectations_mod.load(name)
+        if file:
+            config._conformance_expectations = expectations_mod.Expectations(expectations_mod.load_file(Path(file)))
+        else:
+            config._conformance_expectations = expectations_mod.load(name)
     except expectations_mod.ExpectationError as e:
         raise pytest.UsageError(f"malformed expectation file: {e}") from None
     base = config.getoption("conformance_dir") or tempfile.gettempdir()
@@ -64,15 +75,26 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # ---- case identity -------------------------------------------------------------------------------------------
 
+def _declared_area(module) -> str | None:
+    area = getattr(module, AREA_VARIABLE, None)
+    return area if isinstance(area, str) else None
+
+
 def is_case(item: pytest.Item) -> bool:
+    """A test in CASES_PACKAGE, or in any module that declares its area with CONFORMANCE_AREA = "<area>"."""
     module = getattr(item, "module", None)
-    return module is not None and module.__name__.startswith(CASES_PACKAGE + ".")
+    if module is None:
+        return False
+    return module.__name__.startswith(CASES_PACKAGE + ".") or _declared_area(module) is not None
 
 
 def case_parts(item: pytest.Item) -> tuple[str, str, str]:
-    """(area, name, params): area from the module test_<area>.py, params from the parametrisation id."""
-    area = item.module.__name__.rsplit(".", 1)[-1]
-    area = area[len("test_"):] if area.startswith("test_") else area
+    """(area, name, params): area from CONFORMANCE_AREA or the module test_<area>.py, params from the
+    parametrisation id."""
+    area = _declared_area(item.module)
+    if area is None:
+        area = item.module.__name__.rsplit(".", 1)[-1]
+        area = area[len("test_"):] if area.startswith("test_") else area
     callspec = getattr(item, "callspec", None)
     return area, getattr(item, "originalname", item.name), callspec.id if callspec else ""
 
@@ -83,7 +105,11 @@ def case_id(item: pytest.Item) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
-    missing = [item.nodeid for item in items if is_case(item) and not _references(item)]
+    cases = [item for item in items if is_case(item)]
+    bad_areas = sorted({area for area, _, _ in map(case_parts, cases) if not AREA_PATTERN.fullmatch(area)})
+    if bad_areas:
+        raise pytest.UsageError("conformance areas must be lower_case words: " + ", ".join(map(repr, bad_areas)))
+    missing = [item.nodeid for item in cases if not _references(item)]
     if missing:
         raise pytest.UsageError("conformance cases without @pytest.mark.refs(...): " + ", ".join(missing))
 

@@ -1,0 +1,119 @@
+"""Self-tests for the capability probes, `require`, and the per-OS constants modules."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import socket
+
+import pytest
+
+from conformance.cases.conftest import require
+from conformance.outcomes import Unsupported
+from conformance.platforms import constants, os_name
+from conformance.platforms.probes import PROBES, Capability, probe, run_probe
+
+OS_MODULES = ("linux", "freebsd", "darwin", "illumos", "generic")
+
+
+@pytest.mark.parametrize("name", sorted(PROBES))
+def test_every_probe_answers_without_raising(name):
+    result = PROBES[name]()  # the raw probe, not run_probe's safety net
+    assert isinstance(result, tuple) and len(result) == 2
+    supported, reason = result
+    assert isinstance(supported, bool)
+    assert isinstance(reason, str) and reason.strip()
+    capability = run_probe(name)
+    assert isinstance(capability, Capability)
+    assert capability.name == name and capability.supported is supported
+    assert not capability.reason.startswith("probe raised"), capability.reason
+
+
+# probe, attributes deleted from Python's modules, platform constants set to None, a regex the reason must match
+MISSING = [
+    ("scm_rights", [(socket, "SCM_RIGHTS")], [], "socket.SCM_RIGHTS is not defined"),
+    ("sock_seqpacket", [(socket, "SOCK_SEQPACKET")], [], "socket.SOCK_SEQPACKET is not defined"),
+    ("msg_cmsg_cloexec", [(socket, "MSG_CMSG_CLOEXEC")], ["MSG_CMSG_CLOEXEC"], "MSG_CMSG_CLOEXEC is not defined"),
+    ("ofd_locks", [(fcntl, "F_OFD_GETLK")], ["F_OFD_GETLK"], "F_OFD_GETLK or the struct flock layout is not known"),
+    ("pidfd_open", [(os, "pidfd_open")], [], "os.pidfd_open is not available"),
+    ("pidfd_getfd", [(os, "pidfd_open")], [], "os.pidfd_open is not available|no pidfd_getfd syscall number"),
+]
+
+
+@pytest.mark.parametrize(("name", "deleted", "nulled", "named"), MISSING, ids=[m[0] for m in MISSING])
+def test_absent_mechanism_is_unsupported_with_a_reason(monkeypatch, name, deleted, nulled, named):
+    for module, attribute in deleted:
+        monkeypatch.delattr(module, attribute, raising=False)
+    for constant in nulled:
+        # constants() is conformance.platforms.linux here: the fallback lookup() consults after Python's modules
+        monkeypatch.setattr(constants(), constant, None)
+    capability = run_probe(name)
+    assert capability == Capability(name, False, capability.reason)
+    assert re.search(named, capability.reason), capability.reason
+
+
+def test_a_failing_system_call_is_a_reason(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EAFNOSUPPORT, "refused")
+
+    monkeypatch.setattr(socket, "socketpair", refuse)
+    capability = run_probe("sock_stream")
+    assert not capability.supported
+    assert capability.reason == "socketpair(AF_UNIX, SOCK_STREAM) failed: EAFNOSUPPORT"
+
+
+def test_a_probe_that_raises_is_unsupported_not_a_crash(monkeypatch):
+    def explode():
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setitem(PROBES, "selftest_exploding", explode)
+    assert run_probe("selftest_exploding") == Capability(
+        "selftest_exploding", False, "probe raised RuntimeError: kaboom")
+
+
+@pytest.fixture
+def fresh_probe_cache():
+    probe.cache_clear()
+    yield
+    probe.cache_clear()
+
+
+def test_require_raises_unsupported_with_the_probe_reason(monkeypatch, fresh_probe_cache):
+    monkeypatch.setitem(PROBES, "selftest_missing", lambda: (False, "the selftest mechanism is missing"))
+    monkeypatch.setitem(PROBES, "selftest_present", lambda: (True, "the selftest mechanism works"))
+    assert require("selftest_present") is None
+    with pytest.raises(Unsupported) as info:
+        require("selftest_missing")
+    assert isinstance(info.value, pytest.skip.Exception)  # pytest reports it as a skip
+    assert info.value.reason == "the selftest mechanism is missing"
+    assert str(info.value) == "unsupported: the selftest mechanism is missing"
+
+
+# ---- constants modules ----------------------------------------------------------------------------------------------
+
+def public_names(module) -> set:
+    return {name for name in dir(module) if name.isupper()}
+
+
+@pytest.mark.parametrize("name", [*OS_MODULES, "aix"])
+def test_every_os_module_exports_the_same_names(name):
+    reference = public_names(constants("linux"))
+    assert "NAME" in reference and "FD_DIR" in reference
+    names = public_names(constants(name))
+    assert names == reference, f"{name}: missing {sorted(reference - names)}, extra {sorted(names - reference)}"
+
+
+def test_constants_picks_the_module_by_os_name():
+    assert [constants(n).NAME for n in OS_MODULES] == list(OS_MODULES)
+    assert constants("aix").NAME == "generic"
+    assert constants("nosuchos") is constants("generic")
+    assert constants() is constants(os_name())
+
+
+@pytest.mark.parametrize(("platform", "expected"), [
+    ("freebsd14", "freebsd"), ("darwin", "darwin"), ("sunos5", "illumos"), ("linux", "linux"), ("aix", "aix"),
+])
+def test_os_name(platform, expected):
+    assert os_name(platform) == expected
