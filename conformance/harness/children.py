@@ -15,6 +15,7 @@ import select
 import signal
 import time
 import traceback
+import warnings
 from typing import Any, Callable
 
 from ..outcomes import HarnessError
@@ -83,7 +84,11 @@ class Child:
 
     def __init__(self, fn: Callable, *args: Any, **kwargs: Any) -> None:
         r, w = os.pipe()
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns when forking a threaded process (pytest-xdist workers have an I/O thread).
+            # The child runs only fn and os._exit; a lock it inherits held ends at the deadline, not in a hang.
+            warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:
             os.close(r)
             _live.clear()  # the parent's children are not this process's to kill or reap
