@@ -58,10 +58,10 @@ def raise_nofile_limit(wanted: int) -> int:
     return target
 
 
-def drop_privileges() -> None:
-    """In a child run as root: become the traditional unprivileged user (uid/gid 65534)."""
+def drop_privileges(uid: int = 65534) -> None:
+    """In a child run as root: become an unprivileged user (by default the traditional nobody, 65534)."""
     if os.geteuid() != 0:
         return
     os.setgroups([])
-    os.setgid(65534)
-    os.setuid(65534)
+    os.setgid(uid)
+    os.setuid(uid)
