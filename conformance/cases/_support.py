@@ -65,3 +65,37 @@ def drop_privileges(uid: int = 65534) -> None:
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
+
+
+class InFlightMarker:
+    """A pipe whose write end is sent along with the descriptors under test.
+
+    Once the sender drops its own copy (`drop_local`), EOF on the read end proves that every copy of the
+    write end, the one in flight included, has been released. Both ends are closed on every path.
+    """
+
+    def __init__(self) -> None:
+        self.r, self.w = os.pipe()
+
+    def drop_local(self) -> None:
+        if self.w >= 0:
+            os.close(self.w)
+            self.w = -1
+
+    def released(self, timeout: float = RELEASE_WAIT) -> bool:
+        return released(self.r, timeout)
+
+    def kept_for(self, window: float) -> bool:
+        return still_open_after(self.r, window)
+
+    def close(self) -> None:
+        self.drop_local()
+        if self.r >= 0:
+            os.close(self.r)
+            self.r = -1
+
+    def __enter__(self) -> InFlightMarker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
