@@ -64,7 +64,8 @@ def _scm_rights() -> tuple[bool, str]:
     r, w = os.pipe()
     try:
         a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", w))])
-        _, ancdata, _, _ = b.recvmsg(1, socket.CMSG_LEN(4))
+        # A generous buffer: CMSG_LEN(4) is too small for one descriptor on FreeBSD (it needs CMSG_SPACE(4)).
+        _, ancdata, _, _ = b.recvmsg(1, 64)
         received = [struct.unpack("i", data[:4])[0] for level, kind, data in ancdata
                     if kind == socket.SCM_RIGHTS and len(data) >= 4]
         for fd in received:
