@@ -33,4 +33,17 @@ I_SENDFD = I_RECVFD = I_NREAD = None
 # Linux socket options (SO_PASSPIDFD, SO_PEERPIDFD, SCM_PIDFD, SO_PASSRIGHTS): none here.
 SO_PASSPIDFD = SO_PEERPIDFD = SCM_PIDFD = SO_PASSRIGHTS = None
 
+
+# No per-message credentials: SCM_CREDS (3) is defined but sendmsg refuses it with EINVAL
+# (bsd/kern/uipc_usrreq.c unp_internalize) (src). No SO_PASSCRED/SCM_CREDENTIALS.
+SO_PASSCRED = SCM_CREDENTIALS = None
+UCRED_FORMAT = None
+SCM_CREDS = 0x03
+CMSGCRED_FORMAT = None
+# Connect-time peer credentials: getsockopt(SOL_LOCAL = 0, LOCAL_PEERCRED = 1) returns struct xucred
+# { u_int version; uid_t uid; short ngroups; gid_t groups[16]; }, 76 bytes, no pid (bsd/sys/un.h,
+# bsd/sys/ucred.h) (src).
+SOL_LOCAL, LOCAL_PEERCRED = 0, 1
+XUCRED_FORMAT = "=IIh2x16I"
+
 PR_SET_CHILD_SUBREAPER = None

@@ -35,4 +35,18 @@ I_SENDFD = I_RECVFD = I_NREAD = None
 # Linux socket options (SO_PASSPIDFD, SO_PEERPIDFD, SCM_PIDFD, SO_PASSRIGHTS): none here.
 SO_PASSPIDFD = SO_PEERPIDFD = SCM_PIDFD = SO_PASSRIGHTS = None
 
+
+# Per-message credentials: the sender attaches SCM_CREDS with a struct cmsgcred that the kernel fills in
+# { pid_t pid; uid_t uid, euid; gid_t gid; short ngroups; gid_t groups[CMGROUP_MAX = 16]; }, 84 bytes
+# (sys/sys/socket.h) (src). No SO_PASSCRED/SCM_CREDENTIALS.
+SO_PASSCRED = SCM_CREDENTIALS = None
+UCRED_FORMAT = None
+SCM_CREDS = 0x03
+CMSGCRED_FORMAT = "=iIIIh2x16I"
+# Connect-time peer credentials: getsockopt(SOL_LOCAL = 0, LOCAL_PEERCRED = 1) returns struct xucred
+# { u_int version; uid_t uid; short ngroups; gid_t groups[16]; union { void *; pid_t pid; } }, 88 bytes on LP64
+# (sys/sys/un.h, sys/sys/ucred.h) (src).
+SOL_LOCAL, LOCAL_PEERCRED = 0, 1
+XUCRED_FORMAT = "=IIh2x16I4xi4x"
+
 PR_SET_CHILD_SUBREAPER = None

@@ -46,6 +46,18 @@ I_SENDFD = I_RECVFD = I_NREAD = None
 SO_PASSPIDFD, SO_PEERPIDFD, SCM_PIDFD = 76, 77, 0x04
 SO_PASSRIGHTS = 83
 
+# Per-message credentials (include/uapi/asm-generic/socket.h, include/linux/socket.h): SO_PASSCRED on the
+# receiver, SCM_CREDENTIALS carrying struct ucred { pid_t pid; uid_t uid; gid_t gid; } (seen). SO_PASSCRED is 16 on
+# the generic table (x86-64, arm64); a few old architectures differ, where Python's own name is used first.
+SO_PASSCRED = 16
+SCM_CREDENTIALS = 0x02
+UCRED_FORMAT = "=iII"
+# BSD credentials: none here.
+SCM_CREDS = None
+CMSGCRED_FORMAT = None
+SOL_LOCAL = LOCAL_PEERCRED = None
+XUCRED_FORMAT = None
+
 # prctl(PR_SET_CHILD_SUBREAPER): orphaned grandchildren of the suite become its children, so the
 # leak check sees them (include/uapi/linux/prctl.h) (doc).
 PR_SET_CHILD_SUBREAPER = 36
