@@ -44,6 +44,13 @@ def nothing_queued(sock: socket.socket) -> bool:
     return False
 
 
+def data_file(workdir, name: str = "data", content: bytes = b"0123456789", flags: int = os.O_RDWR) -> int:
+    """A small file of the case's own, opened; the caller closes the descriptor."""
+    path = workdir / name
+    path.write_bytes(content)
+    return os.open(path, flags)
+
+
 def same_file(fd_a: int, fd_b: int) -> bool:
     return fdlist.identity(fd_a) == fdlist.identity(fd_b) and fdlist.identity(fd_a) is not None
 

@@ -37,3 +37,13 @@ def pair(socktype: str):
     yield a, b
     a.close()
     b.close()
+
+
+@pytest.fixture
+def stream_pair():
+    """A connected AF_UNIX stream pair that passes rights (the seed's s-pipe); closed afterwards."""
+    require("scm_rights")
+    a, b = unix_socketpair("stream")
+    yield a, b
+    a.close()
+    b.close()

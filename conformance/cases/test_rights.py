@@ -27,6 +27,7 @@ from conformance.platforms.probes import lookup
 from ._support import (
     RELEASE_WAIT,
     InFlightMarker,
+    data_file,
     drop_privileges,
     errno_name,
     nothing_queued,
@@ -40,12 +41,6 @@ POSIX_RIGHTS = "POSIX.1-2024 XBD <sys/socket.h>: SCM_RIGHTS"
 POSIX_OFD = "POSIX.1-2024 XBD 3.253 Open File Description"
 KSELFTEST_GC = "Linux tools/testing/selftests/net/af_unix/scm_rights.c"
 APUE = "APUE 3e 17.4 Passing File Descriptors (seed 000)"
-
-
-def _file(workdir, name="data", content=b"0123456789", flags=os.O_RDWR) -> int:
-    path = workdir / name
-    path.write_bytes(content)
-    return os.open(path, flags)
 
 
 def _send_one(a, fd, data=b"x") -> None:
@@ -65,7 +60,7 @@ def _recv_one(b) -> rights.Received:
 @pytest.mark.refs(f"{PASSFD}: simple_send_fd", POSIX_RIGHTS, APUE)
 def test_passed_descriptor_is_the_same_file(pair, workdir):
     a, b = pair
-    fd = _file(workdir)
+    fd = data_file(workdir)
     try:
         _send_one(a, fd)
         with _recv_one(b) as got:
@@ -77,7 +72,7 @@ def test_passed_descriptor_is_the_same_file(pair, workdir):
 @pytest.mark.refs(POSIX_OFD, APUE, "sendmsg(2)/unix(7): the receiver gets a duplicate of the sender's descriptor")
 def test_passed_descriptor_shares_the_file_offset(pair, workdir):
     a, b = pair
-    fd = _file(workdir)
+    fd = data_file(workdir)
     try:
         _send_one(a, fd)
         with _recv_one(b) as got:
@@ -91,7 +86,7 @@ def test_passed_descriptor_shares_the_file_offset(pair, workdir):
 @pytest.mark.refs(POSIX_OFD, "POSIX.1-2024 XSH fcntl(): F_SETFL sets the file status flags of the description")
 def test_passed_descriptor_shares_status_flags(pair, workdir, flag):
     a, b = pair
-    fd = _file(workdir)
+    fd = data_file(workdir)
     bit = getattr(os, flag)
     try:
         assert not fcntl.fcntl(fd, fcntl.F_GETFL) & bit
@@ -106,7 +101,7 @@ def test_passed_descriptor_shares_status_flags(pair, workdir, flag):
 @pytest.mark.refs(POSIX_OFD, "POSIX.1-2024 XSH write(): EBADF if fildes is not open for writing")
 def test_passed_descriptor_keeps_its_access_mode(pair, workdir):
     a, b = pair
-    fd = _file(workdir, flags=os.O_RDONLY)
+    fd = data_file(workdir, flags=os.O_RDONLY)
     try:
         _send_one(a, fd)
         with _recv_one(b) as got:
@@ -124,7 +119,7 @@ def test_passed_descriptor_keeps_its_access_mode(pair, workdir):
 @pytest.mark.refs(f"{PASSFD}: two_files", "CPython Lib/test/test_socket.py SCMRightsTest.testFDPassMulti", POSIX_RIGHTS)
 def test_several_descriptors_in_one_message_arrive_in_order(pair, workdir):
     a, b = pair
-    sent = [_file(workdir, f"f{i}", bytes([i])) for i in range(5)]
+    sent = [data_file(workdir, f"f{i}", bytes([i])) for i in range(5)]
     try:
         assert rights.send_fds(a, sent) == 1
         with rights.recv_fds(b, len(sent)) as got:
@@ -138,7 +133,7 @@ def test_several_descriptors_in_one_message_arrive_in_order(pair, workdir):
 @pytest.mark.refs(f"{PASSFD}: two_files", POSIX_RIGHTS)
 def test_descriptors_in_several_messages_arrive_in_order(pair, workdir):
     a, b = pair
-    sent = [_file(workdir, f"f{i}", bytes([i])) for i in range(3)]
+    sent = [data_file(workdir, f"f{i}", bytes([i])) for i in range(3)]
     try:
         for i, fd in enumerate(sent):
             _send_one(a, fd, bytes([65 + i]))
@@ -156,7 +151,7 @@ def test_descriptors_in_several_messages_arrive_in_order(pair, workdir):
                   "XNU bsd/kern/uipc_usrreq.c unp_internalize (one cmsg only)")
 def test_two_rights_messages_in_one_sendmsg(pair, workdir, observe):
     a, b = pair
-    first, second = _file(workdir, "one", b"1"), _file(workdir, "two", b"2")
+    first, second = data_file(workdir, "one", b"1"), data_file(workdir, "two", b"2")
     try:
         try:
             rights.send_fds(a, None, groups=[[first], [second]])
@@ -295,7 +290,7 @@ def test_msg_cmsg_cloexec_sets_close_on_exec(pair, workdir):
     require("msg_cmsg_cloexec")
     flag = lookup("MSG_CMSG_CLOEXEC", socket)
     a, b = pair
-    fd = _file(workdir)
+    fd = data_file(workdir)
     try:
         _send_one(a, fd)
         _send_one(a, fd)
@@ -346,7 +341,7 @@ def test_msg_peek_on_a_message_with_descriptors(pair, observe):
 def _make_kind(kind: str, workdir, sender: socket.socket):
     """(descriptor to send, extra descriptors to close, a check on the received descriptor)."""
     if kind == "regular_file":
-        fd = _file(workdir, content=b"regular")
+        fd = data_file(workdir, content=b"regular")
         return fd, [fd], lambda got: os.pread(got, 7, 0) == b"regular"
     if kind == "directory":
         (workdir / "entry").write_bytes(b"")
