@@ -1,0 +1,100 @@
+"""Native peers, compiled from C at test time.
+
+Interoperation cases need a C implementation of the protocol on the other end of the socket: a Python
+peer only shows that Python agrees with itself. The sources are compiled when a test first asks for them,
+because every CI platform (Linux, FreeBSD, macOS) has a C compiler; nothing is compiled at install time,
+so `pip install` stays pure Python and works where no compiler is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+SOURCE_DIR = Path(__file__).resolve().parent
+FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-O2")
+BUILD_TIMEOUT = 120.0
+
+
+class NoCompiler(Exception):
+    """No C compiler here: the cases that need a native peer are unsupported, not failed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BuildFailed(RuntimeError):
+    """The compiler ran and rejected the source: a real error in the suite, never 'unsupported'."""
+
+    def __init__(self, command: list[str], returncode: int | None, stderr: str) -> None:
+        status = "timed out" if returncode is None else f"exit status {returncode}"
+        super().__init__(f"{shlex.join(command)}: {status}\n{stderr}")
+        self.command = command
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+def compiler() -> str | None:
+    """$CC if set (it may carry arguments), else the first of cc, gcc, clang on PATH."""
+    cc = os.environ.get("CC", "").strip()
+    if cc:
+        return cc
+    for name in ("cc", "gcc", "clang"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def build(name: str, dest_dir: Path) -> Path:
+    """Compile SOURCE_DIR/<name>.c into dest_dir and return the program's path.
+
+    The file name carries a hash of the source and the compiler command, so an existing file is reused as is,
+    and a changed source or compiler never picks up a stale binary.
+    """
+    cc = compiler()
+    if cc is None:
+        raise NoCompiler("no C compiler: $CC is unset and none of cc, gcc, clang is on PATH")
+    cc_argv = shlex.split(cc)
+    if not cc_argv or shutil.which(cc_argv[0]) is None:
+        raise NoCompiler(f"C compiler {cc!r} (from $CC) not found")
+
+    source = Path(SOURCE_DIR) / f"{name}.c"
+    text = source.read_bytes()
+    base_command = [*cc_argv, *FLAGS]
+    digest = hashlib.sha256(text + "\0".join(base_command).encode()).hexdigest()[:12]
+    dest_dir = Path(dest_dir)
+    out = dest_dir / f"{name}-{digest}"
+    if out.exists():
+        return out
+
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    # A private name, then an atomic rename: parallel builders (xdist workers) never run a half-written file.
+    tmp = dest_dir / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    command = [*base_command, "-o", str(tmp), str(source)]
+    try:
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+        except FileNotFoundError as exc:
+            raise NoCompiler(f"C compiler {cc_argv[0]!r} could not be run: {exc}") from exc
+        except subprocess.TimeoutExpired as exc:
+            stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+            raise BuildFailed(command, None, stderr) from exc
+        if done.returncode != 0:
+            raise BuildFailed(command, done.returncode, done.stderr + done.stdout)
+        if not tmp.exists():
+            raise BuildFailed(command, done.returncode, f"the compiler wrote no {tmp}\n{done.stderr}")
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, out)
+    finally:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+    return out
