@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import array
+import json
 import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -204,3 +207,21 @@ def test_recv_fd_protocol_errors_exit_3(apue_fd):
         a.shutdown(socket.SHUT_WR)
         done = run(apue_fd, "recv_fd", b.fileno(), fds=(b.fileno(),))
         assert (done.returncode, done.stdout) == (3, "error connection closed by server\n")
+
+
+# ---- the interoperation cases without a compiler ----------------------------------------------------------------
+
+def test_interop_cases_are_unsupported_without_a_compiler(tmp_path):
+    """With $CC naming no program, every C-peer case reports `unsupported` with the reason, none fails."""
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "tmp").mkdir()
+    env = dict(os.environ, CC="/nonexistent/cc", TMPDIR=str(tmp_path / "tmp"))  # the inner run's files stay in tmp_path
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(root / "conformance" / "cases" / "test_protocol_c.py"), "-q",
+         "-p", "no:cacheprovider", "-p", "no:randomly", "--conformance-report", str(tmp_path / "report")],
+        cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (report,) = (tmp_path / "report").glob("*.json")
+    cases = json.loads(report.read_text())["cases"]
+    assert cases and {c["outcome"] for c in cases} == {"unsupported"}
+    assert all("/nonexistent/cc" in c["reason"] for c in cases), {c["reason"] for c in cases}
