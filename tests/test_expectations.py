@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -163,3 +167,35 @@ def test_malformed_expectations_file_is_a_usage_error_naming_the_line(inner, tmp
     assert_one_line_usage_error(result, f"malformed expectation file: {path}:7: deviation entry: missing reason")
     result = inner.runpytest_subprocess("-p", "no:randomly", "--conformance-expectations", str(tmp_path / "no.toml"))
     assert_one_line_usage_error(result, f"--conformance-expectations {tmp_path / 'no.toml'}: no such file")
+
+
+def _collected_case_ids() -> set:
+    """The id of every conformance case, collected in a separate process exactly as a run names them."""
+    root = Path(__file__).resolve().parents[1]
+    script = (
+        "import json, sys, pytest\n"
+        "from conformance.plugin import case_id, is_case\n"
+        "class Ids:\n"
+        "    ids = []\n"
+        "    def pytest_collection_modifyitems(self, items):\n"
+        "        self.ids += [case_id(i) for i in items if is_case(i)]\n"
+        "ids = Ids()\n"
+        "code = pytest.main(['--collect-only', '-q', '-p', 'no:randomly', '-p', 'no:cacheprovider', sys.argv[1]],"
+        " plugins=[ids])\n"
+        "print('IDS=' + json.dumps(ids.ids))\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(root / "conformance" / "cases")], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("IDS="))
+    return set(json.loads(line[4:]))
+
+
+def test_every_shipped_deviation_names_an_existing_case():
+    """A renamed case or a mistyped glob would leave a deviation that never applies: catch it here."""
+    ids = _collected_case_ids()
+    assert len(ids) > 100
+    stale = [f"{d.source}: {d.case}" for name in SHIPPED for d in load(name).deviations
+             if not any(d.matches(i) for i in ids)]
+    assert not stale, "deviations that match no case: " + "; ".join(stale)
