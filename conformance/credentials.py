@@ -1,13 +1,20 @@
-"""Who sent this message? Each platform's own answer, behind one interface.
+"""Who is on the other end, and who sent this message? Each platform's own answer, behind one interface.
 
-- Linux: the receiver sets SO_PASSCRED and every message carries SCM_CREDENTIALS (struct ucred); a sender may
-  also attach its own, which the kernel checks.
-- FreeBSD: the sender attaches SCM_CREDS with an empty struct cmsgcred and the kernel fills it in.
-- macOS: no per-message credentials (SCM_CREDS is refused); the best available answer is the peer's
-  credentials at connect time, LOCAL_PEERCRED (struct xucred), which is *not* per message.
-- elsewhere: `CredentialsUnavailable`, with the reason.
+Connect time (the peer as it was when the connection was made):
+- Linux SO_PEERCRED (struct ucred), and SO_PEERPIDFD (a pidfd of the peer, 6.5+);
+- FreeBSD LOCAL_PEERCRED (struct xucred with cr_pid); macOS LOCAL_PEERCRED (xucred, no pid) and LOCAL_PEERPID.
 
-Struct layouts and constants come from the platform module (conformance/platforms/<os>.py).
+Per message:
+- Linux: SCM_CREDENTIALS (struct ucred), stated by the sender (checked by the kernel) or added by the kernel to
+  every message when the receiver set SO_PASSCRED; SCM_PIDFD when it set SO_PASSPIDFD;
+- FreeBSD: SCM_CREDS that the sender attaches (struct cmsgcred, filled in by the kernel); LOCAL_CREDS on the
+  receiver (struct sockcred, one-shot on a stream, every datagram); LOCAL_CREDS_PERSISTENT (SCM_CREDS2 with
+  struct sockcred2, every message);
+- macOS: none (SCM_CREDS is refused), so `message_mechanism()` falls back to LOCAL_PEERCRED and says so.
+Where there is nothing, `CredentialsUnavailable` with the reason.
+
+Struct layouts and constants come from the platform module (conformance/platforms/<os>.py); the decoders take
+the layout as an argument so that self-tests can decode any platform's bytes on any machine.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from dataclasses import dataclass
 
 from .platforms import constants
 from .platforms.probes import lookup
+
+GROUPS_ROOM = 1024  # gids of receive-buffer room for the variable-length BSD structures (FreeBSD NGROUPS_MAX 1023)
 
 
 class CredentialsUnavailable(Exception):
@@ -35,6 +44,7 @@ class Credentials:
     pid: int | None = None
     gid: int | None = None
     euid: int | None = None
+    egid: int | None = None
 
 
 def _space(nbytes: int) -> int:
@@ -45,11 +55,129 @@ def _space(nbytes: int) -> int:
     return (12 + align - 1) // align * align + (nbytes + align - 1) // align * align
 
 
+def _need(name: str, *modules):
+    value = lookup(name, *modules)
+    if value is None:
+        raise CredentialsUnavailable(f"{name} is not defined on {constants().NAME}")
+    return value
+
+
+# ---- decoders: bytes as the kernel hands them over -> Credentials ------------------------------------------------
+
+def decode_ucred(data: bytes, layout: str) -> Credentials | None:
+    """Linux struct ucred { pid, uid, gid }."""
+    if len(data) < struct.calcsize(layout):
+        return None
+    pid, uid, gid = struct.unpack_from(layout, data)
+    return Credentials(uid=uid, pid=pid, gid=gid)
+
+
+def decode_cmsgcred(data: bytes, layout: str) -> Credentials | None:
+    """FreeBSD struct cmsgcred { pid, uid, euid, gid, ngroups, groups[16] }; groups[0] is the egid."""
+    if len(data) < struct.calcsize(layout):
+        return None
+    pid, uid, euid, gid, ngroups, *groups = struct.unpack_from(layout, data)
+    return Credentials(uid=uid, pid=pid, gid=gid, euid=euid, egid=groups[0] if ngroups > 0 else None)
+
+
+def decode_sockcred(data: bytes, layout: str) -> Credentials | None:
+    """FreeBSD struct sockcred { uid, euid, gid, egid, ngroups, groups[] } (LOCAL_CREDS): no pid."""
+    if len(data) < struct.calcsize(layout):
+        return None
+    uid, euid, gid, egid, _ngroups = struct.unpack_from(layout, data)
+    return Credentials(uid=uid, gid=gid, euid=euid, egid=egid)
+
+
+def decode_sockcred2(data: bytes, layout: str) -> Credentials | None:
+    """FreeBSD struct sockcred2 { version, pid, uid, euid, gid, egid, ngroups, groups[] } (LOCAL_CREDS_PERSISTENT)."""
+    if len(data) < struct.calcsize(layout):
+        return None
+    _version, pid, uid, euid, gid, egid, _ngroups = struct.unpack_from(layout, data)
+    return Credentials(uid=uid, pid=pid, gid=gid, euid=euid, egid=egid)
+
+
+def decode_xucred(data: bytes, layout: str) -> Credentials | None:
+    """struct xucred { version, uid, ngroups, groups[16] [, pid on FreeBSD] }: the peer's effective ids."""
+    if len(data) < struct.calcsize(layout):
+        return None
+    fields = struct.unpack_from(layout, data)
+    _version, uid, ngroups, groups = fields[0], fields[1], fields[2], fields[3:19]
+    pid = fields[19] if len(fields) > 19 else None
+    return Credentials(uid=uid, euid=uid, gid=groups[0] if ngroups > 0 else None, pid=pid)
+
+
+# ---- connect time -------------------------------------------------------------------------------------------------
+
+def peer_credentials(sock: socket.socket) -> Credentials:
+    """The peer's credentials as recorded at connect (or socketpair) time.
+
+    OSError from the kernel is raised as is (ENOTCONN, EINVAL: the cases observe it); CredentialsUnavailable
+    where the platform has no such option.
+    """
+    c = constants()
+    peercred = lookup("SO_PEERCRED", socket)
+    if peercred is not None and c.UCRED_FORMAT:
+        raw = sock.getsockopt(socket.SOL_SOCKET, peercred, struct.calcsize(c.UCRED_FORMAT))
+        return decode_ucred(raw, c.UCRED_FORMAT)
+    local = lookup("LOCAL_PEERCRED", socket)
+    if local is not None and c.SOL_LOCAL is not None and c.XUCRED_FORMAT:
+        raw = sock.getsockopt(c.SOL_LOCAL, local, struct.calcsize(c.XUCRED_FORMAT))
+        creds = decode_xucred(raw, c.XUCRED_FORMAT)
+        if creds is None:
+            raise CredentialsUnavailable(f"LOCAL_PEERCRED returned {len(raw)} bytes, not a struct xucred")
+        return creds
+    raise CredentialsUnavailable(f"no connect-time credentials on {c.NAME}: neither SO_PEERCRED nor LOCAL_PEERCRED")
+
+
+def peer_pid(sock: socket.socket) -> int:
+    """macOS LOCAL_PEERPID: the pid of the process that last used the peer socket."""
+    option = _need("LOCAL_PEERPID", socket)
+    return struct.unpack("=i", sock.getsockopt(constants().SOL_LOCAL or 0, option, 4))[0]
+
+
+def peer_pidfd(sock: socket.socket) -> int:
+    """Linux SO_PEERPIDFD: a new pidfd for the peer; the caller closes it."""
+    return sock.getsockopt(socket.SOL_SOCKET, _need("SO_PEERPIDFD", socket))
+
+
+def pidfd_pid(fd: int) -> int | None:
+    """The pid a pidfd refers to (-1 once that process is reaped), from its fdinfo; None if not shown."""
+    template = constants().PIDFD_FDINFO
+    if template is None:
+        raise CredentialsUnavailable(f"no way to read a pidfd's pid on {constants().NAME}")
+    with open(template.format(fd=fd)) as f:
+        for line in f:
+            if line.startswith("Pid:"):
+                return int(line.split()[1])
+    return None
+
+
+# ---- per message: what a sender states ---------------------------------------------------------------------------
+
+def stated_ucred(pid: int, uid: int, gid: int) -> tuple[int, int, bytes]:
+    """A Linux SCM_CREDENTIALS control message stating these ids (the kernel decides whether to believe it)."""
+    c = constants()
+    if not c.UCRED_FORMAT:
+        raise CredentialsUnavailable(f"no struct ucred on {c.NAME}")
+    return socket.SOL_SOCKET, _need("SCM_CREDENTIALS", socket), struct.pack(c.UCRED_FORMAT, pid, uid, gid)
+
+
+def stated_cmsgcred(pid: int, uid: int, euid: int, gid: int) -> tuple[int, int, bytes]:
+    """A BSD SCM_CREDS control message with these values filled in (FreeBSD overwrites them with the truth)."""
+    c = constants()
+    layout = c.CMSGCRED_FORMAT or constants("freebsd").CMSGCRED_FORMAT  # macOS has the name, not the struct
+    groups = [gid] + [0] * 15
+    return socket.SOL_SOCKET, _need("SCM_CREDS", socket), struct.pack(layout, pid, uid, euid, gid, 1, *groups)
+
+
+# ---- per message: mechanisms ----------------------------------------------------------------------------------
+
 class Mechanism:
     """How one platform attaches and reads a message's credentials."""
 
     name = ""
     per_message = True  # False: the answer describes the peer at connect time, not the message's sender
+    has_pid = True
 
     def prepare_receiver(self, sock: socket.socket) -> None:
         """Whatever the receiver must set before the message is sent."""
@@ -68,6 +196,8 @@ class Mechanism:
 
 
 class _ScmCredentials(Mechanism):
+    """Linux: SO_PASSCRED on the receiver; every message then carries SCM_CREDENTIALS."""
+
     name = "SCM_CREDENTIALS"
 
     def __init__(self, passcred: int, scm: int, layout: str) -> None:
@@ -78,31 +208,32 @@ class _ScmCredentials(Mechanism):
 
     def sender_cmsgs(self) -> list:
         # As the seed's Figure 24: the sender states pid, euid and egid; the kernel refuses a lie (EPERM).
-        return [(socket.SOL_SOCKET, self.scm, struct.pack(self.layout, os.getpid(), os.geteuid(), os.getegid()))]
+        return [stated_ucred(os.getpid(), os.geteuid(), os.getegid())]
 
     def control_space(self) -> int:
         return _space(struct.calcsize(self.layout))
 
     def read(self, sock, other_cmsgs) -> Credentials | None:
         for level, kind, data in other_cmsgs:
-            if level == socket.SOL_SOCKET and kind == self.scm and len(data) >= struct.calcsize(self.layout):
-                pid, uid, gid = struct.unpack_from(self.layout, data)
-                if pid == 0:
+            if level == socket.SOL_SOCKET and kind == self.scm:
+                creds = decode_ucred(data, self.layout)
+                if creds is not None and creds.pid == 0:
                     # Queued before the receiver set SO_PASSCRED, with none attached: Linux reports pid 0 and
                     # the overflow uid (65534), which would be a wrong answer, not a sender's identity.
                     return None
-                return Credentials(uid=uid, pid=pid, gid=gid)
+                return creds
         return None
 
 
 class _ScmCreds(Mechanism):
+    """FreeBSD: the sender attaches an empty struct cmsgcred and the kernel fills it in."""
+
     name = "SCM_CREDS"
 
     def __init__(self, scm: int, layout: str) -> None:
         self.scm, self.layout = scm, layout
 
     def sender_cmsgs(self) -> list:
-        # An empty struct cmsgcred: the kernel overwrites it with the sender's real identity.
         return [(socket.SOL_SOCKET, self.scm, bytes(struct.calcsize(self.layout)))]
 
     def control_space(self) -> int:
@@ -110,35 +241,49 @@ class _ScmCreds(Mechanism):
 
     def read(self, sock, other_cmsgs) -> Credentials | None:
         for level, kind, data in other_cmsgs:
-            if level == socket.SOL_SOCKET and kind == self.scm and len(data) >= struct.calcsize(self.layout):
-                pid, uid, euid, gid = struct.unpack_from(self.layout, data)[:4]
-                return Credentials(uid=uid, pid=pid, gid=gid, euid=euid)
+            if level == socket.SOL_SOCKET and kind == self.scm:
+                return decode_cmsgcred(data, self.layout)
+        return None
+
+
+class _LocalCreds(Mechanism):
+    """FreeBSD: LOCAL_CREDS (sockcred, no pid) or LOCAL_CREDS_PERSISTENT (sockcred2) set on the receiver."""
+
+    def __init__(self, option_name: str, option: int, level: int, scm: int, layout: str, persistent: bool) -> None:
+        self.name, self.option, self.level, self.scm, self.layout = option_name, option, level, scm, layout
+        self.has_pid = persistent
+        self.decode = decode_sockcred2 if persistent else decode_sockcred
+
+    def prepare_receiver(self, sock: socket.socket) -> None:
+        sock.setsockopt(self.level, self.option, 1)
+
+    def control_space(self) -> int:
+        return _space(struct.calcsize(self.layout) + 4 * GROUPS_ROOM)
+
+    def read(self, sock, other_cmsgs) -> Credentials | None:
+        for level, kind, data in other_cmsgs:
+            if level == socket.SOL_SOCKET and kind == self.scm:
+                return self.decode(data, self.layout)
         return None
 
 
 class _LocalPeercred(Mechanism):
+    """macOS: no credentials per message; the connect-time LOCAL_PEERCRED is the best answer there is."""
+
     name = "LOCAL_PEERCRED"
     per_message = False
-
-    def __init__(self, level: int, option: int, layout: str) -> None:
-        self.level, self.option, self.layout = level, option, layout
+    has_pid = False
 
     def read(self, sock, other_cmsgs) -> Credentials | None:
-        size = struct.calcsize(self.layout)
         try:
-            raw = sock.getsockopt(self.level, self.option, size)
+            return peer_credentials(sock)
         except OSError as e:  # datagram and unconnected sockets have no connect-time peer (EINVAL, ENOTCONN)
             raise CredentialsUnavailable(f"{self.name} on this socket: {os.strerror(e.errno or 0)}") from e
-        if len(raw) < size:
-            return None
-        fields = struct.unpack(self.layout, raw)
-        _version, uid, ngroups, groups = fields[0], fields[1], fields[2], fields[3:19]
-        pid = fields[19] if len(fields) > 19 else None  # FreeBSD's xucred has cr_pid; macOS's does not
-        return Credentials(uid=uid, euid=uid, gid=groups[0] if ngroups > 0 else None, pid=pid)
 
 
 def message_mechanism() -> Mechanism:
-    """The platform's per-message mechanism, else its connect-time one; CredentialsUnavailable if neither."""
+    """The mechanism a sender can use on its own (the seed's recv_ufd): per message where the platform has one,
+    else the connect-time LOCAL_PEERCRED; CredentialsUnavailable if neither."""
     c = constants()
     passcred, scm_credentials = lookup("SO_PASSCRED", socket), lookup("SCM_CREDENTIALS", socket)
     if passcred is not None and scm_credentials is not None and c.UCRED_FORMAT:
@@ -146,9 +291,45 @@ def message_mechanism() -> Mechanism:
     scm_creds = lookup("SCM_CREDS", socket)
     if scm_creds is not None and c.CMSGCRED_FORMAT:
         return _ScmCreds(scm_creds, c.CMSGCRED_FORMAT)
-    peercred = lookup("LOCAL_PEERCRED", socket)
-    if peercred is not None and c.SOL_LOCAL is not None and c.XUCRED_FORMAT:
-        return _LocalPeercred(c.SOL_LOCAL, peercred, c.XUCRED_FORMAT)
+    if lookup("LOCAL_PEERCRED", socket) is not None and c.SOL_LOCAL is not None and c.XUCRED_FORMAT:
+        return _LocalPeercred()
     raise CredentialsUnavailable(
         f"no credential mechanism known on {c.NAME}: neither SO_PASSCRED/SCM_CREDENTIALS, "
         "SCM_CREDS with struct cmsgcred, nor LOCAL_PEERCRED with struct xucred")
+
+
+def requested_mechanism(persistent: bool = True) -> Mechanism:
+    """The receiver asks and the kernel attaches credentials to messages the sender sent bare.
+
+    persistent=True: on every message (Linux SO_PASSCRED, FreeBSD LOCAL_CREDS_PERSISTENT);
+    persistent=False: FreeBSD LOCAL_CREDS (one-shot on a stream, every datagram).
+    """
+    c = constants()
+    if persistent:
+        passcred, scm_credentials = lookup("SO_PASSCRED", socket), lookup("SCM_CREDENTIALS", socket)
+        if passcred is not None and scm_credentials is not None and c.UCRED_FORMAT:
+            return _ScmCredentials(passcred, scm_credentials, c.UCRED_FORMAT)
+    name, scm_name, layout = (("LOCAL_CREDS_PERSISTENT", "SCM_CREDS2", c.SOCKCRED2_FORMAT) if persistent
+                              else ("LOCAL_CREDS", "SCM_CREDS", c.SOCKCRED_FORMAT))
+    option, scm = lookup(name, socket), lookup(scm_name, socket)
+    if option is None or scm is None or not layout or c.SOL_LOCAL is None:
+        wanted = "SO_PASSCRED or LOCAL_CREDS_PERSISTENT" if persistent else "LOCAL_CREDS"
+        raise CredentialsUnavailable(f"no receiver-requested credentials ({wanted}) on {c.NAME}")
+    return _LocalCreds(name, option, c.SOL_LOCAL, scm, layout, persistent)
+
+
+# ---- SCM_PIDFD ---------------------------------------------------------------------------------------------------
+
+def enable_pidfds(sock: socket.socket) -> None:
+    """Linux SO_PASSPIDFD: every message received on sock carries an SCM_PIDFD of its sender."""
+    sock.setsockopt(socket.SOL_SOCKET, _need("SO_PASSPIDFD", socket), 1)
+
+
+def take_pidfds(other_cmsgs) -> list:
+    """The pidfds in a message's control data; they are installed descriptors: the caller closes them."""
+    scm = lookup("SCM_PIDFD", socket)
+    fds = []
+    for level, kind, data in other_cmsgs:
+        if level == socket.SOL_SOCKET and kind == scm and len(data) >= 4:
+            fds.append(struct.unpack_from("=i", data)[0])
+    return fds

@@ -46,4 +46,12 @@ CMSGCRED_FORMAT = None
 SOL_LOCAL, LOCAL_PEERCRED = 0, 1
 XUCRED_FORMAT = "=IIh2x16I"
 
+# LOCAL_PEERPID (2): the pid of the process that last used the peer socket, not necessarily its creator
+# (bsd/sys/un.h, bsd/kern/uipc_usrreq.c) (src). No LOCAL_CREDS, SO_PEERCRED or pidfds.
+LOCAL_PEERPID = 2
+LOCAL_CREDS = LOCAL_CREDS_PERSISTENT = SCM_CREDS2 = None
+SOCKCRED_FORMAT = SOCKCRED2_FORMAT = None
+SO_PEERCRED = None
+PIDFD_FDINFO = None
+
 PR_SET_CHILD_SUBREAPER = None

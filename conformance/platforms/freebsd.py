@@ -49,4 +49,15 @@ CMSGCRED_FORMAT = "=iIIIh2x16I"
 SOL_LOCAL, LOCAL_PEERCRED = 0, 1
 XUCRED_FORMAT = "=IIh2x16I4xi4x"
 
+# Receiver-requested credentials (sys/sys/un.h, sys/sys/socket.h) (src): LOCAL_CREDS delivers SCM_CREDS with
+# struct sockcred { uid, euid, gid, egid; int ngroups; gid_t groups[] } (one-shot on a stream, every datagram);
+# LOCAL_CREDS_PERSISTENT (13+) delivers SCM_CREDS2 with struct sockcred2 { int version; pid_t pid; uid, euid,
+# gid, egid; int ngroups; gid_t groups[] } on every message. Formats cover the fixed part; groups follow.
+LOCAL_CREDS, LOCAL_CREDS_PERSISTENT, SCM_CREDS2 = 2, 3, 0x08
+SOCKCRED_FORMAT = "=IIIIi"
+SOCKCRED2_FORMAT = "=iiIIIIi"
+SO_PEERCRED = None
+PIDFD_FDINFO = None
+LOCAL_PEERPID = None
+
 PR_SET_CHILD_SUBREAPER = None

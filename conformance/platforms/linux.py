@@ -58,6 +58,15 @@ CMSGCRED_FORMAT = None
 SOL_LOCAL = LOCAL_PEERCRED = None
 XUCRED_FORMAT = None
 
+# Connect-time peer credentials: getsockopt(SOL_SOCKET, SO_PEERCRED) returns struct ucred (seen); the peer's pidfd
+# is in SO_PEERPIDFD and SCM_PIDFD (above). A pidfd's pid is the "Pid:" line of its fdinfo (fs/pidfs.c) (seen).
+SO_PEERCRED = 17
+PIDFD_FDINFO = "/proc/self/fdinfo/{fd}"
+# FreeBSD's receiver-requested credentials and macOS's peer pid: none here.
+LOCAL_CREDS = LOCAL_CREDS_PERSISTENT = SCM_CREDS2 = None
+SOCKCRED_FORMAT = SOCKCRED2_FORMAT = None
+LOCAL_PEERPID = None
+
 # prctl(PR_SET_CHILD_SUBREAPER): orphaned grandchildren of the suite become its children, so the
 # leak check sees them (include/uapi/linux/prctl.h) (doc).
 PR_SET_CHILD_SUBREAPER = 36

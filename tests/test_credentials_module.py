@@ -12,10 +12,19 @@ import struct
 import pytest
 
 from conformance import apue, credentials
-from conformance.credentials import Credentials, CredentialsUnavailable, message_mechanism
+from conformance.credentials import (
+    Credentials,
+    CredentialsUnavailable,
+    decode_sockcred,
+    decode_sockcred2,
+    message_mechanism,
+    peer_credentials,
+    requested_mechanism,
+    stated_cmsgcred,
+)
 from conformance.platforms import constants
 
-LINUX_ONLY_NAMES = ("SO_PASSCRED", "SCM_CREDENTIALS")
+LINUX_ONLY_NAMES = ("SO_PASSCRED", "SCM_CREDENTIALS", "SO_PEERCRED")
 BSD_NAMES = ("SCM_CREDS", "LOCAL_PEERCRED")
 
 
@@ -57,7 +66,8 @@ def test_freebsd_uses_scm_creds_with_an_empty_cmsgcred(simulate):
     assert (level, kind, data) == (socket.SOL_SOCKET, 3, bytes(84))
     # struct cmsgcred as the kernel fills it: pid, uid, euid, gid, ngroups, groups[16]
     filled = struct.pack("=iIIIh2x16I", 4321, 1001, 0, 20, 2, *([20, 5] + [0] * 14))
-    assert mechanism.read(None, [(socket.SOL_SOCKET, 3, filled)]) == Credentials(uid=1001, pid=4321, gid=20, euid=0)
+    assert mechanism.read(None, [(socket.SOL_SOCKET, 3, filled)]) == \
+        Credentials(uid=1001, pid=4321, gid=20, euid=0, egid=20)
     assert mechanism.read(None, [(socket.SOL_SOCKET, 3, filled[:40])]) is None, "a short cmsgcred was decoded"
 
 
@@ -121,3 +131,50 @@ def test_recv_ufd_without_a_mechanism_closes_what_it_received(simulate, tmp_path
                 os.close(fd)
         a.close()
         b.close()
+
+
+def test_freebsd_receiver_requested_credentials(simulate, monkeypatch):
+    simulate("freebsd")
+    for name, value in (("LOCAL_CREDS", 2), ("LOCAL_CREDS_PERSISTENT", 3), ("SCM_CREDS2", 8), ("SCM_CREDS", 3)):
+        monkeypatch.setattr(socket, name, value, raising=False)  # CPython exports these on FreeBSD
+    persistent = requested_mechanism(persistent=True)
+    assert (persistent.name, persistent.option, persistent.level, persistent.scm) == ("LOCAL_CREDS_PERSISTENT", 3, 0, 8)
+    one_shot = requested_mechanism(persistent=False)
+    assert (one_shot.name, one_shot.option, one_shot.scm, one_shot.has_pid) == ("LOCAL_CREDS", 2, 3, False)
+    # struct sockcred2 { version, pid, uid, euid, gid, egid, ngroups, groups[] } with two groups
+    sockcred2 = struct.pack("=iiIIIIi2I", 0, 99, 1001, 1002, 20, 21, 2, 21, 5)
+    assert persistent.read(None, [(socket.SOL_SOCKET, 8, sockcred2)]) == \
+        Credentials(uid=1001, pid=99, gid=20, euid=1002, egid=21)
+    sockcred = struct.pack("=IIIIiI", 1001, 1002, 20, 21, 1, 21)
+    assert one_shot.read(None, [(socket.SOL_SOCKET, 3, sockcred)]) == Credentials(uid=1001, gid=20, euid=1002, egid=21)
+
+
+def test_decoders_refuse_short_data():
+    assert decode_sockcred(b"\0" * 19, "=IIIIi") is None
+    assert decode_sockcred2(b"\0" * 27, "=iiIIIIi") is None
+
+
+@pytest.mark.parametrize("os_name", ["darwin", "illumos", "generic"])
+def test_no_receiver_requested_credentials_is_unavailable(simulate, os_name):
+    simulate(os_name)
+    with pytest.raises(CredentialsUnavailable, match="no receiver-requested credentials"):
+        requested_mechanism()
+
+
+def test_peer_credentials_on_simulated_bsds(simulate, monkeypatch):
+    simulate("freebsd")
+    monkeypatch.setattr(socket, "LOCAL_PEERCRED", 1, raising=False)
+    xucred = struct.pack("=IIh2x16I4xi4x", 0, 1001, 1, *([20] + [0] * 15), 4242)
+    sock = FakePeerSocket(xucred)
+    assert peer_credentials(sock) == Credentials(uid=1001, euid=1001, gid=20, pid=4242)
+    assert sock.asked == (0, 1, 88)
+    with pytest.raises(OSError):
+        peer_credentials(FakePeerSocket(errno.ENOTCONN))  # the kernel's errno reaches the case as is
+
+
+def test_stated_cmsgcred_packs_the_forged_values(simulate, monkeypatch):
+    simulate("freebsd")
+    monkeypatch.setattr(socket, "SCM_CREDS", 3, raising=False)
+    level, kind, data = stated_cmsgcred(1, 0, 0, 0)
+    assert (level, kind, len(data)) == (socket.SOL_SOCKET, 3, 84)
+    assert struct.unpack("=iIIIh2x16I", data)[:5] == (1, 0, 0, 0, 1)
