@@ -132,6 +132,10 @@ class _SessionDirs:
         self.cases = os.path.join(self.root, "cases")
         os.mkdir(self.tmp)
         os.mkdir(self.cases)
+        # Traversable by any uid (not listable): a case's child that dropped privileges must reach the socket or
+        # file its case made for it; each of those sets its own permissions.
+        for path in (self.root, self.tmp, self.cases):
+            os.chmod(path, 0o711)
 
 
 @pytest.fixture(scope="session")

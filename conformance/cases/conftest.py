@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import tempfile
 
 import pytest
 
@@ -47,3 +50,21 @@ def stream_pair():
     yield a, b
     a.close()
     b.close()
+
+
+# sun_path holds 104 bytes on the BSDs and macOS, 108 on Linux; keep well inside both.
+SUN_PATH_ROOM = 100
+
+
+@pytest.fixture
+def socket_path():
+    """A path for a named AF_UNIX socket, short enough for sun_path, in a directory any uid may traverse."""
+    directory = tempfile.mkdtemp(prefix="s")
+    path = os.path.join(directory, "sock")
+    try:
+        if len(os.fsencode(path)) > SUN_PATH_ROOM:
+            raise Unsupported(f"the temporary directory's path is too long for a socket name: {path}")
+        os.chmod(directory, 0o711)  # a sender that dropped privileges must reach the socket
+        yield path
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
