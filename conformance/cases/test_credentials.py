@@ -118,6 +118,25 @@ def test_every_message_carries_credentials_when_the_receiver_asks(pair, observe)
 
 
 @pytest.mark.parametrize("socktype", KINDS)
+@pytest.mark.refs(UNIX7 + " (SO_PASSCRED set after the message was queued)", "Linux net/core/scm.c scm_recv")
+def test_credentials_of_a_message_queued_before_the_receiver_asked(pair, observe):
+    a, b = pair
+    mechanism = _available(creds.requested_mechanism, True)
+    a.send(b"early")  # queued before the receiver asks for credentials
+    mechanism.prepare_receiver(b)
+    data, ancdata, flags, _ = b.recvmsg(64, mechanism.control_space() + rights.rights_space(4))
+    with rights.parse(data, ancdata, flags) as got:
+        raw = [d for level, kind, d in got.other if level == socket.SOL_SOCKET]
+        seen = mechanism.read(b, got.other)  # None also for Linux's placeholder (pid 0, overflow uid)
+    assert data == b"early"
+    if seen is not None:
+        observe("queued_before_request", "true_sender")
+        assert seen.uid == os.getuid() and seen.pid in (None, os.getpid()), f"credentials {seen} name another process"
+    else:
+        observe("queued_before_request", "placeholder" if raw else "none")
+
+
+@pytest.mark.parametrize("socktype", KINDS)
 @pytest.mark.refs(UNIX4 + " (LOCAL_CREDS: once on a stream, every datagram)", f"{UNIX_CMSG}: t_sockcred_1/2")
 def test_local_creds_is_one_shot_on_a_stream_and_per_datagram(pair, socktype, observe):
     a, b = pair
