@@ -33,6 +33,9 @@ FLOCK_FORMAT = "hhqqi4x"
 FLOCK_FIELDS = ("l_type", "l_whence", "l_start", "l_len", "l_pid")
 F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
 
+# Classic record-lock commands F_GETLK, F_SETLK, F_SETLKW: include/uapi/asm-generic/fcntl.h (seen).
+F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
+
 # Open file description locks (include/uapi/asm-generic/fcntl.h, 3.15+) (seen).
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
 

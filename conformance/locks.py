@@ -1,0 +1,145 @@
+"""Lock operations for the three families, with the platform's own struct flock and command numbers.
+
+- `posix`: classic POSIX record locks (F_GETLK/F_SETLK/F_SETLKW), owned by the process;
+- `ofd`: open file description locks (F_OFD_GETLK/SETLK/SETLKW), owned by the description; the numbers come
+  from Python's fcntl module, else from the platform module (macOS 90/91/92 even where Python lacks the names);
+- `flock`: whole-file BSD locks, owned by the description.
+
+`holder()` asks "who holds this range?" from a third process with a description of its own, so a case can check
+a lock without disturbing it (a query from the holder's own process or description would see no conflict).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+from dataclasses import dataclass
+
+from .harness.children import run_in_child
+from .platforms import constants
+from .platforms.probes import lookup
+
+FAMILIES = ("posix", "ofd", "flock")
+KINDS = ("read", "write")
+
+
+class LockFamilyUnavailable(Exception):
+    """The platform lacks this family (FreeBSD has no OFD locks); `reason` says what is missing."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Held:
+    """A lock as F_GETLK reports it (or, for flock, only that something conflicts: kind None, pid None)."""
+
+    kind: str | None
+    start: int | None = None
+    length: int | None = None
+    pid: int | None = None
+
+
+def _type_value(kind: str) -> int:
+    name = {"read": "F_RDLCK", "write": "F_WRLCK", "unlock": "F_UNLCK"}[kind]
+    value = lookup(name, fcntl)
+    if value is None:
+        raise LockFamilyUnavailable(f"{name} is not known on {constants().NAME}")
+    return value
+
+
+def _kind_of(value: int) -> str:
+    for kind in ("read", "write", "unlock"):
+        if _type_value(kind) == value:
+            return kind
+    return f"l_type={value}"
+
+
+def commands(family: str) -> tuple[int, int, int]:
+    """(GETLK, SETLK, SETLKW) for an fcntl family."""
+    prefix = {"posix": "F_", "ofd": "F_OFD_"}[family]
+    values = tuple(lookup(prefix + name, fcntl) for name in ("GETLK", "SETLK", "SETLKW"))
+    if None in values:
+        raise LockFamilyUnavailable(f"{prefix}GETLK/SETLK/SETLKW are not defined on {constants().NAME}")
+    return values
+
+
+def pack_flock(kind: str, start: int = 0, length: int = 0, whence: int = os.SEEK_SET, pid: int = 0) -> bytes:
+    c = constants()
+    if not c.FLOCK_FORMAT:
+        raise LockFamilyUnavailable(f"no struct flock layout is known for {c.NAME}")
+    fields = dict.fromkeys(c.FLOCK_FIELDS, 0)
+    fields.update(l_type=_type_value(kind), l_whence=whence, l_start=start, l_len=length, l_pid=pid)
+    return struct.pack(c.FLOCK_FORMAT, *(fields[name] for name in c.FLOCK_FIELDS))
+
+
+def unpack_flock(data: bytes) -> dict:
+    c = constants()
+    return dict(zip(c.FLOCK_FIELDS, struct.unpack(c.FLOCK_FORMAT, data)))
+
+
+def set_lock(fd: int, family: str, kind: str = "write", start: int = 0, length: int = 0, *,
+             whence: int = os.SEEK_SET, wait: bool = False, pid: int = 0) -> None:
+    """Take (or with kind="unlock", drop) a lock. A conflict raises OSError (EAGAIN/EACCES; EWOULDBLOCK for flock)."""
+    if family == "flock":
+        operation = {"read": fcntl.LOCK_SH, "write": fcntl.LOCK_EX, "unlock": fcntl.LOCK_UN}[kind]
+        fcntl.flock(fd, operation | (0 if wait or kind == "unlock" else fcntl.LOCK_NB))
+        return
+    _, setlk, setlkw = commands(family)
+    fcntl.fcntl(fd, setlkw if wait else setlk, pack_flock(kind, start, length, whence, pid))
+
+
+def unlock(fd: int, family: str, start: int = 0, length: int = 0) -> None:
+    set_lock(fd, family, "unlock", start, length)
+
+
+def get_lock(fd: int, family: str, kind: str = "write", start: int = 0, length: int = 0, *,
+             whence: int = os.SEEK_SET, pid: int = 0) -> Held | None:
+    """F_GETLK or F_OFD_GETLK: the first lock that would conflict with `kind` on the range, None if none would."""
+    if family == "flock":
+        raise ValueError("flock has no query; use holder()")
+    getlk, _, _ = commands(family)
+    reply = unpack_flock(fcntl.fcntl(fd, getlk, pack_flock(kind, start, length, whence, pid)))
+    if reply["l_type"] == _type_value("unlock"):
+        return None
+    return Held(_kind_of(reply["l_type"]), reply["l_start"], reply["l_len"], reply["l_pid"])
+
+
+def _query_from_a_new_description(path: str, family: str, kind: str, start: int, length: int):
+    flags = os.O_RDWR if kind == "write" else os.O_RDONLY
+    try:
+        fd = os.open(path, flags)
+    except PermissionError:
+        fd = os.open(path, os.O_RDONLY)
+    try:
+        if family != "flock":
+            return get_lock(fd, "posix", kind, start, length)  # a classic query sees OFD locks too
+        try:
+            set_lock(fd, "flock", kind)
+        except BlockingIOError:
+            return Held(None)
+        return None  # granted: nothing held; the lock ends with this process
+    finally:
+        os.close(fd)
+
+
+def holder(path, family: str, kind: str = "write", start: int = 0, length: int = 0,
+           timeout: float = 10.0) -> Held | None:
+    """From a separate process with a description of its own: what conflicts with a `kind` lock on the range.
+
+    fcntl families are asked with a classic F_GETLK, which reports classic holders with their pid and OFD holders
+    with l_pid -1 where the two conflict; flock is asked by trying a non-blocking flock.
+    """
+    return run_in_child(_query_from_a_new_description, os.fspath(path), family, kind, start, length, timeout=timeout)
+
+
+def available(family: str) -> None:
+    """Raise LockFamilyUnavailable unless the family's operations and layout are known here."""
+    if family == "flock":
+        if not hasattr(fcntl, "flock"):
+            raise LockFamilyUnavailable("fcntl.flock is not available")
+        return
+    commands(family)
+    pack_flock("write")
