@@ -11,6 +11,7 @@ locks", flock(2), fstests generic/478 (t_ofd_locks), FreeBSD tests/sys/file/floc
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 
@@ -18,10 +19,11 @@ import pytest
 
 from conformance import locks
 from conformance.harness import rights
+from conformance.harness.barriers import Event
 from conformance.harness.children import Child
 from conformance.outcomes import Unsupported
 
-from ._support import data_file
+from ._support import data_file, errno_name
 from .conftest import require
 
 SEED = "seed 001: classic POSIX locks are released by any close; OFD locks belong to the description"
@@ -221,3 +223,165 @@ def test_classic_lock_vanishes_when_the_receiver_closes_its_received_copy(lockfi
     finally:
         os.close(received)  # a descriptor of the same file, from another process, never used for locking
     assert locks.holder(path, "posix") is None, "the classic lock survived the close of the received descriptor"
+
+
+# ---- conflicts ----------------------------------------------------------------------------------------------------
+
+def _conflicts(fd: int, family: str, kind: str, start: int = 0, length: int = 0) -> bool:
+    """Try a non-blocking lock; True if refused as a conflict (the lock is dropped again if granted)."""
+    try:
+        locks.set_lock(fd, family, kind, start, length)
+    except (BlockingIOError, PermissionError):  # EAGAIN/EWOULDBLOCK or EACCES: both mean "held elsewhere"
+        return True
+    locks.unlock(fd, family, start, length)
+    return False
+
+
+@pytest.mark.parametrize(("first", "second", "expected"), [
+    ("read", "read", False), ("read", "write", True), ("write", "read", True), ("write", "write", True)])
+@pytest.mark.refs(LINUX_OFD, "Linux tools/testing/selftests/filelock/ofdlocks.c", POSIX_OFD)
+def test_ofd_locks_of_two_descriptions_in_one_process(lockfile, first, second, expected):
+    _family("ofd")
+    path, fd = lockfile
+    other = os.open(path, os.O_RDWR)
+    try:
+        locks.set_lock(fd, "ofd", first, 0, 10)
+        got = _conflicts(other, "ofd", second, 5, 10)
+        assert got == expected, f"OFD {first} then {second} through two descriptions: conflict={got}"
+    finally:
+        os.close(other)
+
+
+@pytest.mark.parametrize("order", ["ofd_first", "classic_first"])
+@pytest.mark.parametrize("where", ["one_descriptor", "two_descriptions"])
+@pytest.mark.refs(LINUX_OFD + ": OFD and classic locks conflict even in one process", "LTP fcntl36",
+                  "XNU tests/lockf_basic.c")
+def test_ofd_and_classic_locks_conflict_in_one_process(lockfile, order, where):
+    _family("ofd")
+    _family("posix")
+    path, fd = lockfile
+    other = fd if where == "one_descriptor" else os.open(path, os.O_RDWR)
+    try:
+        first, second = ("ofd", "posix") if order == "ofd_first" else ("posix", "ofd")
+        locks.set_lock(fd, first, "write", 0, 10)
+        assert _conflicts(other, second, "write", 0, 10), f"a {second} write lock was granted over a {first} one"
+    finally:
+        if other != fd:
+            os.close(other)
+
+
+@pytest.mark.refs(POSIX_FCNTL + ": a process's own locks never conflict; adjacent or overlapping ranges merge",
+                  "XNU tests/lockf_basic.c (coalescing)")
+def test_classic_locks_of_one_process_never_conflict_and_merge(lockfile, observe):
+    _family("posix")
+    path, fd = lockfile
+    other = os.open(path, os.O_RDWR)
+    try:
+        locks.set_lock(fd, "posix", "write", 0, 10)
+        locks.set_lock(other, "posix", "write", 5, 10)  # overlaps, through another description: no conflict
+        held = locks.holder(path, "posix", "write", 0, 100)
+    finally:
+        os.close(other)  # (this also releases both: they are the process's)
+    observe("merged_range", f"{held.start}+{held.length}" if held else None)
+    assert held is not None and (held.start, held.length) == (0, 15), f"the two ranges were not merged: {held}"
+
+
+@pytest.mark.parametrize("family", ["posix", "ofd"])
+@pytest.mark.refs(FLOCK + ": flock and fcntl locks do not interact on Linux local filesystems",
+                  "FreeBSD flock(2): flock and fcntl locks interact", "FreeBSD tests/sys/file/flock_test.c 16")
+def test_flock_and_fcntl_locks_interact_the_same_way_in_both_orders(lockfile, family, observe):
+    _family("flock")
+    _family(family)
+    path, fd = lockfile
+    answers = []
+    for order in ("flock_first", "fcntl_first"):
+        other = os.open(path, os.O_RDWR)
+        try:
+            if order == "flock_first":
+                locks.set_lock(fd, "flock", "write")
+                answers.append(_conflicts(other, family, "write", 0, 10))
+                locks.unlock(fd, "flock")
+            else:
+                locks.set_lock(fd, family, "write", 0, 10)
+                answers.append(_conflicts(other, "flock", "write"))
+                locks.unlock(fd, family, 0, 10)
+        finally:
+            os.close(other)  # a classic lock of this process goes with it, which is fine: the round is over
+    observe("flock_vs_fcntl", "conflicting" if answers[0] else "independent")
+    assert answers[0] == answers[1], f"flock then {family}: conflict={answers[0]}; {family} then flock: {answers[1]}"
+
+
+# ---- F_GETLK and F_OFD_GETLK ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("family", ["posix", "ofd"])
+@pytest.mark.refs(POSIX_FCNTL + ": F_GETLK returns the blocking lock's type, range and l_pid",
+                  "FreeBSD tests/sys/file/flock_test.c 4", "Linux fcntl(2): OFD holders are reported with l_pid -1")
+def test_getlk_reports_the_holders_type_range_and_pid(lockfile, family, observe):
+    _family(family)
+    path, fd = lockfile
+    with Event() as held, Event() as done, Child(_hold_until_two, os.fspath(path), family, held, done) as child:
+        held.wait()
+        try:
+            seen = locks.get_lock(fd, "posix", "write", 0, 100)
+            seen_ofd = locks.get_lock(fd, "ofd", "write", 0, 100) if family == "ofd" else None
+        finally:
+            done.set()
+        pid = child.join()
+    assert seen is not None, "F_GETLK saw no lock over a range another process holds"
+    assert (seen.kind, seen.start, seen.length) == ("write", 10, 10), f"F_GETLK reported {seen}"
+    observe("getlk_pid", "holder" if seen.pid == pid else seen.pid)
+    if family == "posix":
+        assert seen.pid == pid, f"F_GETLK named pid {seen.pid}, the holder is {pid}"
+    else:
+        assert seen_ofd is not None and (seen_ofd.start, seen_ofd.length) == (10, 10), f"F_OFD_GETLK: {seen_ofd}"
+        observe("ofd_getlk_pid", seen_ofd.pid)
+        assert seen.pid != pid, "an OFD lock was reported as the process's own"
+
+
+def _hold_until_two(path: str, family: str, held, done) -> int:
+    fd = os.open(path, os.O_RDWR)
+    locks.set_lock(fd, family, "write", 10, 10)
+    held.set()
+    done.wait()
+    return os.getpid()
+
+
+@pytest.mark.parametrize("command", ["setlk", "getlk"])
+@pytest.mark.refs(LINUX_OFD + ": l_pid must be 0 (EINVAL)", "XNU bsd/kern/kern_descrip.c (l_pid not checked)")
+def test_ofd_command_with_a_nonzero_l_pid(lockfile, command, observe):
+    _family("ofd")
+    _, fd = lockfile
+    try:
+        if command == "setlk":
+            locks.set_lock(fd, "ofd", "write", 0, 10, pid=1)
+        else:
+            locks.get_lock(fd, "ofd", "write", 0, 10, pid=1)
+    except OSError as e:
+        observe("nonzero_l_pid", f"refused:{errno_name(e)}")
+        assert e.errno == errno.EINVAL, f"F_OFD_{command.upper()} with l_pid 1: {errno_name(e)}, not EINVAL"
+        return
+    observe("nonzero_l_pid", "accepted")
+
+
+@pytest.mark.refs("Linux tools/testing/selftests/filelock/ofdlocks.c: F_UNLCK query",
+                  "Linux fcntl(2) F_OFD_GETLK")
+def test_ofd_getlk_with_f_unlck_asks_about_ones_own_description(lockfile, observe):
+    _family("ofd")
+    path, fd = lockfile
+    other = os.open(path, os.O_RDWR)
+    try:
+        locks.set_lock(fd, "ofd", "read", 0, 10)
+        locks.set_lock(other, "ofd", "read", 20, 10)  # compatible, through another description
+        try:
+            seen = locks.get_lock(fd, "ofd", "unlock", 0, 100)
+        except OSError as e:
+            observe("f_unlck_query", f"refused:{errno_name(e)}")
+            assert e.errno == errno.EINVAL, f"an F_UNLCK query: {errno_name(e)}"
+            return
+    finally:
+        os.close(other)
+    if seen is None:
+        observe("f_unlck_query", "nothing")
+        return
+    observe("f_unlck_query", "own_lock" if (seen.start, seen.length) == (0, 10) else "other_lock")
+    assert (seen.kind, seen.start, seen.length) == ("read", 0, 10), f"the F_UNLCK query reported {seen}, not own lock"
