@@ -107,15 +107,12 @@ def get_lock(fd: int, family: str, kind: str = "write", start: int = 0, length: 
     return Held(_kind_of(reply["l_type"]), reply["l_start"], reply["l_len"], reply["l_pid"])
 
 
-def _query_from_a_new_description(path: str, family: str, kind: str, start: int, length: int):
-    flags = os.O_RDWR if kind == "write" else os.O_RDONLY
-    try:
-        fd = os.open(path, flags)
-    except PermissionError:
-        fd = os.open(path, os.O_RDONLY)
+def _query_from_a_new_description(path: str, family: str, kind: str, start: int, length: int, query: str,
+                                  flags: int):
+    fd = os.open(path, flags)
     try:
         if family != "flock":
-            return get_lock(fd, "posix", kind, start, length)  # a classic query sees OFD locks too
+            return get_lock(fd, query, kind, start, length)  # a classic query sees OFD locks too, and the reverse
         try:
             set_lock(fd, "flock", kind)
         except BlockingIOError:
@@ -125,14 +122,15 @@ def _query_from_a_new_description(path: str, family: str, kind: str, start: int,
         os.close(fd)
 
 
-def holder(path, family: str, kind: str = "write", start: int = 0, length: int = 0,
-           timeout: float = 10.0) -> Held | None:
+def holder(path, family: str, kind: str = "write", start: int = 0, length: int = 0, *, query: str = "posix",
+           flags: int = os.O_RDWR, timeout: float = 10.0) -> Held | None:
     """From a separate process with a description of its own: what conflicts with a `kind` lock on the range.
 
-    fcntl families are asked with a classic F_GETLK, which reports classic holders with their pid and OFD holders
-    with l_pid -1 where the two conflict; flock is asked by trying a non-blocking flock.
+    fcntl families are asked with F_GETLK (query="posix", which reports classic holders with their pid and OFD
+    holders with l_pid -1) or F_OFD_GETLK (query="ofd"); flock is asked by trying a non-blocking flock.
     """
-    return run_in_child(_query_from_a_new_description, os.fspath(path), family, kind, start, length, timeout=timeout)
+    return run_in_child(_query_from_a_new_description, os.fspath(path), family, kind, start, length, query, flags,
+                        timeout=timeout)
 
 
 def available(family: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import threading
 
 import pytest
 
@@ -385,3 +386,77 @@ def test_ofd_getlk_with_f_unlck_asks_about_ones_own_description(lockfile, observ
         return
     observe("f_unlck_query", "own_lock" if (seen.start, seen.length) == (0, 10) else "other_lock")
     assert (seen.kind, seen.start, seen.length) == ("read", 0, 10), f"the F_UNLCK query reported {seen}, not own lock"
+
+
+# ---- fstests generic/478: who may close what ---------------------------------------------------------------------
+
+# The lock is [0, 10); the second lock asked about in another process overlaps it, partly, or not at all.
+RANGES = {"overlapping": (0, 10), "partly_overlapping": (5, 10), "disjoint": (20, 10)}
+KIND_PAIRS = [("write", "write"), ("write", "read"), ("read", "write"), ("read", "read")]
+SCENARIOS = ["child_closes", "thread_closes", "dup_then_close"]
+
+
+def _generic_478_params():
+    for setter in ("ofd", "posix"):
+        for getter in ("ofd", "posix"):
+            for held_kind, asked_kind in KIND_PAIRS:
+                modes = ["read_write"] + (["read_only"] if held_kind == "read" else [])
+                for span in RANGES:
+                    for mode in modes:
+                        for scenario in SCENARIOS:
+                            yield pytest.param(setter, getter, held_kind, asked_kind, span, mode, scenario,
+                                               id=f"{setter}-{getter}-{held_kind}-{asked_kind}-{span}-{mode}-{scenario}")
+
+
+def _close_in_child(fd: int) -> None:
+    os.close(fd)  # a child's own copy of the descriptor table
+
+
+def _close_in_thread(fd: int) -> None:
+    thread = threading.Thread(target=os.close, args=(fd,))  # the same descriptor table
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def _lock_survives(setter: str, scenario: str) -> bool:
+    if scenario == "child_closes":
+        return True  # neither the description nor the owning process lost anything
+    if scenario == "thread_closes":
+        return False  # the process closed the description's last descriptor
+    return setter == "ofd"  # dup then close: the description lives on; the process closed a descriptor
+
+
+@pytest.mark.parametrize(("setter", "getter", "held_kind", "asked_kind", "span", "mode", "scenario"),
+                         list(_generic_478_params()))
+@pytest.mark.refs("fstests generic/478 (src/t_ofd_locks.c)", LINUX_OFD, POSIX_FCNTL)
+def test_generic_478_lock_after_a_close(workdir, setter, getter, held_kind, asked_kind, span, mode, scenario):
+    _family("ofd")
+    _family("posix")
+    flags = os.O_RDWR if mode == "read_write" else os.O_RDONLY
+    path = workdir / "locked"
+    path.write_bytes(b"\0" * 64)
+    fd = os.open(path, flags)
+    closed = False
+    try:
+        locks.set_lock(fd, setter, held_kind, 0, 10)
+        if scenario == "child_closes":
+            with Child(_close_in_child, fd) as child:
+                child.join()
+        elif scenario == "thread_closes":
+            _close_in_thread(fd)
+            closed = True
+        else:
+            os.close(os.dup(fd))
+        start, length = RANGES[span]
+        seen = locks.holder(path, "fcntl", asked_kind, start, length, query=getter, flags=flags)
+    finally:
+        if not closed:
+            os.close(fd)
+    conflict = held_kind == "write" or asked_kind == "write"
+    expected = _lock_survives(setter, scenario) and conflict and span != "disjoint"
+    assert (seen is not None) == expected, (
+        f"{asked_kind} query over {span} after {scenario}: {'held ' + str(seen) if seen else 'free'}, expected "
+        f"{'held' if expected else 'free'}")
+    if seen is not None:
+        assert (seen.kind, seen.start, seen.length) == (held_kind, 0, 10), f"the lock is reported as {seen}"
