@@ -141,3 +141,20 @@ def available(family: str) -> None:
         return
     commands(family)
     pack_flock("write")
+
+
+def is_waiting(path, pid: int) -> bool | None:
+    """True if the kernel lists a waiter on this file for pid (Linux /proc/locks "->" lines); None where it cannot
+    tell. OFD waiters belong to no process and are listed with pid -1, so for them any waiter on the file counts.
+    """
+    table = constants().PROC_LOCKS
+    if table is None:
+        return None
+    st = os.stat(path)
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    with open(table) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 6 and fields[1] == "->" and fields[6] == ident and fields[5] in (str(pid), "-1"):
+                return True
+    return False

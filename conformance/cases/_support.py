@@ -15,8 +15,12 @@ from conformance.harness import fds as fdlist
 RELEASE_WAIT = 5.0
 
 
+# Where two names share a number (Linux EDEADLOCK == EDEADLK), reports use the POSIX one on every platform.
+_PREFERRED = {getattr(errno, name): name for name in ("EDEADLK", "EAGAIN", "EOPNOTSUPP") if hasattr(errno, name)}
+
+
 def errno_name(e: OSError) -> str:
-    return errno.errorcode.get(e.errno, str(e.errno))
+    return _PREFERRED.get(e.errno) or errno.errorcode.get(e.errno, str(e.errno))
 
 
 def released(read_fd: int, timeout: float = RELEASE_WAIT) -> bool:

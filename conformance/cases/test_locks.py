@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import socket
 import threading
 
@@ -20,7 +21,7 @@ import pytest
 
 from conformance import locks
 from conformance.harness import rights
-from conformance.harness.barriers import Event
+from conformance.harness.barriers import BarrierTimeout, Event
 from conformance.harness.children import Child
 from conformance.outcomes import Unsupported
 
@@ -460,3 +461,130 @@ def test_generic_478_lock_after_a_close(workdir, setter, getter, held_kind, aske
         f"{'held' if expected else 'free'}")
     if seen is not None:
         assert (seen.kind, seen.start, seen.length) == (held_kind, 0, 10), f"the lock is reported as {seen}"
+
+
+# ---- blocking -----------------------------------------------------------------------------------------------------
+
+BLOCK_WINDOW = 0.2  # how long a waiter must stay blocked before the case calls it blocked (confirmed on Linux)
+
+
+def _lock_and_report(path: str, family: str, start: int, length: int, report: Event, wait: bool = True) -> str:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        locks.set_lock(fd, family, "write", start, length, wait=wait)
+    except OSError as e:
+        report.set(errno_name(e).encode())
+        return errno_name(e)
+    report.set(b"granted")
+    return "granted"
+
+
+def _assert_blocked(path, child: Child, report: Event) -> None:
+    try:
+        early = report.wait(BLOCK_WINDOW)
+    except BarrierTimeout:  # nothing within the window, as a blocked waiter should be
+        early = None
+    assert early is None, f"the waiter did not block: {early!r}"
+    confirmed = locks.is_waiting(path, child.pid)
+    assert confirmed in (True, None), "the kernel does not list the waiter as blocked"
+
+
+@pytest.mark.parametrize("family", locks.FAMILIES)
+@pytest.mark.refs(POSIX_FCNTL + ": F_SETLKW waits", LINUX_OFD + ": F_OFD_SETLKW", FLOCK,
+                  "FreeBSD tests/sys/file/flock_test.c 8")
+def test_a_waiting_lock_blocks_while_held_and_is_granted_on_release(lockfile, family):
+    _family(family)
+    path, fd = lockfile
+    locks.set_lock(fd, family, "write", 0, 10)
+    with Event() as report, Child(_lock_and_report, os.fspath(path), family, 0, 10, report) as child:
+        _assert_blocked(path, child, report)
+        locks.unlock(fd, family, 0, 10)
+        assert report.wait() == b"granted", "the waiter was not granted the lock on release"
+        assert child.join() == "granted"
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _interrupted_wait(path: str, family: str) -> str:
+    """Block on a held lock until SIGALRM arrives; Python runs a handler only when the call returned EINTR."""
+    def handler(signum, frame):
+        raise Interrupted
+
+    signal.signal(signal.SIGALRM, handler)
+    fd = os.open(path, os.O_RDWR)
+    signal.setitimer(signal.ITIMER_REAL, BLOCK_WINDOW)
+    try:
+        locks.set_lock(fd, family, "write", 0, 10, wait=True)
+    except Interrupted:
+        return "EINTR"
+    except OSError as e:
+        return errno_name(e)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    return "granted"
+
+
+@pytest.mark.parametrize("family", locks.FAMILIES)
+@pytest.mark.refs(POSIX_FCNTL + ": F_SETLKW ... interrupted by a signal ... shall fail with EINTR",
+                  "FreeBSD tests/sys/file/flock_test.c 3", "PEP 475 (a raising handler ends the retried call)")
+def test_a_waiting_lock_interrupted_by_a_signal_fails(lockfile, family):
+    _family(family)
+    path, fd = lockfile
+    locks.set_lock(fd, family, "write", 0, 10)
+    with Child(_interrupted_wait, os.fspath(path), family) as child:
+        outcome = child.join()
+    assert outcome == "EINTR", f"a signal during a waiting {family} lock: {outcome}"
+
+
+def _cycle_member(path: str, family: str, mine: int, wanted: int, held: Event, go: Event, done: Event) -> str:
+    fd = os.open(path, os.O_RDWR)
+    locks.set_lock(fd, family, "write", mine, 1)
+    held.set()
+    go.wait()
+    try:
+        locks.set_lock(fd, family, "write", wanted, 1, wait=True)
+        outcome = "granted"
+    except OSError as e:
+        outcome = errno_name(e)
+    done.set(outcome.encode())
+    return outcome  # and exit, releasing this member's locks so that the rest of the cycle unwinds
+
+
+@pytest.mark.parametrize("family", ["posix", "ofd"])
+@pytest.mark.parametrize("size", [2, 3])
+@pytest.mark.refs(POSIX_FCNTL + ": EDEADLK", "FreeBSD tests/sys/file/flock_test.c 5, 6 (two and three processes)",
+                  LINUX_OFD + ": no deadlock detection for OFD locks")
+def test_a_lock_cycle(lockfile, family, size, observe):
+    """n processes each hold byte i and wait for byte i+1: the last one closes the cycle."""
+    _family(family)
+    path, _ = lockfile
+    events = [(Event(), Event(), Event()) for _ in range(size)]
+    members = []
+    try:
+        for i, (held, go, done) in enumerate(events):
+            members.append(Child(_cycle_member, os.fspath(path), family, i, (i + 1) % size, held, go, done))
+            held.wait()
+        for i, (_, go, done) in enumerate(events[:-1]):
+            go.set()
+            _assert_blocked(path, members[i], done)
+        last_go, last_done = events[-1][1], events[-1][2]
+        last_go.set()
+        try:
+            closing = last_done.wait(BLOCK_WINDOW).decode()  # detection answers at once
+        except BarrierTimeout:
+            assert locks.is_waiting(path, members[-1].pid) in (True, None), "the last member neither failed nor waits"
+            closing = "blocked"
+            members[-1].kill()  # break the cycle ourselves: its locks go with it
+        observe("deadlock", "detected" if closing == "EDEADLK" else closing)
+        outcomes = [m.join() for m in members[:-1]]
+        assert outcomes == ["granted"] * (size - 1), f"the rest of the cycle did not unwind: {outcomes}"
+        if family == "posix":
+            assert closing == "EDEADLK", f"closing a {size}-process cycle of classic locks: {closing}, not EDEADLK"
+    finally:
+        for member in members:
+            member.kill()
+        for trio in events:
+            for event in trio:
+                event.close()

@@ -27,6 +27,8 @@ F_RDLCK, F_WRLCK, F_UNLCK = 1, 3, 2
 # Classic record-lock commands F_GETLK, F_SETLK, F_SETLKW: bsd/sys/fcntl.h (src).
 F_GETLK, F_SETLK, F_SETLKW = 7, 8, 9
 
+PROC_LOCKS = None
+
 # OFD locks: F_OFD_SETLK 90, F_OFD_SETLKW 91, F_OFD_GETLK 92 (bsd/sys/fcntl.h, public from macOS 14) (src).
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 92, 90, 91
 

@@ -29,6 +29,8 @@ F_RDLCK, F_WRLCK, F_UNLCK = 1, 3, 2
 # Classic record-lock commands F_GETLK, F_SETLK, F_SETLKW: sys/sys/fcntl.h; 7/8/9 are the old ABI (src).
 F_GETLK, F_SETLK, F_SETLKW = 11, 12, 13
 
+PROC_LOCKS = None
+
 # No open file description locks (sys/kern/kern_descrip.c has no F_OFD_*) (src).
 F_OFD_GETLK = F_OFD_SETLK = F_OFD_SETLKW = None
 

@@ -27,6 +27,8 @@ F_RDLCK, F_WRLCK, F_UNLCK = 1, 2, 3
 # Classic record-lock commands F_GETLK, F_SETLK, F_SETLKW: usr/src/uts/common/sys/fcntl.h, the LP64 values (?).
 F_GETLK, F_SETLK, F_SETLKW = 14, 6, 7
 
+PROC_LOCKS = None
+
 # illumos OFD locks (sys/fcntl.h F_OFD_GETLK 47, F_OFD_SETLK 48, F_OFD_SETLKW 49) (?).
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 47, 48, 49
 

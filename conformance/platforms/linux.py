@@ -36,6 +36,9 @@ F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
 # Classic record-lock commands F_GETLK, F_SETLK, F_SETLKW: include/uapi/asm-generic/fcntl.h (seen).
 F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
 
+# Every lock and every blocked waiter ("->" lines), to confirm a waiter positively (fs/locks.c) (seen).
+PROC_LOCKS = "/proc/locks"
+
 # Open file description locks (include/uapi/asm-generic/fcntl.h, 3.15+) (seen).
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
 
