@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import signal
 import socket
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -588,3 +591,63 @@ def test_a_lock_cycle(lockfile, family, size, observe):
         for trio in events:
             for event in trio:
                 event.close()
+
+
+# ---- exec ---------------------------------------------------------------------------------------------------------
+
+# Run by a fresh interpreter: take the lock, then replace the process image; fds 3.. are the pipes and the file.
+_AFTER_EXEC = "import os, sys; os.write(int(sys.argv[1]), b'E'); os.read(int(sys.argv[2]), 1)"
+_BEFORE_EXEC = """
+import os, sys
+from conformance import locks
+path, family, keep = sys.argv[1], sys.argv[2], sys.argv[3] == "inherited"
+report, go, after = int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+fd = os.open(path, os.O_RDWR)
+locks.set_lock(fd, family, "write", 0, 10)
+os.set_inheritable(fd, keep)
+os.write(report, b"L")
+os.read(go, 1)
+os.execv(sys.executable, [sys.executable, "-c", after, str(report), str(go)])
+"""
+
+
+@pytest.mark.parametrize("family", locks.FAMILIES)
+@pytest.mark.parametrize("descriptor", ["inherited", "close_on_exec"])
+@pytest.mark.refs("POSIX.1-2024 XSH exec: 'locks ... are not changed'; file descriptors with FD_CLOEXEC are closed",
+                  LINUX_OFD, FLOCK)
+def test_locks_across_execve(lockfile, family, descriptor, observe):
+    _family(family)
+    path, _ = lockfile
+    report_r, report_w = os.pipe()
+    go_r, go_w = os.pipe()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.Popen([sys.executable, "-c", _BEFORE_EXEC, os.fspath(path), family, descriptor,
+                             str(report_w), str(go_r), _AFTER_EXEC], pass_fds=(report_w, go_r), env=env)
+    try:
+        os.close(report_w)
+        os.close(go_r)
+        report_w = go_r = -1
+        assert _read_byte(report_r) == b"L", "the locker did not start"
+        assert locks.holder(path, family) is not None, "the lock was not held before exec"
+        os.write(go_w, b"x")
+        assert _read_byte(report_r) == b"E", "the new image did not start"
+        kept = locks.holder(path, family) is not None
+        os.write(go_w, b"x")
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for fd in (report_r, report_w, go_r, go_w):
+            if fd >= 0:
+                os.close(fd)
+    observe("after_exec", "kept" if kept else "released")
+    if descriptor == "close_on_exec":
+        # The exec closed the file's only descriptor: the description died, and the process closed a descriptor.
+        assert not kept, f"a {family} lock survived the close-on-exec of its only descriptor"
+
+
+def _read_byte(fd: int, timeout: float = 10.0) -> bytes:
+    ready, _, _ = select.select([fd], [], [], timeout)
+    assert ready, "no word from the exec'd process within the deadline"
+    return os.read(fd, 1)
