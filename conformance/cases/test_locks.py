@@ -651,3 +651,126 @@ def _read_byte(fd: int, timeout: float = 10.0) -> bytes:
     ready, _, _ = select.select([fd], [], [], timeout)
     assert ready, "no word from the exec'd process within the deadline"
     return os.read(fd, 1)
+
+
+# ---- ranges -------------------------------------------------------------------------------------------------------
+
+def _held_ranges(path, spans) -> list:
+    """For each (start, length): is any of it held, as another process sees it?"""
+    return [locks.holder(path, "fcntl", "write", start, length) is not None for start, length in spans]
+
+
+@pytest.mark.parametrize("family", ["posix", "ofd"])
+@pytest.mark.refs(POSIX_FCNTL + ": unlocking part of a range splits it",
+                  "XNU tests/lockf_basic.c (unlock in the middle)")
+def test_unlocking_the_middle_splits_a_lock(lockfile, family):
+    _family(family)
+    path, fd = lockfile
+    locks.set_lock(fd, family, "write", 0, 30)
+    locks.unlock(fd, family, 10, 10)
+    assert _held_ranges(path, [(0, 10), (10, 10), (20, 10)]) == [True, False, True]
+
+
+@pytest.mark.parametrize("family", ["posix", "ofd"])
+@pytest.mark.refs(POSIX_FCNTL + ": adjacent locks of one owner coalesce", "XNU tests/lockf_basic.c (coalescing)")
+def test_adjacent_ranges_of_one_owner_merge(lockfile, family, observe):
+    _family(family)
+    path, fd = lockfile
+    locks.set_lock(fd, family, "write", 0, 10)
+    locks.set_lock(fd, family, "write", 10, 10)
+    held = locks.holder(path, "fcntl", "write", 0, 100)
+    assert held is not None and (held.start, held.length) == (0, 20), f"adjacent ranges reported as {held}"
+
+
+@pytest.mark.parametrize("family", ["posix", "ofd"])
+@pytest.mark.refs(POSIX_FCNTL + ": a new lock of the owner replaces the old type on the range",
+                  "XNU tests/lockf_basic.c (downgrade)")
+def test_upgrade_and_downgrade_in_place(lockfile, family):
+    _family(family)
+    path, fd = lockfile
+    locks.set_lock(fd, family, "read", 0, 10)
+    locks.set_lock(fd, family, "write", 0, 10)
+    held = locks.holder(path, "fcntl", "read", 0, 10)
+    assert held is not None and held.kind == "write", f"after the upgrade: {held}"
+    locks.set_lock(fd, family, "read", 0, 10)
+    assert locks.holder(path, "fcntl", "read", 0, 10) is None, "a read lock still excludes readers after downgrade"
+    held = locks.holder(path, "fcntl", "write", 0, 10)
+    assert held is not None and held.kind == "read", f"after the downgrade: {held}"
+
+
+@pytest.mark.parametrize("family", ["posix", "ofd"])
+@pytest.mark.parametrize("whence", ["SEEK_CUR", "SEEK_END"])
+@pytest.mark.refs(POSIX_FCNTL + ": l_whence SEEK_CUR and SEEK_END", "XNU tests/lockf_basic.c (SEEK_END ranges)")
+def test_ranges_relative_to_the_offset_and_the_end(lockfile, family, whence):
+    _family(family)
+    path, fd = lockfile  # 64 bytes
+    os.lseek(fd, 20, os.SEEK_SET)
+    start = 0 if whence == "SEEK_CUR" else -10
+    locks.set_lock(fd, family, "write", start, 10, whence=getattr(os, whence))
+    expected = (20, 10) if whence == "SEEK_CUR" else (54, 10)
+    held = locks.holder(path, "fcntl", "write", 0, 0)
+    assert held is not None and (held.start, held.length) == expected, f"{whence} lock reported as {held}"
+
+
+@pytest.mark.parametrize("family", ["posix", "ofd"])
+@pytest.mark.parametrize("where", ["beyond_end_of_file", "past_2_gib", "negative_length"])
+@pytest.mark.refs(POSIX_FCNTL + ": locks may extend beyond EOF; a negative l_len locks before l_start; EOVERFLOW "
+                  "only where off_t cannot hold the offset", "glibc tst-ofdlocks (beyond 2 GiB)")
+def test_unusual_ranges(lockfile, family, where, observe):
+    _family(family)
+    path, fd = lockfile
+    start, length, expected = {"beyond_end_of_file": (1000, 10, (1000, 10)),
+                               "past_2_gib": (2**31 + 10, 10, (2**31 + 10, 10)),
+                               "negative_length": (20, -10, (10, 10))}[where]
+    try:
+        locks.set_lock(fd, family, "write", start, length)
+    except OSError as e:
+        observe("unusual_range", f"refused:{errno_name(e)}")
+        raise AssertionError(f"a lock {where} was refused: {errno_name(e)}") from None
+    held = locks.holder(path, "fcntl", "write", 0, 0)
+    observe("unusual_range", f"{held.start}+{held.length}" if held else None)
+    assert held is not None and (held.start, held.length) == expected, f"a lock {where} is reported as {held}"
+
+
+@pytest.mark.parametrize("family", locks.FAMILIES)
+@pytest.mark.parametrize(("kind", "mode"), [("write", "O_RDONLY"), ("read", "O_WRONLY")])
+@pytest.mark.refs(POSIX_FCNTL + ": EBADF if the type does not match the open mode",
+                  "flock(2): a lock may be placed on a file opened for reading or writing")
+def test_lock_type_against_the_open_mode(workdir, family, kind, mode, observe):
+    _family(family)
+    fd = data_file(workdir, "locked", b"\0" * 64, getattr(os, mode))
+    try:
+        locks.set_lock(fd, family, kind, 0, 10)
+    except OSError as e:
+        observe("mismatched_mode", f"refused:{errno_name(e)}")
+        assert family != "flock", f"flock refused a {kind} lock on an {mode} descriptor: {errno_name(e)}"
+        assert e.errno == errno.EBADF, f"a {kind} lock on an {mode} descriptor: {errno_name(e)}, not EBADF"
+        return
+    finally:
+        os.close(fd)
+    observe("mismatched_mode", "granted")
+    assert family == "flock", f"a {family} {kind} lock was granted on an {mode} descriptor"
+
+
+def _share_then_wait(path: str, held: Event, release: Event) -> None:
+    fd = os.open(path, os.O_RDWR)
+    locks.set_lock(fd, "flock", "read")
+    held.set()
+    release.wait()
+    os.close(fd)
+
+
+@pytest.mark.refs(FLOCK + ": converting a lock is not guaranteed to be atomic",
+                  "FreeBSD tests/sys/file/flock_test.c 15")
+def test_a_failed_flock_upgrade_may_drop_the_shared_lock(lockfile, observe):
+    _family("flock")
+    path, fd = lockfile
+    locks.set_lock(fd, "flock", "read")
+    with Event() as held, Event() as release, Child(_share_then_wait, os.fspath(path), held, release) as child:
+        held.wait()
+        with pytest.raises(BlockingIOError):
+            locks.set_lock(fd, "flock", "write")  # the other shared holder refuses the upgrade
+        release.set()
+        child.join()
+    still_shared = locks.holder(path, "flock", "write") is not None
+    observe("failed_upgrade", "kept_shared" if still_shared else "dropped_shared")
