@@ -73,7 +73,8 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the conformance suite on this machine and write the report")
     r.add_argument("--report-dir", default="reports", help="where <platform-id>.json/.md/.html go (default: reports)")
-    r.add_argument("--dir", help="directory on the filesystem to test, where cases make their files (default: $TMPDIR)")
+    r.add_argument("--dir", help="directory on the filesystem to test, where cases make their files "
+                   "(default: $CONFORMANCE_DIR, else $TMPDIR)")
     r.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers: a number, auto (default), or 0")
     r.add_argument("--strict", action="store_true", help="an unexpected-pass fails the run")
     r.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments, e.g. -k rights")

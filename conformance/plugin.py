@@ -35,8 +35,9 @@ _SEVERITY = ("error", "fail", "unexpected-pass", "deviation", "unsupported", "pa
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance")
-    group.addoption("--conformance-dir", metavar="DIR", default=None,
-                    help="directory on the filesystem under test where cases make their files (default: $TMPDIR)")
+    group.addoption("--conformance-dir", metavar="DIR", default=os.environ.get("CONFORMANCE_DIR") or None,
+                    help="directory on the filesystem under test where cases make their files "
+                         "(default: $CONFORMANCE_DIR, else $TMPDIR)")
     group.addoption("--conformance-report", metavar="DIR", default=None,
                     help="write <platform-id>.json, .md and .html into DIR at the end of the run")
     group.addoption("--conformance-strict", action="store_true", default=False,

@@ -83,26 +83,29 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.").lower() or "unknown"
 
 
-def platform_id(name: str | None = None) -> str:
-    """OS, release and arch, then Python and privilege: runs that differ in those report differently."""
+def platform_id(name: str | None = None, fstype: str | None = None) -> str:
+    """OS, release and arch, then Python, privilege and the filesystem under test: runs that differ in any of
+    those report differently (tmpfs and NFS lock differently from ext4)."""
     name = name or os_name()
     py = f"py{sys.version_info[0]}{sys.version_info[1]}"
     who = "root" if privileged() else "user"
-    return "-".join(_slug(part) for part in (name, release(name), platform.machine(), py, who))
+    parts = (name, release(name), platform.machine(), py, who) + ((fstype,) if fstype else ())
+    return "-".join(_slug(part) for part in parts)
 
 
 def facts(workdir: str) -> dict:
     """The platform section of a report (capabilities are added by the caller)."""
     name = os_name()
+    fstype = filesystem_type(workdir)
     return {
-        "id": platform_id(name),
+        "id": platform_id(name, fstype),
         "os": name,
         "release": release(name),
         "kernel": kernel(),
         "arch": platform.machine(),
         "libc": libc(),
         "python": {"implementation": platform.python_implementation(), "version": platform.python_version()},
-        "filesystem": {"path": workdir, "type": filesystem_type(workdir)},
+        "filesystem": {"path": workdir, "type": fstype},
         "privileged": privileged(),
         "uid": os.geteuid(),
     }
