@@ -4,7 +4,12 @@ numbers from the platform module where Python lacks them, and a missing family a
 from __future__ import annotations
 
 import fcntl
+import json
+import os
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +69,28 @@ def test_flock_without_fcntl_flock_is_unavailable(monkeypatch):
     monkeypatch.delattr(fcntl, "flock")
     with pytest.raises(locks.LockFamilyUnavailable, match="flock"):
         locks.available("flock")
+
+
+def test_lock_cases_without_ofd_locks_are_unsupported_not_failed(tmp_path):
+    """The whole lock area on a simulated FreeBSD-like platform: every OFD case unsupported, the rest still pass."""
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "no_ofd.py").write_text(
+        "import fcntl\n"
+        "from conformance.platforms import constants\n"
+        "for name in ('F_OFD_GETLK', 'F_OFD_SETLK', 'F_OFD_SETLKW'):\n"
+        "    if hasattr(fcntl, name):\n"
+        "        delattr(fcntl, name)\n"
+        "    setattr(constants(), name, None)\n")
+    (tmp_path / "tmp").mkdir()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]), TMPDIR=str(tmp_path / "tmp"))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(root / "conformance" / "cases" / "test_locks.py"), "-q", "-p", "no_ofd",
+         "-p", "no:cacheprovider", "-p", "no:randomly", "--conformance-report", str(tmp_path / "report")],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    (path,) = (tmp_path / "report").glob("*.json")
+    cases = json.loads(path.read_text())["cases"]
+    wrong = [(c["id"], c["outcome"]) for c in cases
+             if c["outcome"] != ("unsupported" if "ofd" in c["id"] else "pass")]
+    assert not wrong, wrong[:10]
+    assert all("F_OFD" in c["reason"] for c in cases if c["outcome"] == "unsupported")
