@@ -12,6 +12,7 @@ locks", flock(2), fstests generic/478 (t_ofd_locks), FreeBSD tests/sys/file/floc
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import select
 import signal
@@ -834,3 +835,59 @@ def test_appenders_under_locks_never_corrupt_the_file(workdir, family, actors):
                 for w in range(WRITERS) for n in range(RECORDS)}
     assert len(data) == WRITERS * RECORDS * RECORD, f"{len(data)} bytes, {WRITERS * RECORDS * RECORD} expected"
     assert set(records) == expected, f"{len(set(records) ^ expected)} records lost or torn"
+
+
+# ---- FreeBSD flock_test details ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("family", ["posix", "ofd"])
+@pytest.mark.refs("FreeBSD tests/sys/file/flock_test.c 1: F_GETLK on an unlocked range changes only l_type",
+                  POSIX_FCNTL + ": if no lock would prevent it, l_type is set to F_UNLCK and the rest left unchanged")
+def test_getlk_on_an_unlocked_range_changes_only_l_type(lockfile, family):
+    _family(family)
+    _, fd = lockfile
+    getlk, _, _ = locks.commands(family)
+    request = locks.pack_flock("write", 5, 7, os.SEEK_CUR)
+    reply = locks.unpack_flock(fcntl.fcntl(fd, getlk, request))
+    sent = locks.unpack_flock(request)
+    changed = {name for name in sent if sent[name] != reply[name]}
+    assert changed == {"l_type"}, f"F_GETLK on an unlocked range changed {sorted(changed)}: {reply}"
+    assert reply["l_type"] == locks.unpack_flock(locks.pack_flock("unlock"))["l_type"]
+
+
+@pytest.mark.refs("FreeBSD tests/sys/file/flock_test.c 7: a bogus l_pid passed to F_SETLK is ignored",
+                  POSIX_FCNTL)
+def test_a_bogus_l_pid_given_to_f_setlk_is_ignored(lockfile):
+    _family("posix")
+    path, fd = lockfile
+    locks.set_lock(fd, "posix", "write", 0, 10, pid=_free_pid_for_locks())
+    held = locks.holder(path, "posix")
+    assert held is not None and held.pid == os.getpid(), f"the lock was recorded as {held}, not as this process's"
+
+
+def _free_pid_for_locks() -> int:
+    with Child(os.getpid) as child:
+        return child.join()  # exited and reaped: nobody has this pid
+
+
+def _hold_then_exit(path: str, family: str, held: Event, go: Event) -> None:
+    fd = os.open(path, os.O_RDWR)
+    locks.set_lock(fd, family, "write", 0, 10)
+    held.set()
+    go.wait()  # then exit without unlocking
+
+
+@pytest.mark.parametrize("family", locks.FAMILIES)
+@pytest.mark.refs("FreeBSD tests/sys/file/flock_test.c 8: F_SETLKW succeeds once the holder exits", POSIX_FCNTL,
+                  FLOCK)
+def test_a_waiting_lock_is_granted_when_the_holder_exits(lockfile, family):
+    _family(family)
+    path, _ = lockfile
+    with Event() as held, Event() as go, Event() as report, \
+            Child(_hold_then_exit, os.fspath(path), family, held, go) as holder_process:
+        held.wait()
+        with Child(_lock_and_report, os.fspath(path), family, 0, 10, report) as waiter:
+            _assert_blocked(path, waiter, report)
+            go.set()
+            holder_process.join()
+            assert report.wait() == b"granted", "the waiter was not granted the lock when its holder exited"
+            assert waiter.join() == "granted"
