@@ -24,18 +24,16 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from .harness.rights import cmsg_space as _space
 from .platforms import constants
 from .platforms.probes import lookup
+from .unavailable import Unavailable
 
 GROUPS_ROOM = 1024  # gids of receive-buffer room for the variable-length BSD structures (FreeBSD NGROUPS_MAX 1023)
 
 
-class CredentialsUnavailable(Exception):
-    """This platform has no mechanism the module knows; `reason` says what is missing."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class CredentialsUnavailable(Unavailable):
+    """This platform has no credential mechanism the module knows; `reason` says what is missing."""
 
 
 @dataclass(frozen=True)
@@ -45,14 +43,6 @@ class Credentials:
     gid: int | None = None
     euid: int | None = None
     egid: int | None = None
-
-
-def _space(nbytes: int) -> int:
-    space = getattr(socket, "CMSG_SPACE", None)
-    if space is not None:
-        return space(nbytes)
-    align = constants().CMSG_ALIGNMENT or 8
-    return (12 + align - 1) // align * align + (nbytes + align - 1) // align * align
 
 
 def _need(name: str, *modules):

@@ -19,17 +19,14 @@ from dataclasses import dataclass
 from .harness.children import run_in_child
 from .platforms import constants
 from .platforms.probes import lookup
+from .unavailable import Unavailable
 
 FAMILIES = ("posix", "ofd", "flock")
 KINDS = ("read", "write")
 
 
-class LockFamilyUnavailable(Exception):
+class LockFamilyUnavailable(Unavailable):
     """The platform lacks this family (FreeBSD has no OFD locks); `reason` says what is missing."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ import select
 import socket
 
 from conformance.harness import fds as fdlist
+from conformance.harness.children import Child
+from conformance.outcomes import Unsupported
+from conformance.unavailable import Unavailable
 
 # How long a case waits for the kernel to release a descriptor it holds in flight (garbage collection
 # may run asynchronously); the wait ends at the first EOF, so it costs nothing when the kernel is prompt.
@@ -17,6 +20,20 @@ RELEASE_WAIT = 5.0
 
 # Where two names share a number (Linux EDEADLOCK == EDEADLK), reports use the POSIX one on every platform.
 _PREFERRED = {getattr(errno, name): name for name in ("EDEADLK", "EAGAIN", "EOPNOTSUPP") if hasattr(errno, name)}
+
+
+def or_unsupported(get, *args):
+    """get(*args), with the reference code's Unavailable (no such mechanism here) turned into `unsupported`."""
+    try:
+        return get(*args)
+    except Unavailable as e:
+        raise Unsupported(e.reason) from None
+
+
+def free_pid() -> int:
+    """The pid of a child that has exited and been reaped: no process has it (pids are not reused at once)."""
+    with Child(os.getpid) as child:
+        return child.join()
 
 
 def errno_name(e: OSError) -> str:

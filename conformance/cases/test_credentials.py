@@ -24,7 +24,7 @@ from conformance.harness.children import Child
 from conformance.outcomes import Unsupported
 from conformance.platforms import constants
 
-from ._support import data_file, drop_privileges, errno_name, nothing_queued, same_file
+from ._support import data_file, drop_privileges, errno_name, free_pid, nothing_queued, or_unsupported, same_file
 from .conftest import require, unix_socketpair
 
 SEED = "APUE 3e 17.4 Figures 17.13/17.14 (seed 000: Sending/Receiving credentials over UNIX domain sockets)"
@@ -35,13 +35,6 @@ SCM_PIDFD = "Linux tools/testing/selftests/net/af_unix/scm_pidfd.c"
 NOBODY = 65534
 DEADLINE = 10.0
 KINDS = ["stream", "dgram"]
-
-
-def _available(get, *args):
-    try:
-        return get(*args)
-    except creds.CredentialsUnavailable as e:
-        raise Unsupported(e.reason) from None
 
 
 def _as_sender() -> dict:
@@ -84,11 +77,11 @@ def _send_as_child(sock, cmsgs_of) -> dict:
 def test_receiver_sees_the_identity_of_the_sending_child(pair, how, observe):
     a, b = pair
     if how == "sender_attached":
-        mechanism = _available(creds.message_mechanism)
+        mechanism = or_unsupported(creds.message_mechanism)
         if not mechanism.per_message:
             raise Unsupported(f"no credentials a sender can attach here ({mechanism.name} is connect-time only)")
     else:
-        mechanism = _available(creds.requested_mechanism, True)
+        mechanism = or_unsupported(creds.requested_mechanism, True)
     observe("mechanism", mechanism.name)
     mechanism.prepare_receiver(b)
     cmsgs_of = mechanism.sender_cmsgs if how == "sender_attached" else list
@@ -105,7 +98,7 @@ def test_receiver_sees_the_identity_of_the_sending_child(pair, how, observe):
                   f"{UNIX_CMSG}: t_sockcred2")
 def test_every_message_carries_credentials_when_the_receiver_asks(pair, observe):
     a, b = pair
-    mechanism = _available(creds.requested_mechanism, True)
+    mechanism = or_unsupported(creds.requested_mechanism, True)
     mechanism.prepare_receiver(b)
     me = {"pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid()}
     for i in range(3):
@@ -121,7 +114,7 @@ def test_every_message_carries_credentials_when_the_receiver_asks(pair, observe)
 @pytest.mark.refs(UNIX7 + " (SO_PASSCRED set after the message was queued)", "Linux net/core/scm.c scm_recv")
 def test_credentials_of_a_message_queued_before_the_receiver_asked(pair, observe):
     a, b = pair
-    mechanism = _available(creds.requested_mechanism, True)
+    mechanism = or_unsupported(creds.requested_mechanism, True)
     a.send(b"early")  # queued before the receiver asks for credentials
     mechanism.prepare_receiver(b)
     data, ancdata, flags, _ = b.recvmsg(64, mechanism.control_space() + rights.rights_space(4))
@@ -140,7 +133,7 @@ def test_credentials_of_a_message_queued_before_the_receiver_asked(pair, observe
 @pytest.mark.refs(UNIX4 + " (LOCAL_CREDS: once on a stream, every datagram)", f"{UNIX_CMSG}: t_sockcred_1/2")
 def test_local_creds_is_one_shot_on_a_stream_and_per_datagram(pair, socktype, observe):
     a, b = pair
-    mechanism = _available(creds.requested_mechanism, False)
+    mechanism = or_unsupported(creds.requested_mechanism, False)
     mechanism.prepare_receiver(b)
     carried = []
     for i in range(2):
@@ -202,7 +195,7 @@ def _state_as_unprivileged(sock, field: str, parent: int) -> dict:
                   "Linux net/core/scm.c scm_check_creds")
 def test_unprivileged_sender_cannot_state_another_identity(stream_pair, field, observe):
     a, b = stream_pair
-    _available(creds.stated_ucred, 0, 0, 0)
+    or_unsupported(creds.stated_ucred, 0, 0, 0)
     with Child(_state_as_unprivileged, a, field, os.getpid()) as child:
         outcome = child.join()
     if "skip" in outcome:
@@ -211,12 +204,6 @@ def test_unprivileged_sender_cannot_state_another_identity(stream_pair, field, o
     assert b.recv(64) == b"true", "the sender's true credentials were refused"
     assert outcome["forged"] == "EPERM", f"a forged {field} was {outcome['forged']}, not refused with EPERM"
     assert nothing_queued(b), "the refused message was queued anyway"
-
-
-def _free_pid() -> int:
-    """The pid of a child that has exited and been reaped: no process has it (pids are not reused at once)."""
-    with Child(os.getpid) as child:
-        return child.join()
 
 
 def _state_pid(sock, pid: int, unprivileged: bool) -> str:
@@ -233,10 +220,10 @@ def _state_pid(sock, pid: int, unprivileged: bool) -> str:
 @pytest.mark.refs(UNIX7 + ": ESRCH", "Linux net/core/scm.c __scm_send: find_get_pid")
 def test_a_nonexistent_pid_is_refused(stream_pair, sender, observe):
     a, b = stream_pair
-    _available(creds.stated_ucred, 0, 0, 0)
+    or_unsupported(creds.stated_ucred, 0, 0, 0)
     if sender == "root" and os.geteuid() != 0:
         raise Unsupported("needs root: only a privileged sender gets past the identity check to the pid lookup")
-    with Child(_state_pid, a, _free_pid(), sender == "unprivileged") as child:
+    with Child(_state_pid, a, free_pid(), sender == "unprivileged") as child:
         outcome = child.join()
     observe("nonexistent_pid_errno", outcome)
     assert outcome != "accepted", "a message stating a pid that no process has was accepted"
@@ -249,10 +236,10 @@ def test_a_nonexistent_pid_is_refused(stream_pair, sender, observe):
                   "Linux net/core/scm.c scm_check_creds")
 def test_root_stating_another_pid(stream_pair, observe):
     a, b = stream_pair
-    _available(creds.stated_ucred, 0, 0, 0)
+    or_unsupported(creds.stated_ucred, 0, 0, 0)
     if os.geteuid() != 0:
         raise Unsupported("needs root")
-    mechanism = _available(creds.requested_mechanism, True)
+    mechanism = or_unsupported(creds.requested_mechanism, True)
     mechanism.prepare_receiver(b)
     other = os.getppid() or 1
     try:
@@ -348,7 +335,7 @@ def test_peer_credentials_name_the_connecting_process(socket_path, kind, observe
             conn = _accept(listener, child)
             try:
                 assert conn.recv(1) == b"c"
-                seen = _available(creds.peer_credentials, conn)
+                seen = or_unsupported(creds.peer_credentials, conn)
                 pid = seen.pid
                 if pid is None and creds.lookup("LOCAL_PEERPID", socket) is not None:
                     pid = creds.peer_pid(conn)
@@ -405,7 +392,7 @@ def test_peer_credentials_stay_those_of_the_connecting_process(socket_path, chan
                     assert len(got.fds) == 1, "the connected socket did not arrive"
                     os.write(got.fds[0], b"from the new owner")  # this process is now the peer's last user
                     assert conn.recv(64) == b"from the new owner"
-                    seen = _available(creds.peer_credentials, conn)
+                    seen = or_unsupported(creds.peer_credentials, conn)
                     if creds.lookup("LOCAL_PEERPID", socket) is not None:
                         last = creds.peer_pid(conn)
                         observe("local_peerpid_after_handover",
@@ -419,7 +406,7 @@ def test_peer_credentials_stay_those_of_the_connecting_process(socket_path, chan
                 conn = _accept(listener, child)
                 with conn:
                     assert conn.recv(64) == b"after setuid"
-                    seen = _available(creds.peer_credentials, conn)
+                    seen = or_unsupported(creds.peer_credentials, conn)
                     go.set()
                 connector = child.join()
     finally:
@@ -443,7 +430,7 @@ def test_peer_credentials_without_a_connected_stream_peer(shape, observe):
     socks = NO_PEER[shape]()
     try:
         try:
-            seen = _available(creds.peer_credentials, socks[0])
+            seen = or_unsupported(creds.peer_credentials, socks[0])
         except OSError as e:
             observe("peer_answer", f"refused:{errno_name(e)}")
             return
@@ -551,7 +538,7 @@ def _send_fd_with_credentials(sock, fd: int, cmsgs_of) -> dict:
 @pytest.mark.refs(SEED + ": send_fd with CREDSTRUCT, recv_ufd", UNIX7, UNIX4)
 def test_credentials_and_a_descriptor_arrive_in_one_message(pair, workdir, observe):
     a, b = pair
-    mechanism = _available(creds.message_mechanism)
+    mechanism = or_unsupported(creds.message_mechanism)
     if not mechanism.per_message:
         raise Unsupported(f"no per-message credentials here ({mechanism.name} is connect-time only)")
     mechanism.prepare_receiver(b)

@@ -27,9 +27,8 @@ from conformance import locks
 from conformance.harness import rights
 from conformance.harness.barriers import BarrierTimeout, Event
 from conformance.harness.children import Child
-from conformance.outcomes import Unsupported
 
-from ._support import data_file, errno_name
+from ._support import data_file, errno_name, free_pid, or_unsupported
 from .conftest import require
 
 SEED = "seed 001: classic POSIX locks are released by any close; OFD locks belong to the description"
@@ -43,10 +42,7 @@ PROBE = {"posix": "posix_locks", "ofd": "ofd_locks", "flock": "flock"}
 
 def _family(family: str) -> None:
     require(PROBE[family])
-    try:
-        locks.available(family)
-    except locks.LockFamilyUnavailable as e:
-        raise Unsupported(e.reason) from None
+    or_unsupported(locks.available, family)
 
 
 @pytest.fixture
@@ -859,14 +855,9 @@ def test_getlk_on_an_unlocked_range_changes_only_l_type(lockfile, family):
 def test_a_bogus_l_pid_given_to_f_setlk_is_ignored(lockfile):
     _family("posix")
     path, fd = lockfile
-    locks.set_lock(fd, "posix", "write", 0, 10, pid=_free_pid_for_locks())
+    locks.set_lock(fd, "posix", "write", 0, 10, pid=free_pid())
     held = locks.holder(path, "posix")
     assert held is not None and held.pid == os.getpid(), f"the lock was recorded as {held}, not as this process's"
-
-
-def _free_pid_for_locks() -> int:
-    with Child(os.getpid) as child:
-        return child.join()  # exited and reaped: nobody has this pid
 
 
 def _hold_then_exit(path: str, family: str, held: Event, go: Event) -> None:

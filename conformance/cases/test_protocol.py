@@ -20,7 +20,7 @@ from conformance.harness import rights
 from conformance.harness.children import Child
 from conformance.outcomes import Unsupported
 
-from ._support import InFlightMarker, data_file, drop_privileges, nothing_queued, same_file
+from ._support import InFlightMarker, data_file, drop_privileges, nothing_queued, or_unsupported, same_file
 
 SEED = "APUE 3e 17.4 (seed 000)"
 SEED_SEND_ERR = f"{SEED}: Figure 'The send_err function'"
@@ -317,10 +317,7 @@ def test_a_failing_userfunc_is_an_error_and_leaks_nothing(stream_pair):
 # ---- recv_ufd: the sender's uid ---------------------------------------------------------------------------------
 
 def _mechanism():
-    try:
-        return message_mechanism()
-    except CredentialsUnavailable as e:
-        raise Unsupported(e.reason) from None
+    return or_unsupported(message_mechanism)
 
 
 def _send_fd_as(sock, fd: int, uid: int | None) -> int:

@@ -14,12 +14,12 @@ import subprocess
 import pytest
 
 from conformance import apue
-from conformance.credentials import CredentialsUnavailable, message_mechanism
+from conformance.credentials import message_mechanism
 from conformance.harness import rights
 from conformance.native import NoCompiler, build
 from conformance.outcomes import Unsupported
 
-from ._support import data_file, same_file
+from ._support import data_file, or_unsupported, same_file
 
 CONFORMANCE_AREA = "protocol"
 
@@ -164,10 +164,7 @@ def test_python_send_err_to_c_recv_fd(stream_pair, c_peer, error):
 # ---- credentials ---------------------------------------------------------------------------------------------
 
 def _mechanism():
-    try:
-        return message_mechanism()
-    except CredentialsUnavailable as e:
-        raise Unsupported(e.reason) from None
+    return or_unsupported(message_mechanism)
 
 
 @pytest.mark.refs(SEED_CREDS, NATIVE)

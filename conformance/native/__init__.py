@@ -16,17 +16,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ..unavailable import Unavailable
+
 SOURCE_DIR = Path(__file__).resolve().parent
 FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-O2")
 BUILD_TIMEOUT = 120.0
 
 
-class NoCompiler(Exception):
+class NoCompiler(Unavailable):
     """No C compiler here: the cases that need a native peer are unsupported, not failed."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class BuildFailed(RuntimeError):
