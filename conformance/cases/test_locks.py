@@ -129,12 +129,12 @@ def test_description_lock_is_released_by_the_last_close_of_its_description(lockf
 
 # ---- fork ---------------------------------------------------------------------------------------------------------
 
+def _close_in_child(fd: int) -> None:
+    os.close(fd)  # a child's own copy of the descriptor table
+
+
 def _unlock_in_child(fd: int, family: str) -> None:
     locks.unlock(fd, family)
-
-
-def _exit_in_child(fd: int) -> None:
-    os.close(fd)
 
 
 @pytest.mark.parametrize("family", DESCRIPTION_FAMILIES)
@@ -143,23 +143,12 @@ def test_description_lock_is_shared_with_a_forked_child(lockfile, family):
     _family(family)
     path, fd = lockfile
     locks.set_lock(fd, family, "write")
-    with Child(_exit_in_child, fd) as child:
+    with Child(_close_in_child, fd) as child:
         child.join()
     assert locks.holder(path, family) is not None, "a child's close and exit released the parent's lock"
     with Child(_unlock_in_child, fd, family) as child:
         child.join()
     assert locks.holder(path, family) is None, "the child's unlock through the shared description did not release it"
-
-
-def _try_lock(path: str) -> str:
-    fd = os.open(path, os.O_RDWR)
-    try:
-        locks.set_lock(fd, "posix", "write", 0, 10)
-    except OSError as e:
-        return f"refused:{e.errno}"
-    finally:
-        os.close(fd)
-    return "granted"
 
 
 def _inherited_fd_locks(fd: int) -> str:
@@ -315,13 +304,23 @@ def test_flock_and_fcntl_locks_interact_the_same_way_in_both_orders(lockfile, fa
 
 # ---- F_GETLK and F_OFD_GETLK ------------------------------------------------------------------------------------
 
+def _hold_until_told(path: str, family: str, start: int, length: int, held: Event, go: Event) -> int:
+    """In a child: write-lock the range, say so, wait for the word, then exit without unlocking."""
+    fd = os.open(path, os.O_RDWR)
+    locks.set_lock(fd, family, "write", start, length)
+    held.set()
+    go.wait()
+    return os.getpid()
+
+
 @pytest.mark.parametrize("family", ["posix", "ofd"])
 @pytest.mark.refs(POSIX_FCNTL + ": F_GETLK returns the blocking lock's type, range and l_pid",
                   "FreeBSD tests/sys/file/flock_test.c 4", "Linux fcntl(2): OFD holders are reported with l_pid -1")
 def test_getlk_reports_the_holders_type_range_and_pid(lockfile, family, observe):
     _family(family)
     path, fd = lockfile
-    with Event() as held, Event() as done, Child(_hold_until_two, os.fspath(path), family, held, done) as child:
+    with Event() as held, Event() as done, \
+            Child(_hold_until_told, os.fspath(path), family, 10, 10, held, done) as child:
         held.wait()
         try:
             seen = locks.get_lock(fd, "posix", "write", 0, 100)
@@ -338,14 +337,6 @@ def test_getlk_reports_the_holders_type_range_and_pid(lockfile, family, observe)
         assert seen_ofd is not None and (seen_ofd.start, seen_ofd.length) == (10, 10), f"F_OFD_GETLK: {seen_ofd}"
         observe("ofd_getlk_pid", seen_ofd.pid)
         assert seen.pid != pid, "an OFD lock was reported as the process's own"
-
-
-def _hold_until_two(path: str, family: str, held, done) -> int:
-    fd = os.open(path, os.O_RDWR)
-    locks.set_lock(fd, family, "write", 10, 10)
-    held.set()
-    done.wait()
-    return os.getpid()
 
 
 @pytest.mark.parametrize("command", ["setlk", "getlk"])
@@ -409,10 +400,6 @@ def _generic_478_params():
                                                id=f"{setter}-{getter}-{held_kind}-{asked_kind}-{span}-{mode}-{scenario}")
 
 
-def _close_in_child(fd: int) -> None:
-    os.close(fd)  # a child's own copy of the descriptor table
-
-
 def _close_in_thread(fd: int) -> None:
     thread = threading.Thread(target=os.close, args=(fd,))  # the same descriptor table
     thread.start()
@@ -468,10 +455,10 @@ def test_generic_478_lock_after_a_close(workdir, setter, getter, held_kind, aske
 BLOCK_WINDOW = 0.2  # how long a waiter must stay blocked before the case calls it blocked (confirmed on Linux)
 
 
-def _lock_and_report(path: str, family: str, start: int, length: int, report: Event, wait: bool = True) -> str:
+def _lock_and_report(path: str, family: str, start: int, length: int, report: Event) -> str:
     fd = os.open(path, os.O_RDWR)
     try:
-        locks.set_lock(fd, family, "write", start, length, wait=wait)
+        locks.set_lock(fd, family, "write", start, length, wait=True)
     except OSError as e:
         report.set(errno_name(e).encode())
         return errno_name(e)
@@ -860,13 +847,6 @@ def test_a_bogus_l_pid_given_to_f_setlk_is_ignored(lockfile):
     assert held is not None and held.pid == os.getpid(), f"the lock was recorded as {held}, not as this process's"
 
 
-def _hold_then_exit(path: str, family: str, held: Event, go: Event) -> None:
-    fd = os.open(path, os.O_RDWR)
-    locks.set_lock(fd, family, "write", 0, 10)
-    held.set()
-    go.wait()  # then exit without unlocking
-
-
 @pytest.mark.parametrize("family", locks.FAMILIES)
 @pytest.mark.refs("FreeBSD tests/sys/file/flock_test.c 8: F_SETLKW succeeds once the holder exits", POSIX_FCNTL,
                   FLOCK)
@@ -874,7 +854,7 @@ def test_a_waiting_lock_is_granted_when_the_holder_exits(lockfile, family):
     _family(family)
     path, _ = lockfile
     with Event() as held, Event() as go, Event() as report, \
-            Child(_hold_then_exit, os.fspath(path), family, held, go) as holder_process:
+            Child(_hold_until_told, os.fspath(path), family, 0, 10, held, go) as holder_process:
         held.wait()
         with Child(_lock_and_report, os.fspath(path), family, 0, 10, report) as waiter:
             _assert_blocked(path, waiter, report)
