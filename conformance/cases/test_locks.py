@@ -343,17 +343,28 @@ def test_getlk_reports_the_holders_type_range_and_pid(lockfile, family, observe)
 @pytest.mark.refs(LINUX_OFD + ": l_pid must be 0 (EINVAL)", "XNU bsd/kern/kern_descrip.c (l_pid not checked)")
 def test_ofd_command_with_a_nonzero_l_pid(lockfile, command, observe):
     _family("ofd")
-    _, fd = lockfile
+    path, fd = lockfile
+    other = os.open(path, os.O_RDWR)
     try:
+        if command == "getlk":
+            locks.set_lock(other, "ofd", "write", 0, 10)  # something for the query to report
+        try:
+            if command == "setlk":
+                locks.set_lock(fd, "ofd", "write", 0, 10, pid=1)
+            else:
+                seen = locks.get_lock(fd, "ofd", "write", 0, 10, pid=1)
+        except OSError as e:
+            observe("nonzero_l_pid", f"refused:{errno_name(e)}")
+            assert e.errno == errno.EINVAL, f"F_OFD_{command.upper()} with l_pid 1: {errno_name(e)}, not EINVAL"
+            return
+        observe("nonzero_l_pid", "accepted")
+        # Accepted, the command must still do its job: the lock is taken, or the query reports the holder.
         if command == "setlk":
-            locks.set_lock(fd, "ofd", "write", 0, 10, pid=1)
+            assert locks.holder(path, "fcntl") is not None, "F_OFD_SETLK with l_pid 1 succeeded but took no lock"
         else:
-            locks.get_lock(fd, "ofd", "write", 0, 10, pid=1)
-    except OSError as e:
-        observe("nonzero_l_pid", f"refused:{errno_name(e)}")
-        assert e.errno == errno.EINVAL, f"F_OFD_{command.upper()} with l_pid 1: {errno_name(e)}, not EINVAL"
-        return
-    observe("nonzero_l_pid", "accepted")
+            assert seen is not None and (seen.start, seen.length) == (0, 10), f"F_OFD_GETLK with l_pid 1: {seen}"
+    finally:
+        os.close(other)
 
 
 @pytest.mark.refs("Linux tools/testing/selftests/filelock/ofdlocks.c: F_UNLCK query",
@@ -597,7 +608,8 @@ os.execv(sys.executable, [sys.executable, "-c", after, str(report), str(go)])
 
 @pytest.mark.parametrize("family", locks.FAMILIES)
 @pytest.mark.parametrize("descriptor", ["inherited", "close_on_exec"])
-@pytest.mark.refs("POSIX.1-2024 XSH exec: 'locks ... are not changed'; file descriptors with FD_CLOEXEC are closed",
+@pytest.mark.refs("Linux fcntl(2): record locks are preserved across an execve(2)",
+                  "POSIX.1-2024 XSH exec: file descriptors with FD_CLOEXEC are closed",
                   LINUX_OFD, FLOCK)
 def test_locks_across_execve(lockfile, family, descriptor, observe):
     _family(family)
@@ -629,6 +641,9 @@ def test_locks_across_execve(lockfile, family, descriptor, observe):
     if descriptor == "close_on_exec":
         # The exec closed the file's only descriptor: the description died, and the process closed a descriptor.
         assert not kept, f"a {family} lock survived the close-on-exec of its only descriptor"
+    else:
+        # Same process, same open description: nothing the lock belongs to went away.
+        assert kept, f"a {family} lock was lost across execve although its descriptor stayed open"
 
 
 def _read_byte(fd: int, timeout: float = 10.0) -> bytes:
