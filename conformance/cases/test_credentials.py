@@ -201,7 +201,7 @@ def test_unprivileged_sender_cannot_state_another_identity(stream_pair, field, o
     if "skip" in outcome:
         raise Unsupported(outcome["skip"])
     observe("forged_errno", outcome["forged"])
-    assert b.recv(64) == b"true", "the sender's true credentials were refused"
+    assert b.recv(4) == b"true", "the sender's true credentials were refused"  # 4: a stream may merge the next
     assert outcome["forged"] == "EPERM", f"a forged {field} was {outcome['forged']}, not refused with EPERM"
     assert nothing_queued(b), "the refused message was queued anyway"
 
