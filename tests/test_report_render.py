@@ -9,9 +9,11 @@ import random
 import re
 
 import pytest
+from reportdata import hostile_report, markdown_tables, sample_report
 
 from conformance.report import write as write_module
 from conformance.report.html import render_html
+from conformance.report.ktap import render_ktap
 from conformance.report.markdown import md_escape, render_markdown
 from conformance.report.schema import (
     ANNOTATION_KEYWORDS,
@@ -22,130 +24,6 @@ from conformance.report.schema import (
     validate,
 )
 from conformance.report.write import write_report
-
-HOSTILE = "<script>alert(1)</script> <img src=x onerror=alert(1)> \"'&|\\ first\nsecond"
-
-
-def _case(area, name, params, outcome, observations, reason="", expectation=None):
-    case_id = f"{area}/{name}" + (f"[{params}]" if params else "")
-    return {
-        "id": case_id,
-        "area": area,
-        "name": name,
-        "params": params,
-        "outcome": outcome,
-        "reason": reason,
-        "references": [f"FreeBSD tests/sys/kern/unix_passfd_test.c: {name}"],
-        "observations": observations,
-        "expectation": expectation,
-        "duration": 0.012,
-    }
-
-
-def sample_report():
-    """A valid report with every outcome, parameters, each scalar type and an expectation."""
-    cases = [
-        _case(
-            "rights",
-            "test_per_message_maximum",
-            "stream",
-            "pass",
-            {"rights.max_fds_per_message[stream]": 253, "rights.max_plus_one_errno[stream]": "EINVAL"},
-        ),
-        _case(
-            "rights", "test_truncation", "dgram", "fail", {"rights.truncated_flag[dgram]": True}, reason="assert 0 == 8"
-        ),
-        _case(
-            "locks",
-            "test_flock_upgrade",
-            "",
-            "deviation",
-            {"locks.upgrade_seconds": 0.25, "locks.upgrade_errno": None},
-            reason="upgrade is not atomic here",
-            expectation={
-                "outcome": "deviation",
-                "reason": "documented in flock(2)",
-                "references": ["Linux flock(2): NOTES"],
-            },
-        ),
-        _case(
-            "locks",
-            "test_ofd_locks",
-            "",
-            "unexpected-pass",
-            {"locks.ofd_supported": False},
-            reason="expected deviation did not occur",
-            expectation={"outcome": "deviation", "reason": "old kernel", "references": []},
-        ),
-        _case("rights", "test_scm_credentials", "", "unsupported", {}, reason="probe scm_creds: not available"),
-        _case(
-            "gc",
-            "test_cycle_collected",
-            "seqpacket",
-            "error",
-            {"gc.cycles": 3},
-            reason="OSError: [Errno 24] Too many open files",
-        ),
-    ]
-    return {
-        "schema_version": 1,
-        "suite": {"name": "conformance", "version": "0.1.0", "commit": "1a2b3c4"},
-        "platform": {
-            "id": "linux-6.18.44-fc-v669-x86_64-py311-root",
-            "os": "linux",
-            "release": "6.18.44-fc-v669",
-            "kernel": "Linux 6.18.44-fc-v669 #1 SMP PREEMPT_DYNAMIC",
-            "arch": "x86_64",
-            "libc": {"name": "glibc", "version": "2.36"},
-            "python": {"implementation": "CPython", "version": "3.11.7"},
-            "filesystem": {"path": "/tmp", "type": "ext4"},
-            "privileged": True,
-            "uid": 0,
-            "capabilities": {
-                "scm_rights": {"supported": True, "reason": "SCM_RIGHTS round trip on a socketpair"},
-                "scm_creds": {"supported": False, "reason": "not available"},
-            },
-        },
-        "run": {
-            "started": "2026-11-22T01:00:00Z",
-            "duration": 12.5,
-            "workers": 2,
-            "argv": ["-n", "2"],
-            "exit_status": 1,
-        },
-        "summary": {outcome: 1 for outcome in OUTCOMES},
-        "cases": cases,
-    }
-
-
-def hostile_report(hostile_id=True):
-    """A valid report whose every free-text field carries markup, quotes, pipes and a newline.
-
-    The writer refuses a platform id containing "/", so ``hostile_id=False`` keeps it plain.
-    """
-    report = sample_report()
-    platform = report["platform"]
-    if hostile_id:
-        platform["id"] = HOSTILE
-    for key in ("os", "release", "kernel", "arch"):
-        platform[key] = HOSTILE
-    for section in ("libc", "python", "filesystem"):
-        for key in platform[section]:
-            platform[section][key] = HOSTILE
-    platform["capabilities"] = {HOSTILE: {"supported": False, "reason": HOSTILE}}
-    report["suite"]["commit"] = HOSTILE
-    report["run"]["started"] = HOSTILE
-    report["run"]["argv"] = [HOSTILE]
-    for case in report["cases"]:
-        # The id pattern allows anything but a newline inside the brackets.
-        case["params"] = HOSTILE.replace("\n", " ")
-        case["id"] = f"{case['area']}/{case['name']}[{case['params']}]"
-        case["reason"] = HOSTILE
-        case["references"] = [HOSTILE, "plain reference"]
-        case["observations"] = {HOSTILE: HOSTILE, f"{case['area']}.number": 1}
-        if case["expectation"]:
-            case["expectation"] = {"outcome": "deviation", "reason": HOSTILE, "references": [HOSTILE]}
-    return report
 
 
 def _jsonschema_errors(document):
@@ -401,42 +279,6 @@ def test_validator_alternatives():
 # --- Markdown -------------------------------------------------------------------------------
 
 
-def _cells(line):
-    """Split a GFM table row the way GitHub does: a backslash escapes the next character."""
-    cells, current, index = [], "", 0
-    body = line.strip()
-    assert body.startswith("|") and body.endswith("|") and not body.endswith("\\|"), line
-    body = body[1:-1]
-    while index < len(body):
-        char = body[index]
-        if char == "\\" and index + 1 < len(body):
-            current += body[index : index + 2]
-            index += 2
-            continue
-        if char == "|":
-            cells.append(current)
-            current = ""
-        else:
-            current += char
-        index += 1
-    return [cell.strip() for cell in (*cells, current)]
-
-
-def _tables(markdown):
-    """Each table as a list of rows (lists of cells), in document order."""
-    tables, current = [], None
-    for line in markdown.split("\n"):
-        if line.startswith("|"):
-            current = current if current is not None else []
-            current.append(_cells(line))
-        elif current is not None:
-            tables.append(current)
-            current = None
-    if current is not None:
-        tables.append(current)
-    return tables
-
-
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -483,7 +325,7 @@ def test_markdown_tables_have_consistent_rows_even_when_hostile():
     assert "\"'&amp;\\|\\\\ first<br>second" in text
     # A raw newline from the report would start a line of its own.
     assert not any(line.startswith("second") for line in text.split("\n"))
-    tables = _tables(text)
+    tables = markdown_tables(text)
     facts, capabilities, *case_tables = tables
     for table in tables:
         widths = {len(row) for row in table}
@@ -505,7 +347,7 @@ def test_markdown_counts_match_summary():
     for outcome, count in report["summary"].items():
         assert re.search(rf"(^|\s){count} {re.escape(outcome)}(\s|$)", line), (outcome, line)
     assert "(44 cases)" in line
-    outcome_cells = [row[1] for table in _tables(text)[2:] for row in table[2:]]
+    outcome_cells = [row[1] for table in markdown_tables(text)[2:] for row in table[2:]]
     assert outcome_cells.count("pass") == 40
     assert outcome_cells.count("**deviation**") == 1
     assert outcome_cells.count("**unsupported**") == 3
@@ -562,7 +404,7 @@ def test_html_counts_match_summary():
 # --- writing --------------------------------------------------------------------------------
 
 
-def test_write_report_writes_three_files(tmp_path):
+def test_write_report_writes_four_files(tmp_path):
     report = sample_report()
     target = tmp_path / "reports" / "nested"
     paths = write_report(report, target)
@@ -571,6 +413,7 @@ def test_write_report_writes_three_files(tmp_path):
         "json": target / f"{stem}.json",
         "markdown": target / f"{stem}.md",
         "html": target / f"{stem}.html",
+        "ktap": target / f"{stem}.ktap",
     }
     assert sorted(p.name for p in target.iterdir()) == sorted(p.name for p in paths.values())
     raw = paths["json"].read_text(encoding="utf-8")
@@ -578,6 +421,7 @@ def test_write_report_writes_three_files(tmp_path):
     assert json.loads(raw) == report
     assert paths["markdown"].read_text(encoding="utf-8") == render_markdown(report)
     assert paths["html"].read_text(encoding="utf-8") == render_html(report)
+    assert paths["ktap"].read_text(encoding="utf-8") == render_ktap(report)
 
 
 def test_write_report_overwrites_previous_files(tmp_path):
@@ -586,7 +430,7 @@ def test_write_report_overwrites_previous_files(tmp_path):
     report["run"]["exit_status"] = 0
     paths = write_report(report, tmp_path)
     assert json.loads(paths["json"].read_text(encoding="utf-8"))["run"]["exit_status"] == 0
-    assert len(list(tmp_path.iterdir())) == 3
+    assert len(list(tmp_path.iterdir())) == 4
 
 
 def test_write_report_refuses_an_invalid_report_and_writes_nothing(tmp_path):
@@ -632,7 +476,7 @@ def test_written_files_are_fsynced_before_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(write_module.os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
     write_report(sample_report(), tmp_path)
     # Each file: fsync then replace; then the directory is synced once.
-    assert events[:6] == ["fsync", "replace"] * 3
+    assert events[:8] == ["fsync", "replace"] * 4
 
 
 def test_hostile_report_round_trips_through_the_writer(tmp_path):
