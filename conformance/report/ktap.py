@@ -1,0 +1,179 @@
+"""KTAP (version 1) text of one platform's report, for kernel CI tooling.
+
+Follows the Linux kernel's Documentation/dev-tools/ktap.rst: a ``KTAP version 1`` line and a
+plan, then one nested test per area (indented two spaces, with its own version line and plan)
+whose subtests are the area's cases, numbered from 1, each preceded by its diagnostic lines.
+
+Report text comes from kernels, error messages and test parameters, so every string taken
+from the report is escaped before it reaches a line: backslashes are doubled and control,
+format and line-separator characters become visible escapes (``\\x1b``, ``\\n``, ``\\u2028``),
+so nothing can end a line early or reach a terminal as an escape sequence; ``#`` is escaped
+in test descriptions and directive reasons, where it would end the description or start a
+directive; and a few strings that line-based KTAP readers treat specially are defused
+(see ``_diagnostic`` and ``_KUNIT_END_MARKERS``). Every line that carries report text
+therefore starts with ``#`` or with a result and number this module wrote.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from .markdown import case_label, cases_by_area, summary_mismatch, value_text
+from .text import char_escape, one_line
+
+INDENT = "  "  # ktap.rst, "Nested tests": one level of indentation is two spaces.
+
+# Our outcomes as KTAP result lines: (result, directive; None for no directive).
+# - pass:            "ok"                ktap.rst "Test case result lines"; kselftest.h ksft_test_result_pass
+# - fail:            "not ok"            ktap.rst; kselftest.h ksft_test_result_fail. No "#" data on the line:
+#                                        a reason there would be read as a directive if it began with a keyword.
+# - deviation:       "ok ... # XFAIL r"  ktap.rst lists XFAIL ("a test is expected to fail", as kselftest uses it);
+#                                        kselftest.h ksft_test_result_xfail prints "ok %u # XFAIL ".
+# - unexpected-pass: "ok ... # XPASS r"  kselftest.h ksft_test_result_xpass prints "ok %u # XPASS ". ktap.rst does
+#                                        not list XPASS; it says a parser should fall back to ok / not ok for a
+#                                        directive it does not know, which gives "ok" (the run passes unless
+#                                        --strict, so "ok" is also what the result means).
+# - unsupported:     "ok ... # SKIP r"   ktap.rst SKIP ("ok 1 test # SKIP necessary dependency unavailable");
+#                                        kselftest.h ksft_test_result_skip prints "ok %u # SKIP ".
+# - error:           "not ok ... # ERROR r"  ktap.rst lists ERROR, "the result ... should be not ok".
+#                                        kselftest.h ksft_test_result_error prints "not ok %u # error " in lower
+#                                        case; we use the spelling the spec lists. kunit_parser.py recognises only
+#                                        SKIP and reads either spelling as a plain failure, which is right.
+RESULT_LINES = {
+    "pass": ("ok", None),
+    "fail": ("not ok", None),
+    "deviation": ("ok", "XFAIL"),
+    "unexpected-pass": ("ok", "XPASS"),
+    "unsupported": ("ok", "SKIP"),
+    "error": ("not ok", "ERROR"),
+}
+
+# Outcomes that make the area's own result line "not ok" (ktap.rst: if a subtest fails, the
+# parent should fail too; skipped subtests do not affect the parent).
+FAILING = frozenset({"fail", "error"})
+
+# kselftest's closing "# Totals:" line uses these names for the same results.
+_KSELFTEST_COUNTS = (
+    ("pass", "pass"),
+    ("fail", "fail"),
+    ("xfail", "deviation"),
+    ("xpass", "unexpected-pass"),
+    ("skip", "unsupported"),
+    ("error", "error"),
+)
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# kunit_parser.py stops collecting diagnostic lines at "# Subtest: <name>" and reads it as the
+# header of a nested test.
+_SUBTEST_HEADER = re.compile(r"\s*subtest\s*:", re.IGNORECASE)
+# kunit_parser.py stops reading at the first line that contains one of these, wherever it is
+# on the line; escaping a colon keeps the text readable and the parser reading.
+_KUNIT_END_MARKERS = (
+    ("List of all partitions:", "List of all partitions\\x3a"),
+    ("Kernel panic - not syncing: VFS:", "Kernel panic - not syncing: VFS\\x3a"),
+    ("reboot: System halted", "reboot\\x3a System halted"),
+)
+
+
+def _text_lines(value: object) -> list[str]:
+    """A multi-line text as its lines; each line still needs escaping."""
+    return _LINE_BREAK.split(value_text(value))
+
+
+def _diagnostic(text: str) -> str:
+    """A diagnostic line ("# ...") carrying one line of report text."""
+    escaped = one_line(text)
+    match = _SUBTEST_HEADER.match(escaped)
+    if match:
+        # Escape the "S" (or "s") so the line cannot open a nested test in kunit_parser.py.
+        start = match.end() - len(match.group().lstrip())
+        escaped = escaped[:start] + char_escape(escaped[start]) + escaped[start + 1 :]
+    return f"# {escaped}" if escaped else "#"
+
+
+def _first_line(text: str) -> str:
+    return next((line for line in _text_lines(text) if line.strip()), "")
+
+
+def _result_line(result: str, number: int, description: str, directive: str | None = None, reason: str = "") -> str:
+    line = f"{result} {number} {one_line(description, also='#')}"
+    if directive:
+        line += f" # {directive}"
+        reason = one_line(_first_line(reason), also="#").strip()
+        if reason:
+            line += f" {reason}"
+    return line
+
+
+def _case_lines(case: dict, number: int) -> list[str]:
+    outcome = case["outcome"]
+    lines = []
+    if outcome != "pass" and case["reason"]:
+        lines += [_diagnostic(line) for line in _text_lines(case["reason"])]
+    expectation = case["expectation"]
+    if expectation:
+        first, *rest = _text_lines(expectation["reason"])
+        lines.append(_diagnostic(f"expected {expectation['outcome']}: {first}"))
+        lines += [_diagnostic(line) for line in rest]
+    for key, value in case["observations"].items():
+        # One line each: a line break inside a key or value is escaped rather than split.
+        lines.append(_diagnostic(f"{value_text(key)} = {value_text(value)}"))
+    result, directive = RESULT_LINES[outcome]
+    lines.append(_result_line(result, number, case_label(case), directive, case["reason"]))
+    return lines
+
+
+def _area_lines(area: str, cases: list[dict], number: int) -> list[str]:
+    nested = ["KTAP version 1", f"1..{len(cases)}"]
+    for index, case in enumerate(cases, start=1):
+        nested += _case_lines(case, index)
+    outcomes = {case["outcome"] for case in cases}
+    if outcomes & FAILING:
+        result = _result_line("not ok", number, area)
+    elif outcomes == {"unsupported"}:
+        # ktap.rst: "it often makes sense for a test to be marked skipped if all of its subtests
+        # have been skipped".
+        result = _result_line("ok", number, area, "SKIP", "every case is unsupported here")
+    else:
+        result = _result_line("ok", number, area)
+    return [INDENT + line for line in nested] + [result]
+
+
+def _header_diagnostics(report: dict) -> list[str]:
+    suite, platform = report["suite"], report["platform"]
+    version = f"{suite['name']} {suite['version']}"
+    if suite["commit"]:
+        version += f" (commit {suite['commit']})"
+    # Identifiers stay on one line each: a line break in them is escaped, not split.
+    return [
+        _diagnostic(f"suite: {version}"),
+        _diagnostic(f"platform: {platform['id']}"),
+        _diagnostic(f"kernel: {platform['kernel']}"),
+    ]
+
+
+def _footer_diagnostics(report: dict) -> list[str]:
+    counted = Counter(case["outcome"] for case in report["cases"])
+    totals = " ".join(f"{name}:{counted[outcome]}" for name, outcome in _KSELFTEST_COUNTS)
+    lines = [_diagnostic(f"Totals: {totals}")]
+    mismatched = summary_mismatch(report)
+    if mismatched:
+        lines.append(
+            _diagnostic(f"warning: summary counts disagree with the listed cases for: {', '.join(mismatched)}")
+        )
+    return lines
+
+
+def render_ktap(report: dict) -> str:
+    """Render a report that passes ``schema.validate`` as KTAP version 1 text."""
+    areas = cases_by_area(report["cases"])
+    lines = ["KTAP version 1", f"1..{len(areas)}", *_header_diagnostics(report)]
+    if not areas:
+        lines.append("# no cases recorded")
+    for number, (area, cases) in enumerate(areas.items(), start=1):
+        lines += _area_lines(area, cases, number)
+    lines += _footer_diagnostics(report)
+    for marker, defused in _KUNIT_END_MARKERS:
+        lines = [line.replace(marker, defused) for line in lines]
+    return "\n".join(lines) + "\n"
