@@ -14,9 +14,9 @@ from .markdown import all_references, case_label, cases_by_area, fact_rows, summ
 from .schema import OUTCOMES
 
 # Class names come from this table, never from report data.
-_OUTCOME_CLASS = {outcome: f"o-{outcome}" for outcome in OUTCOMES}
+OUTCOME_CLASS = {outcome: f"o-{outcome}" for outcome in OUTCOMES}
 
-_CSS = """
+BASE_CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #1f2328; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #d0d7de; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
@@ -43,8 +43,8 @@ def esc(value: Any) -> str:
     return html.escape(value_text(value), quote=True)
 
 
-def _outcome_class(outcome: Any) -> str:
-    return _OUTCOME_CLASS.get(outcome, "o-unknown") if isinstance(outcome, str) else "o-unknown"
+def outcome_class(outcome: Any) -> str:
+    return OUTCOME_CLASS.get(outcome, "o-unknown") if isinstance(outcome, str) else "o-unknown"
 
 
 def _facts(report: dict) -> list[str]:
@@ -55,7 +55,7 @@ def _facts(report: dict) -> list[str]:
 def _summary(report: dict) -> list[str]:
     summary = report["summary"]
     badges = "".join(
-        f'<span class="{_outcome_class(outcome)}"><b class="count">{esc(summary[outcome])}</b> {esc(outcome)}</span>'
+        f'<span class="{outcome_class(outcome)}"><b class="count">{esc(summary[outcome])}</b> {esc(outcome)}</span>'
         for outcome in OUTCOMES
     )
     lines = [f'<p class="summary">{badges} ({esc(len(report["cases"]))} cases)</p>']
@@ -97,7 +97,7 @@ def _case_row(case: dict) -> str:
     outcome = case["outcome"]
     return (
         f"<tr><td><code>{esc(case_label(case))}</code></td>"
-        f'<td class="outcome {_outcome_class(outcome)}">{esc(outcome)}</td>'
+        f'<td class="outcome {outcome_class(outcome)}">{esc(outcome)}</td>'
         f'<td class="reason">{reason}</td><td>{observations}</td><td>{references}</td></tr>'
     )
 
@@ -115,10 +115,9 @@ def _cases(report: dict) -> list[str]:
     return lines
 
 
-def render_html(report: dict) -> str:
-    """Render a report that passes ``schema.validate`` as one standalone HTML5 page."""
-    platform_id = esc(report["platform"]["id"])
-    lines = [
+def page_head(title: str, css: str) -> list[str]:
+    """The opening of a standalone page; ``title`` must already be escaped."""
+    return [
         "<!DOCTYPE html>",
         '<html lang="en">',
         "<head>",
@@ -126,9 +125,17 @@ def render_html(report: dict) -> str:
         # Nothing on the page needs a script or a fetch; forbid both outright.
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>Conformance report: {platform_id}</title>",
-        f"<style>{_CSS}</style>",
+        f"<title>{title}</title>",
+        f"<style>{css}</style>",
         "</head>",
+    ]
+
+
+def render_html(report: dict) -> str:
+    """Render a report that passes ``schema.validate`` as one standalone HTML5 page."""
+    platform_id = esc(report["platform"]["id"])
+    lines = [
+        *page_head(f"Conformance report: {platform_id}", BASE_CSS),
         "<body>",
         f"<h1>Conformance report: <code>{platform_id}</code></h1>",
         "<h2>Platform</h2>",

@@ -100,12 +100,13 @@ def fact_rows(report: dict) -> list[tuple[str, str]]:
     ]
 
 
-def _row(cells: list[str]) -> str:
+def table_row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return [_row(header), _row(["---"] * len(header)), *(_row(row) for row in rows)]
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A GFM table; cells must already be escaped."""
+    return [table_row(header), table_row(["---"] * len(header)), *(table_row(row) for row in rows)]
 
 
 def _outcome_cell(outcome: str) -> str:
@@ -141,7 +142,7 @@ def _summary_lines(report: dict) -> list[str]:
 def render_markdown(report: dict) -> str:
     """Render a report that passes ``schema.validate`` as GitHub-flavoured Markdown."""
     lines = [f"# Conformance report: {md_escape(report['platform']['id'])}", ""]
-    lines += _table(["Fact", "Value"], [[label, md_escape(text)] for label, text in fact_rows(report)])
+    lines += table(["Fact", "Value"], [[label, md_escape(text)] for label, text in fact_rows(report)])
     lines += ["", *_summary_lines(report), "", "## Capabilities", ""]
     capabilities = report["platform"]["capabilities"]
     if capabilities:
@@ -149,13 +150,13 @@ def render_markdown(report: dict) -> str:
             [md_escape(name), "yes" if probe["supported"] else "**no**", md_escape(probe["reason"])]
             for name, probe in sorted(capabilities.items())
         ]
-        lines += _table(["Probe", "Supported", "Reason"], rows)
+        lines += table(["Probe", "Supported", "Reason"], rows)
     else:
         lines.append("No capability probes recorded.")
     lines += ["", "## Cases"]
     for area, cases in cases_by_area(report["cases"]).items():
         lines += ["", f"### {md_escape(area)}", ""]
-        lines += _table(["Case", "Outcome", "Reason", "Observations", "References"], [_case_row(c) for c in cases])
+        lines += table(["Case", "Outcome", "Reason", "Observations", "References"], [_case_row(c) for c in cases])
     if not report["cases"]:
         lines += ["", "No cases recorded."]
     return "\n".join(lines) + "\n"

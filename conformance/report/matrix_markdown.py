@@ -1,0 +1,109 @@
+"""The matrix as GitHub-flavoured Markdown, sized for a GitHub step summary.
+
+What differs between platforms, or is not a pass, is shown in full; cases that pass everywhere and
+observations equal everywhere are listed in collapsed sections. Report text goes through ``md_escape``.
+"""
+
+from __future__ import annotations
+
+from .markdown import md_escape, table, value_text
+from .matrix import MISSING, NOT_RUN, Matrix, count, differing
+from .schema import OUTCOMES
+
+# Symbols make a wide table skimmable; the word follows so the page needs no legend to be read.
+SYMBOL = {
+    "pass": "✅",
+    "fail": "❌",
+    "deviation": "🟡",
+    "unexpected-pass": "🟣",
+    "unsupported": "⚪",
+    "error": "💥",
+    NOT_RUN: "➖",
+}
+
+
+def outcome_cell(outcome: str) -> str:
+    word = "not run" if outcome == NOT_RUN else outcome
+    return f"{SYMBOL.get(outcome, '?')} {md_escape(word)}"
+
+
+def _collapsed(summary: str, body: list[str]) -> list[str]:
+    # GitHub renders <details> in Markdown; the blank lines let the table inside render as Markdown.
+    return ["<details>", f"<summary>{summary}</summary>", "", *body, "", "</details>"]
+
+
+def _platforms(matrix: Matrix) -> list[str]:
+    names = [f"P{n}" for n in range(1, len(matrix.columns) + 1)]
+    rows = [["Platform id", *(md_escape(column.id) for column in matrix.columns)]]
+    labels = [label for label, _ in matrix.columns[0].facts()] if matrix.columns else []
+    for index, label in enumerate(labels):
+        rows.append([label, *(md_escape(column.facts()[index][1]) for column in matrix.columns)])
+    rows.append(
+        [
+            "Summary",
+            *(
+                "<br>".join(f"{SYMBOL[o]} {value_text(column.report['summary'][o])} {o}" for o in OUTCOMES)
+                for column in matrix.columns
+            ),
+        ]
+    )
+    rows.append(["Report", *(md_escape(column.source) for column in matrix.columns)])
+    return table(["", *names], rows)
+
+
+def _area(area: str, rows: list, width: int) -> list[str]:
+    shown = [row for row in rows if row.differs or row.outcomes[0] != "pass"]
+    passing = [row for row in rows if not (row.differs or row.outcomes[0] != "pass")]
+    changed = differing(rows)
+    lines = ["", f"### {md_escape(area)}: {count(len(rows), 'case')}, {changed} differ between platforms", ""]
+    if shown:
+        header = ["Case", *(f"P{n}" for n in range(1, width + 1))]
+        lines += table(header, [[md_escape(row.label), *map(outcome_cell, row.outcomes)] for row in shown])
+    if passing:
+        body = [f"- {md_escape(row.label)}" for row in passing]
+        lines += ["", *_collapsed(f"{count(len(passing), 'case')} passing on every platform", body)]
+    return lines
+
+
+def _value(value) -> str:
+    return "➖ not recorded" if value is MISSING else md_escape(value)
+
+
+def _observations(matrix: Matrix) -> list[str]:
+    width = len(matrix.columns)
+    header = ["Observation", *(f"P{n}" for n in range(1, width + 1))]
+    varied = [row for row in matrix.observations if row.differs]
+    same = [row for row in matrix.observations if not row.differs]
+    total = count(len(matrix.observations), "observation")
+    lines = ["", "## Observations", "", f"{total}, {len(varied)} differ.", ""]
+    if varied:
+        lines += table(header, [[md_escape(row.key), *map(_value, row.values)] for row in varied])
+    if same:
+        rows = [[md_escape(row.key), _value(row.values[0])] for row in same]
+        body = table(["Observation", "Value on every platform"], rows)
+        lines += ["", *_collapsed(f"{count(len(same), 'observation')} with the same value on every platform", body)]
+    return lines
+
+
+def render_matrix_markdown(matrix: Matrix) -> str:
+    rows = matrix.rows()
+    changed = differing(rows)
+    lines = [
+        "# Conformance matrix",
+        "",
+        f"{count(len(matrix.columns), 'platform')}, {count(len(rows), 'case')}, {changed} with different outcomes "
+        "between platforms. "
+        "Reasons and observations of each cell are on the HTML page.",
+        "",
+        "## Platforms",
+        "",
+        *_platforms(matrix),
+        "",
+        "## Cases",
+    ]
+    for area, area_rows in matrix.areas.items():
+        lines += _area(area, area_rows, len(matrix.columns))
+    if not rows:
+        lines += ["", "No cases in any report."]
+    lines += _observations(matrix)
+    return "\n".join(lines) + "\n"
