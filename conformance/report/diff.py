@@ -1,0 +1,159 @@
+"""What changed between two reports of a platform: the regression check.
+
+A regression is a case that ran in both reports and went from any other outcome to fail or error.
+A documented deviation that no longer occurs arrives as unexpected-pass (the plugin decides that) and
+is listed on its own, not as a regression. With ``observations_regress``, a changed or vanished
+observation also counts; measurements (``perf.*``) never do, since they vary from run to run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .markdown import value_text
+from .matrix import MISSING
+
+FAILING = frozenset({"fail", "error"})
+MEASUREMENT_PREFIXES = ("perf.",)
+
+# Display order and headings of the kinds of case change.
+CASE_KINDS = {
+    "regression": "regressions",
+    "unexpected-pass": "unexpected passes (a documented deviation no longer occurs)",
+    "fixed": "fixed (fail or error became something else)",
+    "changed": "other outcome changes",
+    "new": "new cases",
+    "vanished": "vanished cases",
+}
+OBSERVATION_KINDS = {
+    "changed": "observation changes",
+    "new": "new observations",
+    "vanished": "vanished observations",
+    "measurement": "measurements (never regressions)",
+}
+
+
+@dataclass
+class CaseChange:
+    id: str
+    kind: str
+    old: str | None  # outcome; None when the case is new
+    new: str | None  # outcome; None when the case vanished
+    reason: str = ""  # the new report's reason, or the old one's for a vanished case
+
+
+@dataclass
+class ObservationChange:
+    key: str
+    kind: str
+    old: Any = MISSING
+    new: Any = MISSING
+
+
+@dataclass
+class ReportDiff:
+    old: dict
+    new: dict
+    observations_regress: bool = False
+    platform: list[tuple[str, str, str]] = field(default_factory=list)
+    capabilities: list[tuple[str, str, str]] = field(default_factory=list)
+    cases: list[CaseChange] = field(default_factory=list)
+    observations: list[ObservationChange] = field(default_factory=list)
+
+    def regressions(self) -> list[str]:
+        """Case ids and observation keys that make the diff fail."""
+        found = [change.id for change in self.cases if change.kind == "regression"]
+        if self.observations_regress:
+            found += [c.key for c in self.observations if c.kind in ("changed", "vanished")]
+        return found
+
+    @property
+    def exit_status(self) -> int:
+        return 1 if self.regressions() else 0
+
+    def empty(self) -> bool:
+        return not (self.platform or self.capabilities or self.cases or self.observations)
+
+
+def _case_kind(old: str, new: str) -> str:
+    if new in FAILING and old not in FAILING:
+        return "regression"
+    if new == "unexpected-pass":
+        return "unexpected-pass"
+    if old in FAILING and new not in FAILING:
+        return "fixed"
+    return "changed"
+
+
+def _platform_facts(report: dict) -> dict[str, str]:
+    platform = report["platform"]
+    return {
+        "id": platform["id"],
+        "os": platform["os"],
+        "release": platform["release"],
+        "kernel": platform["kernel"],
+        "arch": platform["arch"],
+        "libc": f"{platform['libc']['name']} {platform['libc']['version']}",
+        "python": f"{platform['python']['implementation']} {platform['python']['version']}",
+        "filesystem": platform["filesystem"]["type"],
+        "privileged": value_text(platform["privileged"]),
+        "uid": value_text(platform["uid"]),
+        "suite": f"{report['suite']['version']} {report['suite']['commit'] or ''}".strip(),
+    }
+
+
+def _capability(probe: dict | None) -> str:
+    if probe is None:
+        return "not probed"
+    return "supported" if probe["supported"] else "unsupported"
+
+
+def _observations(report: dict) -> dict[str, Any]:
+    return {key: value for case in report["cases"] for key, value in case["observations"].items()}
+
+
+def _same(left: Any, right: Any) -> bool:
+    # As written in JSON: true is not 1, 1 is not "1".
+    return type(left) is type(right) and left == right
+
+
+def diff_reports(old: dict, new: dict, observations_regress: bool = False) -> ReportDiff:
+    """Compare two validated reports."""
+    result = ReportDiff(old, new, observations_regress)
+    old_facts, new_facts = _platform_facts(old), _platform_facts(new)
+    result.platform = [(name, old_facts[name], new_facts[name]) for name in old_facts
+                       if old_facts[name] != new_facts[name]]
+    old_caps, new_caps = old["platform"]["capabilities"], new["platform"]["capabilities"]
+    for name in sorted(set(old_caps) | set(new_caps)):
+        before, after = _capability(old_caps.get(name)), _capability(new_caps.get(name))
+        if before != after:
+            result.capabilities.append((name, before, after))
+
+    old_cases = {case["id"]: case for case in old["cases"]}
+    new_cases = {case["id"]: case for case in new["cases"]}
+    for case_id in sorted(set(old_cases) | set(new_cases)):
+        before, after = old_cases.get(case_id), new_cases.get(case_id)
+        if before is None:
+            result.cases.append(CaseChange(case_id, "new", None, after["outcome"], after["reason"]))
+        elif after is None:
+            result.cases.append(CaseChange(case_id, "vanished", before["outcome"], None, before["reason"]))
+        elif before["outcome"] != after["outcome"]:
+            kind = _case_kind(before["outcome"], after["outcome"])
+            result.cases.append(CaseChange(case_id, kind, before["outcome"], after["outcome"], after["reason"]))
+    order = list(CASE_KINDS)
+    result.cases.sort(key=lambda change: (order.index(change.kind), change.id))
+
+    old_values, new_values = _observations(old), _observations(new)
+    for key in sorted(set(old_values) | set(new_values)):
+        before, after = old_values.get(key, MISSING), new_values.get(key, MISSING)
+        if before is not MISSING and after is not MISSING and _same(before, after):
+            continue
+        if key.startswith(MEASUREMENT_PREFIXES):
+            kind = "measurement"
+        else:
+            kind = "new" if before is MISSING else "vanished" if after is MISSING else "changed"
+        result.observations.append(ObservationChange(key, kind, before, after))
+    kinds = list(OBSERVATION_KINDS)
+    result.observations.sort(key=lambda change: (kinds.index(change.kind), change.key))
+    return result

@@ -1,0 +1,132 @@
+"""A ``ReportDiff`` as terminal text, GitHub Markdown or JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .diff import CASE_KINDS, OBSERVATION_KINDS, ReportDiff
+from .markdown import md_escape, table
+from .matrix import MISSING
+from .text import one_line
+
+REASON_LIMIT = 200
+DIFF_FORMAT_VERSION = 1
+
+
+def _verdict(diff: ReportDiff) -> str:
+    regressions = diff.regressions()
+    if not regressions:
+        return "no regressions" if not diff.empty() else "no differences"
+    cases = sum(1 for change in diff.cases if change.kind == "regression")
+    observed = len(regressions) - cases
+    parts = [f"{cases} case regression{'s' if cases != 1 else ''}"] if cases else []
+    if observed:
+        parts.append(f"{observed} observation change{'s' if observed != 1 else ''} counted as regressions")
+    return ", ".join(parts)
+
+
+def _outcome_step(old: str | None, new: str | None) -> str:
+    if old is None:
+        return f"new: {new}"
+    if new is None:
+        return f"was {old}"
+    return f"{old} -> {new}"
+
+
+def _value_step(old: Any, new: Any) -> str:
+    if old is MISSING:
+        return f"= {one_line(new, REASON_LIMIT)}"
+    if new is MISSING:
+        return f"(was {one_line(old, REASON_LIMIT)})"
+    return f"{one_line(old, REASON_LIMIT)} -> {one_line(new, REASON_LIMIT)}"
+
+
+def render_text(diff: ReportDiff, old_source: str, new_source: str) -> str:
+    lines = [
+        f"old: {one_line(diff.old['platform']['id'])} ({one_line(old_source)})",
+        f"new: {one_line(diff.new['platform']['id'])} ({one_line(new_source)})",
+    ]
+    if diff.platform:
+        lines.append("platform:")
+        lines += [f"  {name}: {one_line(old)} -> {one_line(new)}" for name, old, new in diff.platform]
+    if diff.capabilities:
+        lines.append("capabilities:")
+        lines += [f"  {one_line(name)}: {old} -> {new}" for name, old, new in diff.capabilities]
+    for kind, heading in CASE_KINDS.items():
+        changes = [change for change in diff.cases if change.kind == kind]
+        if changes:
+            lines.append(f"{heading} ({len(changes)}):")
+            for change in changes:
+                lines.append(f"  {one_line(change.id)}: {_outcome_step(change.old, change.new)}")
+                if change.reason and kind in ("regression", "unexpected-pass", "changed"):
+                    lines.append(f"      {one_line(change.reason, REASON_LIMIT)}")
+    for kind, heading in OBSERVATION_KINDS.items():
+        changes = [change for change in diff.observations if change.kind == kind]
+        if changes:
+            lines.append(f"{heading} ({len(changes)}):")
+            lines += [f"  {one_line(change.key)} {_value_step(change.old, change.new)}" for change in changes]
+    lines.append(f"result: {_verdict(diff)}")
+    return "\n".join(lines) + "\n"
+
+
+def _md_value(value: Any) -> str:
+    return "*(not recorded)*" if value is MISSING else md_escape(value)
+
+
+def render_markdown(diff: ReportDiff, old_source: str, new_source: str) -> str:
+    lines = [
+        "# Conformance diff",
+        "",
+        f"- old: {md_escape(diff.old['platform']['id'])} ({md_escape(old_source)})",
+        f"- new: {md_escape(diff.new['platform']['id'])} ({md_escape(new_source)})",
+        f"- result: **{md_escape(_verdict(diff))}**",
+    ]
+    if diff.platform:
+        rows = [[md_escape(name), md_escape(old), md_escape(new)] for name, old, new in diff.platform]
+        lines += ["", "## Platform", "", *table(["Fact", "Old", "New"], rows)]
+    if diff.capabilities:
+        rows = [[md_escape(name), old, new] for name, old, new in diff.capabilities]
+        lines += ["", "## Capabilities", "", *table(["Probe", "Old", "New"], rows)]
+    for kind, heading in CASE_KINDS.items():
+        changes = [change for change in diff.cases if change.kind == kind]
+        if changes:
+            rows = [
+                [md_escape(c.id), md_escape(c.old or "—"), md_escape(c.new or "—"), md_escape(c.reason)]
+                for c in changes
+            ]
+            lines += ["", f"## {heading[0].upper()}{heading[1:]} ({len(changes)})", ""]
+            lines += table(["Case", "Old", "New", "Reason"], rows)
+    for kind, heading in OBSERVATION_KINDS.items():
+        changes = [change for change in diff.observations if change.kind == kind]
+        if changes:
+            rows = [[md_escape(c.key), _md_value(c.old), _md_value(c.new)] for c in changes]
+            lines += ["", f"## {heading[0].upper()}{heading[1:]} ({len(changes)})", ""]
+            lines += table(["Observation", "Old", "New"], rows)
+    return "\n".join(lines) + "\n"
+
+
+def render_json(diff: ReportDiff, old_source: str, new_source: str) -> str:
+    def observation(change) -> dict:
+        entry = {"key": change.key, "kind": change.kind}
+        if change.old is not MISSING:
+            entry["old"] = change.old
+        if change.new is not MISSING:
+            entry["new"] = change.new
+        return entry
+
+    document = {
+        "diff_format_version": DIFF_FORMAT_VERSION,
+        "old": {"source": old_source, "platform": diff.old["platform"]["id"]},
+        "new": {"source": new_source, "platform": diff.new["platform"]["id"]},
+        "regressions": diff.regressions(),
+        "exit_status": diff.exit_status,
+        "platform": [{"fact": name, "old": old, "new": new} for name, old, new in diff.platform],
+        "capabilities": [{"probe": name, "old": old, "new": new} for name, old, new in diff.capabilities],
+        "cases": [
+            {"id": c.id, "kind": c.kind, "old": c.old, "new": c.new, "reason": c.reason} for c in diff.cases
+        ],
+        "observations": [observation(change) for change in diff.observations],
+    }
+    # ASCII with escapes: a lone surrogate from a hostile report stays representable.
+    return json.dumps(document, indent=2, ensure_ascii=True) + "\n"

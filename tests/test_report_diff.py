@@ -1,0 +1,144 @@
+"""Self-tests for the regression diff: how each change is classed, what fails the check, and its outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from reportdata import markdown_tables, sample_report
+
+from conformance.report.diff import diff_reports
+from conformance.report.diff_render import render_json, render_markdown, render_text
+
+CASE = "rights/test_per_message_maximum[stream]"
+
+# Old outcome -> new outcome -> the kind of change. Written out rather than derived, so the rule is checked.
+KINDS = {
+    "pass": {"fail": "regression", "error": "regression", "deviation": "changed", "unexpected-pass": "unexpected-pass",
+             "unsupported": "changed"},
+    "deviation": {"fail": "regression", "error": "regression", "pass": "changed",
+                  "unexpected-pass": "unexpected-pass", "unsupported": "changed"},
+    "unexpected-pass": {"fail": "regression", "error": "regression", "pass": "changed", "deviation": "changed",
+                        "unsupported": "changed"},
+    "unsupported": {"fail": "regression", "error": "regression", "pass": "changed", "deviation": "changed",
+                    "unexpected-pass": "unexpected-pass"},
+    "fail": {"error": "changed", "pass": "fixed", "deviation": "fixed", "unexpected-pass": "unexpected-pass",
+             "unsupported": "fixed"},
+    "error": {"fail": "changed", "pass": "fixed", "deviation": "fixed", "unexpected-pass": "unexpected-pass",
+              "unsupported": "fixed"},
+}
+PAIRS = [(old, new, kind) for old, row in KINDS.items() for new, kind in row.items()]
+
+
+def _pair(old_outcome, new_outcome):
+    old, new = sample_report(), sample_report()
+    old["cases"][0]["outcome"] = old_outcome
+    new["cases"][0]["outcome"] = new_outcome
+    new["cases"][0]["reason"] = "why it changed"
+    return old, new
+
+
+@pytest.mark.parametrize(("old", "new", "kind"), PAIRS, ids=[f"{o}-to-{n}" for o, n, _ in PAIRS])
+def test_every_outcome_change_is_classed(old, new, kind):
+    diff = diff_reports(*_pair(old, new))
+    (change,) = diff.cases
+    assert (change.id, change.old, change.new, change.kind) == (CASE, old, new, kind)
+    assert diff.exit_status == (1 if kind == "regression" else 0)
+
+
+def test_identical_reports_have_no_differences():
+    diff = diff_reports(sample_report(), sample_report())
+    assert diff.empty() and diff.exit_status == 0
+    assert render_text(diff, "a", "b").endswith("result: no differences\n")
+
+
+def test_new_and_vanished_cases_are_listed_but_are_not_regressions():
+    old, new = sample_report(), sample_report()
+    gone = old["cases"][1]
+    del new["cases"][1]
+    new["cases"].append(dict(gone, id="rights/test_new_case", name="test_new_case", params="", outcome="fail",
+                             observations={}))
+    diff = diff_reports(old, new)
+    assert [(c.kind, c.id, c.old, c.new) for c in diff.cases] == [
+        ("new", "rights/test_new_case", None, "fail"),
+        ("vanished", "rights/test_truncation[dgram]", "fail", None),
+    ]
+    assert diff.exit_status == 0
+
+
+def test_observation_changes_fail_the_check_only_when_asked():
+    old, new = sample_report(), sample_report()
+    new["cases"][0]["observations"]["rights.max_fds_per_message[stream]"] = 252
+    del new["cases"][1]["observations"]["rights.truncated_flag[dgram]"]
+    new["cases"][1]["observations"]["rights.new_key"] = "x"
+    new["cases"][2]["observations"]["perf.lock_pairs_per_second"] = 1000.0
+    old["cases"][2]["observations"]["perf.lock_pairs_per_second"] = 900.0
+    diff = diff_reports(old, new)
+    assert [(c.kind, c.key) for c in diff.observations] == [
+        ("changed", "rights.max_fds_per_message[stream]"),
+        ("new", "rights.new_key"),
+        ("vanished", "rights.truncated_flag[dgram]"),
+        ("measurement", "perf.lock_pairs_per_second"),
+    ]
+    assert diff.exit_status == 0
+    strict = diff_reports(old, new, observations_regress=True)
+    assert strict.regressions() == ["rights.max_fds_per_message[stream]", "rights.truncated_flag[dgram]"]
+    assert strict.exit_status == 1
+
+
+def test_a_value_of_another_json_type_is_a_change():
+    old, new = sample_report(), sample_report()
+    new["cases"][-1]["observations"]["gc.cycles"] = 3.0
+    new["cases"][3]["observations"]["locks.ofd_supported"] = 0
+    assert [c.key for c in diff_reports(old, new).observations] == ["gc.cycles", "locks.ofd_supported"]
+
+
+def test_platform_and_capability_changes_are_shown():
+    old, new = sample_report(), sample_report()
+    new["platform"]["release"] = "6.12.48"
+    new["platform"]["capabilities"]["scm_creds"]["supported"] = True
+    del new["platform"]["capabilities"]["scm_rights"]
+    new["platform"]["capabilities"]["pidfd_getfd"] = {"supported": True, "reason": "5.6+"}
+    diff = diff_reports(old, new)
+    assert ("release", "6.18.44-fc-v669", "6.12.48") in diff.platform
+    assert diff.capabilities == [("pidfd_getfd", "not probed", "supported"), ("scm_creds", "unsupported", "supported"),
+                                 ("scm_rights", "supported", "not probed")]
+    assert diff.exit_status == 0
+
+
+def test_text_output_names_each_change_and_the_verdict():
+    diff = diff_reports(*_pair("pass", "fail"))
+    text = render_text(diff, "old.json", "new.json")
+    assert "regressions (1):\n  rights/test_per_message_maximum[stream]: pass -> fail\n      why it changed\n" in text
+    assert text.endswith("result: 1 case regression\n")
+
+
+def test_text_output_cannot_be_steered_by_report_text():
+    old, new = _pair("pass", "fail")
+    new["cases"][0]["reason"] = "line\nresult: no regressions\x1b[2J\u202e"
+    text = render_text(diff_reports(old, new), "a", "b")
+    assert "\x1b" not in text and "\u202e" not in text
+    assert [line for line in text.splitlines() if line.startswith("result:")] == ["result: 1 case regression"]
+    assert "line\\nresult: no regressions\\x1b[2J\\u202e" in text
+
+
+def test_markdown_output_is_tables_of_escaped_text():
+    old, new = _pair("pass", "fail")
+    new["cases"][0]["reason"] = "<script>x</script> | y"
+    page = render_markdown(diff_reports(old, new), "old.json", "new.json")
+    assert "- result: **1 case regression**" in page
+    assert "<script" not in page
+    (table,) = markdown_tables(page)
+    assert table[2] == ["rights/test\\_per\\_message\\_maximum\\[stream\\]", "pass", "fail",
+                        "&lt;script&gt;x&lt;/script&gt; \\| y"]
+
+
+def test_json_output_carries_everything():
+    old, new = _pair("deviation", "unexpected-pass")
+    new["cases"][0]["observations"]["rights.max_fds_per_message[stream]"] = "\ud800"
+    document = json.loads(render_json(diff_reports(old, new), "old.json", "new.json"))
+    assert document["diff_format_version"] == 1 and document["exit_status"] == 0 and document["regressions"] == []
+    assert document["cases"] == [{"id": CASE, "kind": "unexpected-pass", "old": "deviation", "new": "unexpected-pass",
+                                  "reason": "why it changed"}]
+    assert document["observations"] == [{"key": "rights.max_fds_per_message[stream]", "kind": "changed", "old": 253,
+                                         "new": "\ud800"}]
