@@ -1,7 +1,10 @@
-"""The `conformance` command: run the suite and write the report; re-render a report file.
+"""The `conformance` command: run the suite and write the report; render, merge, compare and convert reports.
 
-    conformance run [--report-dir reports] [--dir DIR] [-n N|auto] [--strict] [-- PYTEST ARGS...]
+    conformance run [--report-dir reports/runs] [--dir DIR] [-n N|auto] [--strict] [--ktap] [-- PYTEST ARGS...]
     conformance render REPORT.json [--out DIR]
+    conformance matrix REPORT.json... [--out DIR]
+    conformance diff OLD.json NEW.json [--format text|markdown|json] [--fail-on-observations]
+    conformance ktap REPORT.json
 
 Bad input is one line on stderr and exit status 2, never a traceback.
 """
@@ -9,14 +12,18 @@ Bad input is one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import sys
+import time
 from pathlib import Path
+
+from .report.load import ReportError, read_report, read_reports
 
 CASES_DIR = Path(__file__).parent / "cases"
 # The backstop for a case that hangs despite the harness's own deadlines; the signal method lets the
 # case's context managers kill and reap its children.
 CASE_TIMEOUT = 120
+DEFAULT_REPORT_DIR = "reports/runs"
 
 
 def _fail(message: str) -> int:
@@ -29,9 +36,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.dir and not Path(args.dir).is_dir():
         return _fail(f"--dir {args.dir}: not a directory")
+    report_dir = Path(args.report_dir).resolve()
     pytest_args = [
         str(CASES_DIR),
-        "--conformance-report", str(Path(args.report_dir).resolve()),
+        "--conformance-report", str(report_dir),
         "-p", "no:cacheprovider",
         "-o", f"timeout={CASE_TIMEOUT}",
         "-o", "timeout_method=signal",
@@ -43,28 +51,68 @@ def run(args: argparse.Namespace) -> int:
         pytest_args += ["-n", args.workers]
     if args.strict:
         pytest_args.append("--conformance-strict")
-    return int(pytest.main(pytest_args + args.pytest_args))
+    if not args.ktap:
+        return int(pytest.main(pytest_args + args.pytest_args))
+    # KTAP consumers read standard output, so pytest's own output goes to standard error.
+    started = time.time() - 1  # mtime granularity
+    with contextlib.redirect_stdout(sys.stderr):
+        status = int(pytest.main(pytest_args + args.pytest_args))
+    written = [path for path in report_dir.glob("*.json") if path.stat().st_mtime >= started]
+    if len(written) != 1:
+        print(f"conformance: the run wrote {len(written)} reports in {report_dir}, so no KTAP is printed",
+              file=sys.stderr)
+        return status or 2
+    _print_ktap(written[0])
+    return status
+
+
+def _print(text: str) -> None:
+    # Report text may hold a lone surrogate or characters the terminal's encoding lacks.
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(errors="backslashreplace")
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def render(args: argparse.Namespace) -> int:
-    from .report.schema import validate
     from .report.write import write_report
 
-    path = Path(args.report)
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return _fail(f"{path}: no such file")
-    except (OSError, UnicodeDecodeError) as e:
-        return _fail(f"{path}: cannot read: {e}")
-    except json.JSONDecodeError as e:
-        return _fail(f"{path}: not a JSON report (truncated or corrupt?): {e.msg} at line {e.lineno}")
-    problems = validate(report)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        return _fail(f"{path}: invalid report: {problems[0]}{more}")
-    for kind, written in write_report(report, Path(args.out or path.parent)).items():
+    report = read_report(args.report)
+    for kind, written in write_report(report, Path(args.out or Path(args.report).parent)).items():
         print(f"{kind}: {written}")
+    return 0
+
+
+def matrix(args: argparse.Namespace) -> int:
+    from .report.matrix import build_matrix
+    from .report.write import write_matrix
+
+    built = build_matrix(read_reports(args.reports))
+    for kind, written in write_matrix(built, Path(args.out)).items():
+        print(f"{kind}: {written}")
+    return 0
+
+
+def diff(args: argparse.Namespace) -> int:
+    from .report import diff_render
+    from .report.diff import diff_reports
+
+    old, new = read_report(args.old), read_report(args.new)
+    result = diff_reports(old, new, observations_regress=args.fail_on_observations)
+    renderer = {"text": diff_render.render_text, "markdown": diff_render.render_markdown,
+                "json": diff_render.render_json}[args.format]
+    _print(renderer(result, args.old, args.new))
+    return result.exit_status
+
+
+def ktap(args: argparse.Namespace) -> int:
+    return _print_ktap(args.report)
+
+
+def _print_ktap(path: str | Path) -> int:
+    from .report.ktap import render_ktap
+
+    _print(render_ktap(read_report(path)))
     return 0
 
 
@@ -72,23 +120,46 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="conformance", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the conformance suite on this machine and write the report")
-    r.add_argument("--report-dir", default="reports", help="where <platform-id>.json/.md/.html go (default: reports)")
+    r.add_argument("--report-dir", default=DEFAULT_REPORT_DIR,
+                   help=f"where <platform-id>.json/.md/.html/.ktap go (default: {DEFAULT_REPORT_DIR})")
     r.add_argument("--dir", help="directory on the filesystem to test, where cases make their files "
                    "(default: $CONFORMANCE_DIR, else $TMPDIR)")
     r.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers: a number, auto (default), or 0")
     r.add_argument("--strict", action="store_true", help="an unexpected-pass fails the run")
+    r.add_argument("--ktap", action="store_true",
+                   help="print the results as KTAP on standard output (pytest's output goes to standard error)")
     r.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments, e.g. -k rights")
     r.set_defaults(func=run)
-    d = sub.add_parser("render", help="write the Markdown and HTML pages of a JSON report again")
+    d = sub.add_parser("render", help="write the Markdown, HTML and KTAP of a JSON report again")
     d.add_argument("report", help="a report written by `conformance run`")
     d.add_argument("--out", help="directory for the pages (default: beside the report)")
     d.set_defaults(func=render)
+    m = sub.add_parser("matrix", help="merge reports of several platforms into one Markdown, HTML and JSON matrix")
+    m.add_argument("reports", nargs="*", metavar="REPORT", help="reports written by `conformance run`")
+    m.add_argument("--out", default=".", help="directory for matrix.md, matrix.html and matrix.json (default: .)")
+    m.set_defaults(func=matrix)
+    f = sub.add_parser("diff", help="what changed from OLD to NEW; exit 1 on a regression, 2 on bad input")
+    f.add_argument("old", help="the reference report")
+    f.add_argument("new", help="the report to check")
+    f.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="output (default: text)")
+    f.add_argument("--fail-on-observations", action="store_true",
+                   help="a changed or vanished observation is a regression too (perf.* measurements never are)")
+    f.set_defaults(func=diff)
+    k = sub.add_parser("ktap", help="print a report as KTAP version 1, for kernel CI systems")
+    k.add_argument("report", help="a report written by `conformance run`")
+    k.set_defaults(func=ktap)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ReportError as e:
+        return _fail(str(e))
+    except OSError as e:
+        # Writing the output (a full disk, a read-only directory) is the only other way to fail.
+        return _fail(f"{e.filename or 'output'}: {e.strerror or e}")
 
 
 if __name__ == "__main__":

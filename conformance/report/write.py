@@ -1,4 +1,5 @@
-"""Write a report as JSON, Markdown and HTML, each file replaced atomically."""
+"""Write a report as JSON, Markdown, HTML and KTAP, and a matrix as Markdown, HTML and JSON; each file is
+replaced atomically."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import pathlib
 import tempfile
 
 from .html import render_html
+from .ktap import render_ktap
 from .markdown import render_markdown
 from .schema import validate
 
 
 def write_report(report: dict, directory: pathlib.Path) -> dict[str, pathlib.Path]:
-    """Validate ``report`` and write ``<platform id>.json``, ``.md`` and ``.html`` into ``directory``.
+    """Validate ``report`` and write ``<platform id>.json``, ``.md``, ``.html`` and ``.ktap`` into ``directory``.
 
     Raises ValueError, writing nothing, if the report is invalid. Each file is replaced
     atomically, so a crash leaves either the previous file or the new one, never a torn one.
@@ -28,13 +30,35 @@ def write_report(report: dict, directory: pathlib.Path) -> dict[str, pathlib.Pat
         "json": _json_bytes(report),
         "markdown": render_markdown(report).encode("utf-8", "replace"),
         "html": render_html(report).encode("utf-8", "replace"),
+        "ktap": render_ktap(report).encode("utf-8"),
     }
-    suffixes = {"json": ".json", "markdown": ".md", "html": ".html"}
+    suffixes = {"json": ".json", "markdown": ".md", "html": ".html", "ktap": ".ktap"}
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
     for kind, data in contents.items():
         paths[kind] = directory / f"{platform_id}{suffixes[kind]}"
+        _atomic_write(paths[kind], data)
+    _fsync_directory(directory)
+    return paths
+
+
+def write_matrix(matrix, directory: pathlib.Path) -> dict[str, pathlib.Path]:
+    """Write ``matrix.md``, ``matrix.html`` and ``matrix.json`` into ``directory``, each atomically."""
+    from .matrix import matrix_document
+    from .matrix_html import render_matrix_html
+    from .matrix_markdown import render_matrix_markdown
+
+    contents = {
+        "markdown": ("matrix.md", render_matrix_markdown(matrix).encode("utf-8", "replace")),
+        "html": ("matrix.html", render_matrix_html(matrix).encode("utf-8", "replace")),
+        "json": ("matrix.json", _json_bytes(matrix_document(matrix))),
+    }
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for kind, (name, data) in contents.items():
+        paths[kind] = directory / name
         _atomic_write(paths[kind], data)
     _fsync_directory(directory)
     return paths

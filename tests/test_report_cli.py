@@ -1,0 +1,122 @@
+"""Self-tests of the report subcommands as a user runs them: output, exit status, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from reportdata import sample_report
+
+from conformance.cli import main
+
+
+def _save(tmp_path, report, name):
+    path = tmp_path / name
+    path.write_text(json.dumps(report), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
+def reports(tmp_path):
+    """An old and a new report of one platform (one regression), and another platform's report."""
+    old, new, other = sample_report(), sample_report(), sample_report()
+    new["cases"][0]["outcome"] = "fail"
+    other["platform"]["id"] = "freebsd-15.0-amd64-py311-root-ufs"
+    return {name: _save(tmp_path, report, f"{name}.json") for name, report in
+            (("old", old), ("new", new), ("other", other))}
+
+
+def _conformance(*args, env=None):
+    done = subprocess.run([sys.executable, "-m", "conformance", *args], capture_output=True, text=True, timeout=120,
+                          check=False, env=env)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_diff_exits_1_on_a_regression_and_0_without(reports):
+    status, out, err = _conformance("diff", reports["old"], reports["new"])
+    assert (status, err) == (1, "")
+    assert "regressions (1):\n  rights/test_per_message_maximum[stream]: pass -> fail\n" in out
+    status, out, _ = _conformance("diff", reports["old"], reports["old"])
+    assert status == 0 and out.endswith("result: no differences\n")
+
+
+@pytest.mark.parametrize("form", ["markdown", "json"])
+def test_diff_formats(reports, capsys, form):
+    assert main(["diff", reports["old"], reports["new"], "--format", form]) == 1
+    out = capsys.readouterr().out
+    if form == "json":
+        assert json.loads(out)["regressions"] == ["rights/test_per_message_maximum[stream]"]
+    else:
+        assert out.startswith("# Conformance diff\n") and "| rights/test\\_per\\_message\\_maximum" in out
+
+
+def test_diff_can_fail_on_observation_changes(tmp_path, reports, capsys):
+    changed = sample_report()
+    changed["cases"][0]["observations"]["rights.max_fds_per_message[stream]"] = 252
+    path = _save(tmp_path, changed, "changed.json")
+    assert main(["diff", reports["old"], path]) == 0
+    assert main(["diff", reports["old"], path, "--fail-on-observations"]) == 1
+    assert "observation changes (1):\n  rights.max_fds_per_message[stream] 253 -> 252\n" in capsys.readouterr().out
+
+
+def test_matrix_writes_its_pages_and_names_them(tmp_path, reports, capsys):
+    out = tmp_path / "matrix"
+    assert main(["matrix", reports["old"], reports["other"], "--out", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{kind}: {out / name}" for kind, name in
+                                                    (("markdown", "matrix.md"), ("html", "matrix.html"),
+                                                     ("json", "matrix.json"))]
+    assert "| Platform id | linux-6.18.44-fc-v669-x86\\_64-py311-root | freebsd-15.0-amd64-py311-root-ufs |" in (
+        (out / "matrix.md").read_text(encoding="utf-8"))
+
+
+def test_ktap_prints_the_report(reports, capsys):
+    assert main(["ktap", reports["old"]]) == 0
+    assert capsys.readouterr().out.startswith("KTAP version 1\n1..3\n")
+
+
+BAD_INPUT = [
+    ("matrix without reports", ["matrix"], "no report given"),
+    ("matrix of one platform twice", ["matrix", "{old}", "{new}"], "is also the id of"),
+    ("matrix of a missing file", ["matrix", "{old}", "{missing}"], "missing.json: no such file"),
+    ("diff of a truncated report", ["diff", "{truncated}", "{new}"], "truncated.json: not valid JSON (truncated"),
+    ("diff of a directory", ["diff", "{old}", "{dir}"], "is a directory"),
+    ("ktap of schema version 2", ["ktap", "{version2}"], "schema version 2"),
+    ("render of an unknown outcome", ["render", "{unknown}"], "'maybe' is not one of"),
+]
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [b[1:] for b in BAD_INPUT], ids=[b[0] for b in BAD_INPUT])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, reports, argv, fragment):
+    text = json.dumps(sample_report())
+    version2, unknown = sample_report(), sample_report()
+    version2["schema_version"] = 2
+    unknown["cases"][0]["outcome"] = "maybe"
+    paths = dict(reports, missing=str(tmp_path / "missing.json"), dir=str(tmp_path),
+                 truncated=_save_text(tmp_path, "truncated.json", text[: len(text) // 3]),
+                 version2=_save(tmp_path, version2, "version2.json"), unknown=_save(tmp_path, unknown, "unknown.json"))
+    out_dir = tmp_path / "out"
+    status, out, err = _conformance(*(arg.format(**paths) for arg in argv), *(
+        ["--out", str(out_dir)] if argv[0] in ("matrix", "render") else []))
+    assert status == 2, (out, err)
+    assert out == "" and err.count("\n") == 1 and err.startswith("conformance: ") and fragment in err, err
+    assert not out_dir.exists()
+
+
+def _save_text(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_run_with_ktap_keeps_standard_output_for_ktap(tmp_path):
+    # The inner run's temporary files go under tmp_path, not into the directory this test's leak check watches.
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    status, out, err = _conformance("run", "--ktap", "-n", "0", "--report-dir", str(tmp_path), "--",
+                                    "-k", "test_per_message_maximum", env=env)
+    assert status == 0, err[-2000:]
+    assert out.startswith("KTAP version 1\n") and "ok 1 rights\n" in out, out
+    assert "passed" in err  # pytest's own summary went to standard error
+    assert len(list(tmp_path.glob("*.ktap"))) == 1
