@@ -1,4 +1,5 @@
-"""The report of a real run: it validates, and a parallel run reports what a serial run does."""
+"""The report of a real run: it validates, a parallel run reports what a serial run does, and nothing
+regressed against this platform's reference report."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from conformance.report.diff import diff_reports
+from conformance.report.diff_render import render_text
+from conformance.report.load import read_report
 from conformance.report.schema import load_schema, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,3 +60,13 @@ def test_parallel_run_reports_what_a_serial_run_does(reports):
         return {c["id"]: (c["outcome"], c["observations"]) for c in report["cases"]}
 
     assert view(parallel) == view(serial)
+
+
+def test_no_regression_against_the_reference_of_this_platform(reports):
+    """The README's regression check, on every run here: a fresh report against the committed reference."""
+    fresh = reports["serial"]
+    reference = ROOT / "reports" / f"{fresh['platform']['id']}.json"
+    if not reference.exists():
+        pytest.skip(f"no reference report for {fresh['platform']['id']} in reports/")
+    diff = diff_reports(read_report(reference), fresh)
+    assert diff.regressions() == [], render_text(diff, str(reference), "this run")
