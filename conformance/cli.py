@@ -75,11 +75,15 @@ def _print(text: str) -> None:
 
 
 def render(args: argparse.Namespace) -> int:
-    from .report.write import write_report
+    from .report.write import UnusablePlatformId, write_report
 
     report = read_report(args.report)
-    for kind, written in write_report(report, Path(args.out or Path(args.report).parent)).items():
-        print(f"{kind}: {written}")
+    try:
+        written = write_report(report, Path(args.out or Path(args.report).parent))
+    except UnusablePlatformId as e:
+        raise ReportError(f"{args.report}: {e}") from None
+    for kind, path in written.items():
+        print(f"{kind}: {path}")
     return 0
 
 

@@ -58,6 +58,8 @@ def _read_text(path: Path) -> str:
         raise ReportError(f"{path}: is a directory, not a report file") from None
     except OSError as e:
         raise ReportError(f"{path}: cannot read: {e.strerror or e}") from None
+    except ValueError:
+        raise ReportError(f"{_show(str(path))}: not a usable path (it holds a NUL byte)") from None
     if not data.strip():
         raise ReportError(f"{path}: empty file, not a report")
     try:
@@ -77,6 +79,9 @@ def _parse(path: Path, text: str) -> Any:
         raise ReportError(f"{path}: not valid JSON: {e}") from None
     except RecursionError:
         raise ReportError(f"{path}: JSON nested too deeply to be a report") from None
+    except ValueError as e:
+        # Python refuses integers of more than 4300 digits with a plain ValueError.
+        raise ReportError(f"{path}: not a usable JSON document: {e}") from None
 
 
 class _Refused(ValueError):

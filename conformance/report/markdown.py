@@ -78,6 +78,14 @@ def all_references(case: dict) -> list[str]:
     return references
 
 
+def _seconds(value: Any) -> str:
+    # The schema allows any non-negative number, including integers beyond a float's range.
+    try:
+        return f"{float(value):.2f} s"
+    except OverflowError:
+        return f"{value_text(value)} s"
+
+
 def fact_rows(report: dict) -> list[tuple[str, str]]:
     """(label, plain text) pairs describing the host and the run; callers escape them."""
     platform, run, suite = report["platform"], report["run"], report["suite"]
@@ -92,7 +100,7 @@ def fact_rows(report: dict) -> list[tuple[str, str]]:
         ("Filesystem", f"{platform['filesystem']['type']} at {platform['filesystem']['path']}"),
         ("Privileged", f"{'yes' if platform['privileged'] else 'no'} (uid {value_text(platform['uid'])})"),
         ("Run started", run["started"]),
-        ("Duration", f"{float(run['duration']):.2f} s"),
+        ("Duration", _seconds(run["duration"])),
         ("Workers", f"{value_text(workers)} (serial)" if workers == 0 else value_text(workers)),
         ("Exit status", value_text(run["exit_status"])),
         ("Arguments", " ".join(run["argv"])),

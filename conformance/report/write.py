@@ -64,10 +64,35 @@ def write_matrix(matrix, directory: pathlib.Path) -> dict[str, pathlib.Path]:
     return paths
 
 
+class UnusablePlatformId(ValueError):
+    """The report is valid, but its platform id cannot name a file."""
+
+
+# Room in NAME_MAX (255 bytes) for the suffix and the temporary name's prefix and random part.
+MAX_ID_BYTES = 200
+
+
+def platform_id_problem(platform_id: str) -> str:
+    """Why ``platform_id`` cannot name the report's files, or "" if it can.
+
+    Detection builds ids from safe characters; this guards against a bug or a crafted report escaping the
+    directory, or naming a file with bytes that are not UTF-8 (a lone surrogate) or with control characters.
+    """
+    if "/" in platform_id:
+        return "contains '/'"
+    if platform_id.startswith("."):
+        return "starts with '.'"
+    if any(ord(char) < 0x20 or ord(char) == 0x7F or 0xD800 <= ord(char) < 0xE000 for char in platform_id):
+        return "contains a control character or a lone surrogate"
+    if len(platform_id.encode("utf-8")) > MAX_ID_BYTES:
+        return f"is longer than {MAX_ID_BYTES} bytes"
+    return ""
+
+
 def _file_stem(platform_id: str) -> str:
-    # Detection builds ids from safe characters; this guards against a bug escaping the directory.
-    if "/" in platform_id or "\0" in platform_id or platform_id.startswith("."):
-        raise ValueError(f"platform id {platform_id!r} is not usable as a file name")
+    problem = platform_id_problem(platform_id)
+    if problem:
+        raise UnusablePlatformId(f"platform id {platform_id!r} is not usable as a file name: it {problem}")
     return platform_id
 
 
