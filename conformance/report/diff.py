@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .markdown import value_text
-from .matrix import MISSING
+from .matrix import MISSING, observed_identity
 
 FAILING = frozenset({"fail", "error"})
 MEASUREMENT_PREFIXES = ("perf.",)
@@ -113,11 +113,6 @@ def _observations(report: dict) -> dict[str, Any]:
     return {key: value for case in report["cases"] for key, value in case["observations"].items()}
 
 
-def _same(left: Any, right: Any) -> bool:
-    # As written in JSON: true is not 1, 1 is not "1".
-    return type(left) is type(right) and left == right
-
-
 def diff_reports(old: dict, new: dict, observations_regress: bool = False) -> ReportDiff:
     """Compare two validated reports."""
     result = ReportDiff(old, new, observations_regress)
@@ -147,7 +142,7 @@ def diff_reports(old: dict, new: dict, observations_regress: bool = False) -> Re
     old_values, new_values = _observations(old), _observations(new)
     for key in sorted(set(old_values) | set(new_values)):
         before, after = old_values.get(key, MISSING), new_values.get(key, MISSING)
-        if before is not MISSING and after is not MISSING and _same(before, after):
+        if observed_identity(before) == observed_identity(after):
             continue
         if key.startswith(MEASUREMENT_PREFIXES):
             kind = "measurement"

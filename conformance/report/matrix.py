@@ -92,11 +92,11 @@ class ObservationRow:
 
     @property
     def differs(self) -> bool:
-        # Compare as JSON text so that 1 and true, or 1 and 1.0, stay distinct as the reports wrote them.
-        return len({_identity(value) for value in self.values}) > 1
+        return len({observed_identity(value) for value in self.values}) > 1
 
 
-def _identity(value: Any) -> str:
+def observed_identity(value: Any) -> str:
+    """An observed value as the report wrote it, so that 1 and true, 1 and 1.0, 0.0 and -0.0 stay distinct."""
     return "\0missing" if value is MISSING else f"{type(value).__name__}:{value_text(value)}"
 
 
