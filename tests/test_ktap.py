@@ -301,7 +301,8 @@ def _attacked_report(text):
     report["suite"]["commit"] = text
     for index, case in enumerate(report["cases"]):
         # A case id may hold anything but a newline inside its brackets.
-        case["params"] = text.replace("\n", " ")
+        # The id pattern admits no line terminator (ECMA-262's "."): LF, CR, U+2028, U+2029.
+        case["params"] = re.sub("[\n\r\u2028\u2029]", " ", text)
         case["id"] = f"{case['area']}/{case['name']}[{case['params']}]"
         case["reason"] = text
         case["observations"] = {f"{text}[{index}]": text, f"k{index}": f"{text}\nmore"}

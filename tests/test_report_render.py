@@ -485,3 +485,13 @@ def test_hostile_report_round_trips_through_the_writer(tmp_path):
     assert json.loads(paths["json"].read_text(encoding="utf-8")) == report
     assert "<script" not in paths["html"].read_text(encoding="utf-8").lower()
     assert "<script" not in paths["markdown"].read_text(encoding="utf-8").lower()
+
+
+@pytest.mark.parametrize("terminator", ["\n", "\r", "\u2028", "\u2029"], ids=["LF", "CR", "LS", "PS"])
+def test_a_case_id_holds_no_line_terminator_as_json_schema_reads_its_pattern(terminator):
+    # JSON Schema patterns are ECMA-262: "." matches no line terminator, while Python's matches all but "\n".
+    report = sample_report()
+    case = report["cases"][0]
+    case["params"] = f"a{terminator}b"
+    case["id"] = f"{case['area']}/{case['name']}[{case['params']}]"
+    assert any("cases[0].id" in problem for problem in validate(report))

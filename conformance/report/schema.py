@@ -149,12 +149,13 @@ def _json_equal(left: Any, right: Any) -> bool:
 
 @functools.lru_cache(maxsize=64)
 def _compile(pattern: str) -> re.Pattern:
-    return re.compile(_ecma_dollar(pattern))
+    return re.compile(_ecma(pattern))
 
 
-def _ecma_dollar(pattern: str) -> str:
-    r"""Make ``$`` match only at the very end, as in ECMA-262; Python's ``$`` also matches
-    before a trailing newline, which would let ``"a/b\n"`` through as a case id."""
+def _ecma(pattern: str) -> str:
+    r"""Give ``$`` and ``.`` their ECMA-262 meaning, as JSON Schema specifies: ``$`` matches only at the very
+    end (Python's also matches before a trailing newline, which would let ``"a/b\n"`` through as a case id),
+    and ``.`` matches no line terminator (Python's matches ``\r``, U+2028 and U+2029)."""
     out = []
     escaped = in_class = False
     for char in pattern:
@@ -168,6 +169,9 @@ def _ecma_dollar(pattern: str) -> str:
             in_class = False
         elif char == "$" and not in_class:
             out.append(r"\Z")
+            continue
+        elif char == "." and not in_class:
+            out.append("[^\n\r\u2028\u2029]")
             continue
         out.append(char)
     return "".join(out)
