@@ -60,7 +60,8 @@ def _platform_heading(number: int, column: Column) -> str:
     lines = [
         f"{platform['os']} {platform['release']}",
         f"{platform['arch']} · {role} · {platform['filesystem']['type']}",
-        f"{platform['python']['implementation']} {platform['python']['version']}",
+        f"{platform['python']['implementation']} {platform['python']['version']} · "
+        f"{platform['libc']['name']} {platform['libc']['version']}",
     ]
     body = "<br>".join(esc(line) for line in lines)
     return f'<th class="platform" scope="col" title="{esc(column.id)}"><b>P{number}</b>{body}</th>'
