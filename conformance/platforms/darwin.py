@@ -17,6 +17,7 @@ MSG_CMSG_CLOEXEC = None
 INFLIGHT_LIMIT_ERRNO = None
 UNIX_SOCKET_TABLE = None
 CHILDREN_FILE = None
+MNTTAB = None
 MOUNTINFO = None
 
 # struct flock: l_start, l_len, l_pid, l_type, l_whence (bsd/sys/fcntl.h) (src).
@@ -59,4 +60,7 @@ SOCKCRED_FORMAT = SOCKCRED2_FORMAT = None
 SO_PEERCRED = None
 PIDFD_FDINFO = None
 
-PR_SET_CHILD_SUBREAPER = None
+PR_SET_CHILD_SUBREAPER = PROC_REAP_ACQUIRE = None
+
+# Extra linker arguments for the C peers (conformance/native): none, the socket calls are in libSystem.
+NATIVE_LDLIBS = ()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 
@@ -42,8 +43,9 @@ def privileged() -> bool:
 
 
 def _mount_table() -> list[tuple[str, str]]:
-    """(mount point, filesystem type) pairs for the whole system."""
-    mountinfo = constants().MOUNTINFO
+    """(mount point, filesystem type) pairs for the whole system; empty if nothing could be read."""
+    c = constants()
+    mountinfo = c.MOUNTINFO
     if mountinfo and os.path.exists(mountinfo):
         mounts = []
         with open(mountinfo, encoding="utf-8", errors="replace") as f:
@@ -55,16 +57,47 @@ def _mount_table() -> list[tuple[str, str]]:
                     point = fields[4].encode().decode("unicode_escape")
                     mounts.append((point, right.split()[0]))
         return mounts
-    # BSD and illumos mount(8): "/dev/ada0p2 on / (ufs, local)" or "/ on rpool/ROOT read/write/... on ..."
+    if c.MNTTAB and os.path.exists(c.MNTTAB):
+        # illumos mnttab(5): "special<TAB>mount point<TAB>fstype<TAB>options<TAB>time", one line per mount.
+        mounts = []
+        try:
+            with open(c.MNTTAB, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    fields = line.rstrip("\n").split("\t")
+                    if len(fields) >= 3:
+                        mounts.append((fields[1], fields[2]))
+        except OSError:
+            mounts = []
+        if mounts:
+            return mounts
+    return _parse_mount_output(_run_mount())
+
+
+def _run_mount() -> str:
+    """mount(8)'s listing. It lives in /sbin on the BSDs and macOS, which an unprivileged PATH may lack."""
+    program = shutil.which("mount") or shutil.which("mount", path="/sbin:/usr/sbin:/etc")
+    if program is None:
+        return ""
     try:
-        out = subprocess.run(["mount"], capture_output=True, text=True, timeout=10, check=False).stdout
+        return subprocess.run([program], capture_output=True, text=True, timeout=10, check=False).stdout
     except (OSError, subprocess.SubprocessError):
-        return []
+        return ""
+
+
+# FreeBSD and macOS mount(8): "/dev/ada0p2 on / (ufs, local)", "zroot/ROOT/default on / (zfs, local, noatime)",
+# "/dev/disk3s1s1 on / (apfs, sealed, local, read-only, journaled)".
+_MOUNT_BSD = re.compile(r"^\S.* on (/.*?) \(([^,)]+)")
+# util-linux mount(8) and illumos `mount -v`: "sysfs on /sys type sysfs (rw,nosuid)",
+# "rpool/ROOT/omnios on / type zfs read/write/setuid/...".
+_MOUNT_TYPED = re.compile(r"^\S.* on (/.*?) type (\S+)")
+
+
+def _parse_mount_output(text: str) -> list[tuple[str, str]]:
     mounts = []
-    for line in out.splitlines():
-        bsd = re.match(r"^\S+ on (.+) \(([^,)]+)", line)
-        if bsd:
-            mounts.append((bsd.group(1), bsd.group(2)))
+    for line in text.splitlines():
+        found = _MOUNT_TYPED.match(line) or _MOUNT_BSD.match(line)
+        if found:
+            mounts.append((found.group(1), found.group(2).strip()))
     return mounts
 
 

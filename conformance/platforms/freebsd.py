@@ -19,6 +19,7 @@ INFLIGHT_LIMIT_ERRNO = None
 
 UNIX_SOCKET_TABLE = None
 CHILDREN_FILE = None
+MNTTAB = None
 MOUNTINFO = None
 
 # struct flock: l_start, l_len, l_pid, l_type, l_whence, l_sysid (sys/sys/fcntl.h) (src).
@@ -65,4 +66,11 @@ SO_PEERCRED = None
 PIDFD_FDINFO = None
 LOCAL_PEERPID = None
 
+# procctl(P_PID, getpid(), PROC_REAP_ACQUIRE, NULL) makes the suite the reaper of its descendants, FreeBSD's
+# counterpart of Linux's child subreaper (sys/sys/procctl.h PROC_REAP_ACQUIRE 2, sys/sys/wait.h P_PID 0; procctl(2),
+# FreeBSD 10.2+) (src). Orphaned grandchildren then show up in ps(1) with the suite as their parent.
 PR_SET_CHILD_SUBREAPER = None
+PROC_REAP_ACQUIRE = 2
+
+# Extra linker arguments for the C peers (conformance/native): none, the socket calls are in libc.
+NATIVE_LDLIBS = ()

@@ -1,4 +1,4 @@
-"""illumos constants and layouts. Not run here; unverified values are marked '?'.
+"""illumos constants and layouts (amd64, LP64). Not run here: each value cites its source; '?' marks a guess.
 
 Same names as linux.py; None means "this OS has no such thing".
 """
@@ -8,41 +8,51 @@ NAME = "illumos"
 # procfs lists descriptors under /proc/self/fd (proc(5)) (doc).
 FD_DIR = "/proc/self/fd"
 
-# usr/src/uts/common/sys/socket.h _CMSG_DATA_ALIGNMENT is sizeof(int) on the 64-bit ABIs (?).
+# usr/src/uts/common/sys/socket.h: _CMSG_HDR_ALIGNMENT 4 and _CMSG_DATA_ALIGNMENT sizeof(int) on x86 (8 on SPARC) (src).
 CMSG_ALIGNMENT = 4
 
-# No MSG_CMSG_CLOEXEC in illumos sys/socket.h (?); Python's name is used when present.
+# No MSG_CMSG_CLOEXEC among the MSG_* flags of usr/src/uts/common/sys/socket.h (src); Python's name wins if present.
 MSG_CMSG_CLOEXEC = None
 
 INFLIGHT_LIMIT_ERRNO = None
 UNIX_SOCKET_TABLE = None
 CHILDREN_FILE = None
 MOUNTINFO = None
+# The mount table, one tab-separated line per mount: special, mount point, fstype, options, time (mnttab(5)) (doc).
+# illumos mount(8) without -v prints no filesystem type at all, so this file is what detect.py reads.
+MNTTAB = "/etc/mnttab"
 
-# struct flock (64-bit): l_type, l_whence, l_start, l_len, l_sysid, l_pid, l_pad[4] (sys/fcntl.h) (?).
-FLOCK_FORMAT = "hhqqii16x"
+# struct flock (LP64): short l_type, l_whence; off_t l_start, l_len; int l_sysid; pid_t l_pid; long l_pad[4]:
+# 64 bytes, the pad alone is 32 (usr/src/uts/common/sys/fcntl.h; golang.org/x/sys unix/ztypes_solaris_amd64.go
+# Flock_t has Pad [4]int64) (src). A 16-byte pad was 16 bytes short of what the kernel writes back.
+FLOCK_FORMAT = "hhqqii32x"
 FLOCK_FIELDS = ("l_type", "l_whence", "l_start", "l_len", "l_sysid", "l_pid")
 F_RDLCK, F_WRLCK, F_UNLCK = 1, 2, 3
 
-# Classic record-lock commands F_GETLK, F_SETLK, F_SETLKW: usr/src/uts/common/sys/fcntl.h, the LP64 values (?).
+# Classic record-lock commands F_GETLK, F_SETLK, F_SETLKW: usr/src/uts/common/sys/fcntl.h, the _LP64 values; F_RDLCK 1,
+# F_WRLCK 2, F_UNLCK 3 (same header; golang.org/x/sys unix/zerrors_solaris_amd64.go agrees) (src).
 F_GETLK, F_SETLK, F_SETLKW = 14, 6, 7
 
 PROC_LOCKS = None
 
-# illumos OFD locks (sys/fcntl.h F_OFD_GETLK 47, F_OFD_SETLK 48, F_OFD_SETLKW 49) (?).
+# OFD locks: F_OFD_GETLK 47, F_OFD_SETLK 48, F_OFD_SETLKW 49 for _LP64 (sys/fcntl.h of the illumos derivatives
+# that carry them, unless _STRICT_SYMBOLS; golang.org/x/sys unix/zerrors_solaris_amd64.go lists 0x2f-0x31) (src). An
+# illumos-gate sys/fcntl.h without them is possible (?): the ofd_locks probe tries the command before any case uses it.
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 47, 48, 49
 
 SYSCALL_PIDFD_GETFD = {}
 
-# STREAMS ioctls, STR = 'S' << 8 (sys/stropts.h): I_NREAD = STR|01, I_RECVFD = STR|016, I_SENDFD = STR|021 (?).
+# STREAMS ioctls, STR = 'S' << 8 (usr/src/uts/common/sys/stropts.h): I_NREAD = STR|01, I_SENDFD = STR|021, and the
+# user-level I_RECVFD = STR|016 (the kernel's I_E_RECVFD; STR|022 is the kernel-internal one) (src).
 I_NREAD, I_RECVFD, I_SENDFD = 0x5301, 0x530E, 0x5311
 
 # Linux socket options (SO_PASSPIDFD, SO_PEERPIDFD, SCM_PIDFD, SO_PASSRIGHTS): none here.
 SO_PASSPIDFD = SO_PEERPIDFD = SCM_PIDFD = SO_PASSRIGHTS = None
 
 
-# Credentials travel as ucred_t (SO_RECVUCRED/SCM_UCRED, getpeerucred(3C)), an opaque layout that the suite
-# does not decode yet: none of the Linux or BSD mechanisms (?).
+# Credentials travel as ucred_t (SO_RECVUCRED 0x400 / SCM_UCRED 0x1012 per message, getpeerucred(3C) per
+# connection), an opaque layout that the suite does not decode yet. None of the Linux or BSD names exists
+# (usr/src/uts/common/sys/socket.h; golang.org/x/sys unix/zerrors_solaris_amd64.go lists none of them) (src).
 SO_PASSCRED = SCM_CREDENTIALS = None
 UCRED_FORMAT = None
 SCM_CREDS = None
@@ -55,4 +65,9 @@ SO_PEERCRED = None
 PIDFD_FDINFO = None
 LOCAL_PEERPID = None
 
-PR_SET_CHILD_SUBREAPER = None
+PR_SET_CHILD_SUBREAPER = PROC_REAP_ACQUIRE = None
+
+# The C peers use the X/Open sendmsg/recvmsg (msg_control exists only with _XPG4_2: usr/src/uts/common/sys/socket.h),
+# which <sys/socket.h> renames to __xnet_sendmsg/__xnet_recvmsg, found in libsocket (golang.org/x/sys
+# unix/zsyscall_solaris_amd64.go imports them from libsocket.so); socket(3SOCKET) says link -lsocket -lnsl (doc).
+NATIVE_LDLIBS = ("-lsocket", "-lnsl")

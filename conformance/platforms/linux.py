@@ -27,6 +27,7 @@ CHILDREN_FILE = "/proc/self/task/{tid}/children"
 
 # Mount table with one line per mount (fs/proc_namespace.c).
 MOUNTINFO = "/proc/self/mountinfo"
+MNTTAB = None
 
 # struct flock: l_type, l_whence, l_start, l_len, l_pid (+4 bytes padding on LP64) (seen).
 FLOCK_FORMAT = "hhqqi4x"
@@ -76,3 +77,7 @@ LOCAL_PEERPID = None
 # prctl(PR_SET_CHILD_SUBREAPER): orphaned grandchildren of the suite become its children, so the
 # leak check sees them (include/uapi/linux/prctl.h) (doc).
 PR_SET_CHILD_SUBREAPER = 36
+PROC_REAP_ACQUIRE = None
+
+# Extra linker arguments for the C peers (conformance/native): none, the socket calls are in libc.
+NATIVE_LDLIBS = ()

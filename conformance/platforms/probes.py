@@ -41,6 +41,19 @@ def lookup(name: str, *modules) -> int | None:
     return getattr(constants(), name, None)
 
 
+def _errname(e: OSError) -> str:
+    return errno.errorcode.get(e.errno, str(e.errno))
+
+
+def _stream_pair():
+    """A connected AF_UNIX stream pair, or the reason there is none (a probe returns it instead of raising)."""
+    try:
+        return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM), ""
+    except (OSError, AttributeError) as e:
+        why = _errname(e) if isinstance(e, OSError) else str(e)
+        return None, f"socketpair(AF_UNIX, SOCK_STREAM) failed: {why}"
+
+
 def _socketpair_type(type_name: str) -> tuple[bool, str]:
     kind = getattr(socket, type_name, None)
     if not hasattr(socket, "AF_UNIX") or kind is None:
@@ -60,8 +73,16 @@ def _scm_rights() -> tuple[bool, str]:
             return False, f"socket.{name} is not defined"
     if not hasattr(socket.socket, "sendmsg"):
         return False, "socket.sendmsg is not available"
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    r, w = os.pipe()
+    pair, why = _stream_pair()
+    if pair is None:
+        return False, why
+    a, b = pair
+    try:
+        r, w = os.pipe()
+    except OSError as e:
+        a.close()
+        b.close()
+        return False, f"pipe() failed: {_errname(e)}"
     try:
         a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", w))])
         # A generous buffer: CMSG_LEN(4) is too small for one descriptor on FreeBSD (it needs CMSG_SPACE(4)).
@@ -86,7 +107,10 @@ def _msg_cmsg_cloexec() -> tuple[bool, str]:
     flag = lookup("MSG_CMSG_CLOEXEC", socket)
     if flag is None:
         return False, "MSG_CMSG_CLOEXEC is not defined on this platform"
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pair, why = _stream_pair()
+    if pair is None:
+        return False, why
+    a, b = pair
     try:
         a.send(b"x")
         b.recvmsg(1, 64, flag)
@@ -108,7 +132,10 @@ def _sockopt(
         level = 0 if level_name == "SOL_LOCAL" else lookup(level_name, socket)
         if option is None or level is None:
             return False, f"{name} is not defined on this platform"
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pair, why = _stream_pair()
+        if pair is None:
+            return False, why
+        a, b = pair
         try:
             if settable:
                 a.setsockopt(level, option, 1)
@@ -140,10 +167,12 @@ def _lock_call(command_name: str) -> tuple[bool, str]:
     """Query an unlocked range with F_GETLK or F_OFD_GETLK using the platform's struct flock."""
     c = constants()
     command = lookup(command_name, fcntl)
-    if command is None or c.FLOCK_FORMAT is None:
+    # The lock types as conformance.locks takes them (Python's fcntl first), so the probe tries what the cases do.
+    wrlck, unlck = lookup("F_WRLCK", fcntl), lookup("F_UNLCK", fcntl)
+    if command is None or c.FLOCK_FORMAT is None or wrlck is None or unlck is None:
         return False, f"{command_name} or the struct flock layout is not known on this platform"
     fields = dict.fromkeys(c.FLOCK_FIELDS, 0)
-    fields["l_type"] = c.F_WRLCK
+    fields["l_type"] = wrlck
     request = struct.pack(c.FLOCK_FORMAT, *(fields[f] for f in c.FLOCK_FIELDS))
     try:
         with tempfile.TemporaryFile() as f:
@@ -151,7 +180,7 @@ def _lock_call(command_name: str) -> tuple[bool, str]:
     except OSError as e:
         return False, f"fcntl({command_name}) failed: {errno.errorcode.get(e.errno, e.errno)}"
     l_type = dict(zip(c.FLOCK_FIELDS, struct.unpack(c.FLOCK_FORMAT, reply)))["l_type"]
-    if l_type != c.F_UNLCK:
+    if l_type != unlck:
         return False, f"fcntl({command_name}) on an unlocked file returned l_type {l_type}, not F_UNLCK"
     return True, f"fcntl({command_name}) = {command} answers F_UNLCK on an unlocked file"
 
@@ -208,7 +237,10 @@ def _streams() -> tuple[bool, str]:
     c = constants()
     if c.I_SENDFD is None or c.I_RECVFD is None:
         return False, f"no STREAMS I_SENDFD/I_RECVFD on {c.NAME}"
-    r, w = os.pipe()
+    try:
+        r, w = os.pipe()
+    except OSError as e:
+        return False, f"pipe() failed: {_errname(e)}"
     try:
         fcntl.ioctl(r, c.I_NREAD, struct.pack("i", 0))
     except OSError as e:
