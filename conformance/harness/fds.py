@@ -17,6 +17,12 @@ def _fd_dir_trusted(path: str | None) -> bool:
     if not path or not os.path.isdir(path):
         return False
     probe = os.open(os.devnull, os.O_RDONLY)
+    if probe < 3:  # 0-2 (a closed stdin, say) are the very numbers a bare FreeBSD /dev/fd lists (fdescfs(5))
+        import fcntl
+
+        high = fcntl.fcntl(probe, fcntl.F_DUPFD, 3)
+        os.close(probe)
+        probe = high
     try:
         return str(probe) in os.listdir(path)
     finally:

@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
+from ..platforms import constants
 from ..unavailable import Unavailable
 
 SOURCE_DIR = Path(__file__).resolve().parent
 FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-O2")
 BUILD_TIMEOUT = 120.0
+# What macOS's /usr/bin/cc shim prints when no developer tools are installed ("xcrun: error: invalid active
+# developer path (...), missing xcrun at: ...").
+_XCRUN_SHIM = re.compile(r"^xcrun: error: (invalid active developer path|unable to find utility)", re.MULTILINE)
 
 
 class NoCompiler(Unavailable):
@@ -66,7 +71,9 @@ def build(name: str, dest_dir: Path) -> Path:
     source = Path(SOURCE_DIR) / f"{name}.c"
     text = source.read_bytes()
     base_command = [*cc_argv, *FLAGS]
-    digest = hashlib.sha256(text + "\0".join(base_command).encode()).hexdigest()[:12]
+    # Libraries come after the source on the command line (illumos: -lsocket -lnsl for sendmsg/recvmsg).
+    libraries = list(constants().NATIVE_LDLIBS)
+    digest = hashlib.sha256(text + "\0".join(base_command + libraries).encode()).hexdigest()[:12]
     dest_dir = Path(dest_dir)
     out = dest_dir / f"{name}-{digest}"
     if out.exists():
@@ -75,7 +82,7 @@ def build(name: str, dest_dir: Path) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     # A private name, then an atomic rename: parallel builders (xdist workers) never run a half-written file.
     tmp = dest_dir / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    command = [*base_command, "-o", str(tmp), str(source)]
+    command = [*base_command, "-o", str(tmp), str(source), *libraries]
     try:
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
@@ -85,6 +92,11 @@ def build(name: str, dest_dir: Path) -> Path:
             stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
             raise BuildFailed(command, None, stderr) from exc
         if done.returncode != 0:
+            if _XCRUN_SHIM.search(done.stderr):
+                # macOS: /usr/bin/cc is a shim that runs the Command Line Tools' compiler, and only says so when
+                # they are not installed (xcode-select(1)): no compiler here, not a bug in the source.
+                raise NoCompiler(f"C compiler {cc_argv[0]!r} is the xcrun shim without developer tools: "
+                                 + done.stderr.strip().splitlines()[0])
             raise BuildFailed(command, done.returncode, done.stderr + done.stdout)
         if not tmp.exists():
             raise BuildFailed(command, done.returncode, f"the compiler wrote no {tmp}\n{done.stderr}")

@@ -27,6 +27,16 @@
 /* glibc hides struct ucred and SCM_CREDENTIALS without these; BSDs and macOS ignore them. */
 #define _GNU_SOURCE 1
 #define _DEFAULT_SOURCE 1
+#if defined(__sun)
+/*
+ * illumos: struct msghdr has msg_control/msg_controllen/msg_flags and the CMSG_* macros exist only with
+ * _XPG4_2 (usr/src/uts/common/sys/socket.h); otherwise it is the old msg_accrights layout. _XOPEN_SOURCE 600
+ * gives _XPG4_2 and is what -std=c99 requires (sys/feature_tests.h); __EXTENSIONS__ keeps the rest visible.
+ * The X/Open sendmsg/recvmsg are in libsocket: the build links -lsocket -lnsl there (platforms/illumos.py).
+ */
+#define _XOPEN_SOURCE 600
+#define __EXTENSIONS__ 1
+#endif
 
 #include <sys/types.h>
 #include <sys/socket.h>
