@@ -82,8 +82,14 @@ def raise_nofile_limit(wanted: int) -> int:
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft == resource.RLIM_INFINITY or soft >= target:
         return soft
-    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return target
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        # macOS refuses a soft limit above kern.maxfilesperproc (kern.maxfiles for root) with EINVAL, even with
+        # an RLIM_INFINITY hard limit (XNU bsd/kern/kern_resource.c dosetrlimit): keep what we have, the callers
+        # size by it.
+        pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def drop_privileges(uid: int = 65534) -> None:

@@ -267,7 +267,8 @@ def _state_bsd_lie(sock) -> dict:
                   "XNU bsd/kern/uipc_usrreq.c unp_internalize: SCM_CREDS is EINVAL")
 def test_stated_bsd_credentials_are_never_believed(stream_pair, observe):
     a, b = stream_pair
-    if creds.lookup("SCM_CREDS", socket) is None:
+    scm_creds = creds.lookup("SCM_CREDS", socket)  # Python's name, else the platform module's number
+    if scm_creds is None:
         raise Unsupported(f"SCM_CREDS is not defined on {constants().NAME}")
     with Child(_state_bsd_lie, a) as child:
         sender = child.join()
@@ -280,7 +281,7 @@ def test_stated_bsd_credentials_are_never_believed(stream_pair, observe):
         layout = constants().CMSGCRED_FORMAT
         assert layout, "SCM_CREDS was accepted, but this platform has no struct cmsgcred to check it against"
         found = [creds.decode_cmsgcred(d, layout) for level, kind, d in got.other
-                 if level == socket.SOL_SOCKET and kind == socket.SCM_CREDS]
+                 if level == socket.SOL_SOCKET and kind == scm_creds]
     assert found and found[0] is not None, "SCM_CREDS was accepted but no credentials arrived"
     seen = found[0]
     observe("forged_cmsgcred", "overwritten" if (seen.pid, seen.uid) == (sender["pid"], sender["uid"]) else "believed")

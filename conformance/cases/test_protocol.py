@@ -28,6 +28,7 @@ SEED_UNIX = f"{SEED}: Figures 'send_fd/recv_fd for UNIX domain sockets'"
 SEED_CREDS = f"{SEED}: Figures 24-25 'Sending/Receiving credentials over UNIX domain sockets'"
 POSIX_RIGHTS = "POSIX.1-2024 XBD <sys/socket.h>: SCM_RIGHTS"
 MAXLINE = apue.MAXLINE
+DEADLINE = 10.0
 
 
 class Collect:
@@ -142,8 +143,15 @@ def test_error_text_arrives_whole_and_in_order_on_a_stream(stream_pair, size):
         apue.send_err(a, -9, text)
         result = apue.recv_fd(b, collect)
     else:
+        b.settimeout(DEADLINE)  # a sender that died mid-text makes the receive time out, not hang
         with Child(_send_err_later, a, text, 9) as child:  # more than a socket buffer: the sender must block
-            result = apue.recv_fd(b, collect)
+            try:
+                result = apue.recv_fd(b, collect)
+            except socket.timeout:  # TimeoutError from 3.10; its own class on 3.9
+                child.join(1.0)  # the sender's own exception says why nothing more came
+                raise
+            finally:
+                b.settimeout(None)  # nothing_queued() below needs a plain socket: with a timeout it would wait
             child.join()
     assert result == -9, f"recv_fd returned {result}, not -9"
     assert collect.text == text, f"the text arrived as {len(collect.text)} bytes, not the {len(text)} sent, in order"
@@ -366,9 +374,11 @@ def test_recv_ufd_names_a_sender_of_another_uid(pair, workdir):
     fd = data_file(workdir)
     try:
         with Child(_send_fd_as, a, fd, NOBODY) as child:
-            received, uid = apue.recv_ufd(b, Collect())
-            os.close(received)
+            # Joined first: the message fits in the socket buffer, and a sender that failed (its exception is
+            # raised here) must not leave the receive below blocked until the run's timeout.
             assert child.join() == NOBODY
+        received, uid = apue.recv_ufd(b, Collect())
+        os.close(received)
         assert uid == NOBODY, f"recv_ufd reported uid {uid}, the sender ran as {NOBODY}"
     finally:
         os.close(fd)
