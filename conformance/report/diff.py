@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .markdown import value_text
+from .markdown import libc_text, python_text, value_text
 from .matrix import MISSING, observed_identity
 
 FAILING = frozenset({"fail", "error"})
@@ -94,8 +94,8 @@ def _platform_facts(report: dict) -> dict[str, str]:
         "release": platform["release"],
         "kernel": platform["kernel"],
         "arch": platform["arch"],
-        "libc": f"{platform['libc']['name']} {platform['libc']['version']}",
-        "python": f"{platform['python']['implementation']} {platform['python']['version']}",
+        "libc": libc_text(platform),
+        "python": python_text(platform),
         "filesystem": platform["filesystem"]["type"],
         "privileged": value_text(platform["privileged"]),
         "uid": value_text(platform["uid"]),

@@ -86,6 +86,14 @@ def _seconds(value: Any) -> str:
         return f"{value_text(value)} s"
 
 
+def libc_text(platform: dict) -> str:
+    return f"{platform['libc']['name']} {platform['libc']['version']}"
+
+
+def python_text(platform: dict) -> str:
+    return f"{platform['python']['implementation']} {platform['python']['version']}"
+
+
 def fact_rows(report: dict) -> list[tuple[str, str]]:
     """(label, plain text) pairs describing the host and the run; callers escape them."""
     platform, run, suite = report["platform"], report["run"], report["suite"]
@@ -95,8 +103,8 @@ def fact_rows(report: dict) -> list[tuple[str, str]]:
         ("Release", platform["release"]),
         ("Kernel", platform["kernel"]),
         ("Architecture", platform["arch"]),
-        ("libc", f"{platform['libc']['name']} {platform['libc']['version']}"),
-        ("Python", f"{platform['python']['implementation']} {platform['python']['version']}"),
+        ("libc", libc_text(platform)),
+        ("Python", python_text(platform)),
         ("Filesystem", f"{platform['filesystem']['type']} at {platform['filesystem']['path']}"),
         ("Privileged", f"{'yes' if platform['privileged'] else 'no'} (uid {value_text(platform['uid'])})"),
         ("Run started", run["started"]),

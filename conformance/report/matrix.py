@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .markdown import case_label, value_text
+from .markdown import case_label, libc_text, python_text, value_text
 
 NOT_RUN = "not-run"
 
@@ -46,8 +46,8 @@ class Column:
             ("OS", f"{platform['os']} {platform['release']}"),
             ("Kernel", platform["kernel"]),
             ("Architecture", platform["arch"]),
-            ("libc", f"{platform['libc']['name']} {platform['libc']['version']}"),
-            ("Python", f"{platform['python']['implementation']} {platform['python']['version']}"),
+            ("libc", libc_text(platform)),
+            ("Python", python_text(platform)),
             ("Filesystem", f"{platform['filesystem']['type']} at {platform['filesystem']['path']}"),
             ("Privilege", privilege(platform)),
             ("Cases", str(len(self.report["cases"]))),

@@ -9,7 +9,7 @@ come from fixed tables or from positions, never from report text.
 from __future__ import annotations
 
 from .html import BASE_CSS, OUTCOME_CLASS, esc, page_head
-from .markdown import value_text
+from .markdown import libc_text, python_text, value_text
 from .matrix import MISSING, NOT_RUN, CaseRow, Column, Matrix, ObservationRow, count, differing
 from .schema import OUTCOMES
 
@@ -60,8 +60,7 @@ def _platform_heading(number: int, column: Column) -> str:
     lines = [
         f"{platform['os']} {platform['release']}",
         f"{platform['arch']} · {role} · {platform['filesystem']['type']}",
-        f"{platform['python']['implementation']} {platform['python']['version']} · "
-        f"{platform['libc']['name']} {platform['libc']['version']}",
+        f"{python_text(platform)} · {libc_text(platform)}",
     ]
     body = "<br>".join(esc(line) for line in lines)
     return f'<th class="platform" scope="col" title="{esc(column.id)}"><b>P{number}</b>{body}</th>'
