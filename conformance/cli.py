@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,14 +35,20 @@ def _fail(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     import pytest
 
+    from .harness import deadlines
+
     if args.dir and not Path(args.dir).is_dir():
         return _fail(f"--dir {args.dir}: not a directory")
+    try:
+        scale = deadlines.parse_scale(os.environ.get(deadlines.ENV))
+    except deadlines.BadScale as e:
+        return _fail(str(e))
     report_dir = Path(args.report_dir).resolve()
     pytest_args = [
         str(CASES_DIR),
         "--conformance-report", str(report_dir),
         "-p", "no:cacheprovider",
-        "-o", f"timeout={CASE_TIMEOUT}",
+        "-o", f"timeout={CASE_TIMEOUT * scale:g}",
         "-o", "timeout_method=signal",
         "-q",
     ]

@@ -315,11 +315,20 @@ def enable_pidfds(sock: socket.socket) -> None:
     sock.setsockopt(socket.SOL_SOCKET, _need("SO_PASSPIDFD", socket), 1)
 
 
-def take_pidfds(other_cmsgs) -> list:
-    """The pidfds in a message's control data; they are installed descriptors: the caller closes them."""
+def take_pidfds(other_cmsgs) -> tuple[list, list]:
+    """The pidfds in a message's control data, and the errors that stand in their place.
+
+    The descriptors are installed: the caller closes them. A negative value is no descriptor but the error
+    the kernel met making one (scm_pidfd_recv passes pidfd_prepare's failure on as the value, e.g. -EINVAL
+    for a sender already reaped before 6.16's pidfds of reaped tasks); it is returned as a positive errno.
+    """
     scm = lookup("SCM_PIDFD", socket)
-    fds = []
+    fds, errors = [], []
     for level, kind, data in other_cmsgs:
         if level == socket.SOL_SOCKET and kind == scm and len(data) >= 4:
-            fds.append(struct.unpack_from("=i", data)[0])
-    return fds
+            value = struct.unpack_from("=i", data)[0]
+            if value < 0:
+                errors.append(-value)
+            else:
+                fds.append(value)
+    return fds, errors

@@ -14,9 +14,10 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import time
 from dataclasses import dataclass
 
-from .harness.children import run_in_child
+from .harness.children import DEFAULT_DEADLINE, run_in_child
 from .platforms import constants
 from .platforms.probes import lookup
 from .unavailable import Unavailable
@@ -120,7 +121,7 @@ def _query_from_a_new_description(path: str, family: str, kind: str, start: int,
 
 
 def holder(path, family: str, kind: str = "write", start: int = 0, length: int = 0, *, query: str = "posix",
-           flags: int = os.O_RDWR, timeout: float = 10.0) -> Held | None:
+           flags: int = os.O_RDWR, timeout: float = DEFAULT_DEADLINE) -> Held | None:
     """From a separate process with a description of its own: what conflicts with a `kind` lock on the range.
 
     fcntl families are asked with F_GETLK (query="posix", which reports classic holders with their pid and OFD
@@ -155,3 +156,14 @@ def is_waiting(path, pid: int) -> bool | None:
             if len(fields) > 6 and fields[1] == "->" and fields[6] == ident and fields[5] in (str(pid), "-1"):
                 return True
     return False
+
+
+def seen_waiting(path, pid: int, timeout: float = DEFAULT_DEADLINE) -> bool | None:
+    """is_waiting, asked again until it says yes or the timeout passes: a child on a slow machine (an emulated
+    kernel) may not have reached its lock call when the case looks. The kernel offers no event to wait for."""
+    end = time.monotonic() + timeout
+    while True:
+        answer = is_waiting(path, pid)
+        if answer is not False or time.monotonic() >= end:
+            return answer
+        time.sleep(0.002)

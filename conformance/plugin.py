@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from . import expectations as expectations_mod
-from .harness import leaks
+from .harness import deadlines, leaks
 from .outcomes import OUTCOMES, HarnessError, Unsupported
 from .platforms import os_name
 
@@ -63,6 +63,10 @@ def pytest_configure(config: pytest.Config) -> None:
             config._conformance_expectations = expectations_mod.load(name)
     except expectations_mod.ExpectationError as e:
         raise pytest.UsageError(f"malformed expectation file: {e}") from None
+    try:
+        deadlines.parse_scale(os.environ.get(deadlines.ENV))
+    except deadlines.BadScale as e:
+        raise pytest.UsageError(str(e)) from None
     base = config.getoption("conformance_dir") or tempfile.gettempdir()
     if not os.path.isdir(base):
         raise pytest.UsageError(f"--conformance-dir {base}: not a directory")

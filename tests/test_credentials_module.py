@@ -178,3 +178,13 @@ def test_stated_cmsgcred_packs_the_forged_values(simulate, monkeypatch):
     level, kind, data = stated_cmsgcred(1, 0, 0, 0)
     assert (level, kind, len(data)) == (socket.SOL_SOCKET, 3, 84)
     assert struct.unpack("=iIIIh2x16I", data)[:5] == (1, 0, 0, 0, 1)
+
+
+@pytest.mark.skipif(constants().NAME != "linux", reason="SCM_PIDFD is Linux's")
+def test_take_pidfds_separates_an_error_the_kernel_put_in_place_of_a_pidfd():
+    # Before pidfds of reaped tasks, the kernel wrote -EINVAL where the pidfd of an exited sender would be.
+    scm = credentials.lookup("SCM_PIDFD", socket)
+    other = [(socket.SOL_SOCKET, scm, struct.pack("=i", -errno.EINVAL)),
+             (socket.SOL_SOCKET, scm, struct.pack("=i", 7)),
+             (socket.SOL_SOCKET, scm + 1, struct.pack("=i", 9))]
+    assert credentials.take_pidfds(other) == ([7], [errno.EINVAL])

@@ -10,12 +10,13 @@ import socket
 
 from conformance.harness import fds as fdlist
 from conformance.harness.children import Child
+from conformance.harness.deadlines import deadline
 from conformance.outcomes import Unsupported
 from conformance.unavailable import Unavailable
 
 # How long a case waits for the kernel to release a descriptor it holds in flight (garbage collection
 # may run asynchronously); the wait ends at the first EOF, so it costs nothing when the kernel is prompt.
-RELEASE_WAIT = 5.0
+RELEASE_WAIT = deadline(5.0)
 
 
 # Where two names share a number (Linux EDEADLOCK == EDEADLK), reports use the POSIX one on every platform.
@@ -36,8 +37,9 @@ def free_pid() -> int:
         return child.join()
 
 
-def errno_name(e: OSError) -> str:
-    return _PREFERRED.get(e.errno) or errno.errorcode.get(e.errno, str(e.errno))
+def errno_name(e: OSError | int) -> str:
+    number = e if isinstance(e, int) else e.errno
+    return _PREFERRED.get(number) or errno.errorcode.get(number, str(number))
 
 
 def released(read_fd: int, timeout: float = RELEASE_WAIT) -> bool:

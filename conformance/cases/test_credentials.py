@@ -21,6 +21,7 @@ from conformance import credentials as creds
 from conformance.harness import rights
 from conformance.harness.barriers import Event
 from conformance.harness.children import Child
+from conformance.harness.deadlines import deadline
 from conformance.outcomes import Unsupported
 from conformance.platforms import constants
 
@@ -33,7 +34,7 @@ UNIX4 = "FreeBSD unix(4): LOCAL_PEERCRED, LOCAL_CREDS, LOCAL_CREDS_PERSISTENT, S
 UNIX_CMSG = "FreeBSD tools/regression/sockets/unix_cmsg"
 SCM_PIDFD = "Linux tools/testing/selftests/net/af_unix/scm_pidfd.c"
 NOBODY = 65534
-DEADLINE = 10.0
+DEADLINE = deadline(10.0)
 KINDS = ["stream", "dgram"]
 
 
@@ -309,7 +310,7 @@ def _accept(listener: socket.socket, child: Child) -> socket.socket:
     try:
         conn, _ = listener.accept()
     except OSError:
-        child.join(1.0)
+        child.join(deadline(1.0))
         raise
     conn.settimeout(DEADLINE)
     return conn
@@ -462,8 +463,9 @@ def test_scm_pidfd_names_the_sender(pair):
     with Event() as go, Child(_send_and_wait, a, go) as child:
         data, ancdata, flags, _ = b.recvmsg(64, rights.cmsg_space(4) * 4)
         with rights.parse(data, ancdata, flags) as got:
-            pidfds = creds.take_pidfds(got.other)
+            pidfds, errors = creds.take_pidfds(got.other)
             try:
+                assert not errors, f"SCM_PIDFD of a live sender carried an error: {[errno_name(e) for e in errors]}"
                 assert len(pidfds) == 1, f"{len(pidfds)} SCM_PIDFD descriptors arrived"
                 pid = creds.pidfd_pid(pidfds[0])
             finally:
@@ -516,13 +518,17 @@ def test_scm_pidfd_of_a_sender_that_has_exited(pair, observe):
         observe("exited_sender", f"refused:{errno_name(e)}")
         return
     with rights.parse(data, ancdata, flags) as got:
-        pidfds = creds.take_pidfds(got.other)
+        pidfds, errors = creds.take_pidfds(got.other)
         try:
             pids = [creds.pidfd_pid(fd) for fd in pidfds]
         finally:
             for fd in pidfds:
                 os.close(fd)
     assert data == b"gone", "the message of a sender that exited was lost"
+    assert len(pidfds) + len(errors) <= 1, f"{len(pidfds)} pidfds and {len(errors)} errors for one message"
+    if errors:  # the kernel could not make a pidfd and said why in the message
+        observe("exited_sender", f"error_in_message:{errno_name(errors[0])}")
+        return
     observe("exited_sender", "no_pidfd" if not pids else "pidfd_of_reaped" if pids == [-1] else "pidfd")
     assert all(pid in (-1, sender) for pid in pids), f"a pidfd for pid {pids}, the sender was {sender}"
 

@@ -22,6 +22,7 @@ import pytest
 
 from conformance.harness import fds as fdlist
 from conformance.harness import rights
+from conformance.harness.deadlines import deadline
 from conformance.outcomes import Unsupported
 
 from ._support import RELEASE_WAIT, InFlightMarker, errno_name, nothing_queued
@@ -290,7 +291,7 @@ def _tcp_loopback():
     try:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
-        client = socket.create_connection(listener.getsockname(), timeout=5)
+        client = socket.create_connection(listener.getsockname(), timeout=deadline(5))
         server, _ = listener.accept()
     except OSError as e:
         raise Unsupported(f"no TCP loopback here: {errno_name(e)}") from None
@@ -312,7 +313,7 @@ def test_scm_rights_on_tcp_is_refused(observe):
                 observe("tcp_rights", f"refused:{errno_name(e)}")
                 return
             observe("tcp_rights", "ignored")
-            server.settimeout(5)
+            server.settimeout(deadline(5))
             with rights.recv_fds(server, 4) as got:
                 assert not got.fds, "a descriptor crossed a TCP connection"
             marker.drop_local()

@@ -26,7 +26,8 @@ import pytest
 from conformance import locks
 from conformance.harness import rights
 from conformance.harness.barriers import BarrierTimeout, Event
-from conformance.harness.children import Child
+from conformance.harness.children import DEFAULT_DEADLINE, Child
+from conformance.harness.deadlines import deadline
 
 from ._support import data_file, errno_name, free_pid, or_unsupported
 from .conftest import require
@@ -414,7 +415,7 @@ def _generic_478_params():
 def _close_in_thread(fd: int) -> None:
     thread = threading.Thread(target=os.close, args=(fd,))  # the same descriptor table
     thread.start()
-    thread.join(10)
+    thread.join(DEFAULT_DEADLINE)
     assert not thread.is_alive()
 
 
@@ -483,7 +484,7 @@ def _assert_blocked(path, child: Child, report: Event) -> None:
     except BarrierTimeout:  # nothing within the window, as a blocked waiter should be
         early = None
     assert early is None, f"the waiter did not block: {early!r}"
-    confirmed = locks.is_waiting(path, child.pid)
+    confirmed = locks.seen_waiting(path, child.pid)
     assert confirmed in (True, None), "the kernel does not list the waiter as blocked"
 
 
@@ -572,7 +573,7 @@ def test_a_lock_cycle(lockfile, family, size, observe):
         try:
             closing = last_done.wait(BLOCK_WINDOW).decode()  # detection answers at once
         except BarrierTimeout:
-            assert locks.is_waiting(path, members[-1].pid) in (True, None), "the last member neither failed nor waits"
+            assert locks.seen_waiting(path, members[-1].pid) in (True, None), "the last member neither failed nor waits"
             closing = "blocked"
             members[-1].kill()  # break the cycle ourselves: its locks go with it
         observe("deadlock", "detected" if closing == "EDEADLK" else closing)
@@ -629,7 +630,7 @@ def test_locks_across_execve(lockfile, family, descriptor, observe):
         assert _read_byte(report_r) == b"E", "the new image did not start"
         kept = locks.holder(path, family) is not None
         os.write(go_w, b"x")
-        assert proc.wait(10) == 0
+        assert proc.wait(DEFAULT_DEADLINE) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -646,7 +647,7 @@ def test_locks_across_execve(lockfile, family, descriptor, observe):
         assert kept, f"a {family} lock was lost across execve although its descriptor stayed open"
 
 
-def _read_byte(fd: int, timeout: float = 10.0) -> bytes:
+def _read_byte(fd: int, timeout: float = DEFAULT_DEADLINE) -> bytes:
     ready, _, _ = select.select([fd], [], [], timeout)
     assert ready, "no word from the exec'd process within the deadline"
     return os.read(fd, 1)
@@ -807,7 +808,7 @@ def test_appenders_under_locks_never_corrupt_the_file(workdir, family, actors):
         children = [Child(_append_under_lock, os.fspath(path), family, who) for who in range(WRITERS)]
         try:
             for child in children:
-                child.join(30)
+                child.join(deadline(30))
         finally:
             for child in children:
                 child.kill()
@@ -824,8 +825,8 @@ def test_appenders_under_locks_never_corrupt_the_file(workdir, family, actors):
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(30)
-        assert not any(t.is_alive() for t in threads), "a writer thread did not finish within 30 s"
+            thread.join(deadline(30))
+        assert not any(t.is_alive() for t in threads), f"a writer thread did not finish within {deadline(30):g} s"
         assert not errors, f"a writer failed: {errors[0]!r}"
     data = path.read_bytes()
     records = [data[i:i + RECORD] for i in range(0, len(data), RECORD)]

@@ -18,6 +18,7 @@ from conformance import apue
 from conformance.credentials import CredentialsUnavailable, message_mechanism
 from conformance.harness import rights
 from conformance.harness.children import Child
+from conformance.harness.deadlines import deadline
 from conformance.outcomes import Unsupported
 
 from ._support import InFlightMarker, data_file, drop_privileges, nothing_queued, or_unsupported, same_file
@@ -28,7 +29,7 @@ SEED_UNIX = f"{SEED}: Figures 'send_fd/recv_fd for UNIX domain sockets'"
 SEED_CREDS = f"{SEED}: Figures 24-25 'Sending/Receiving credentials over UNIX domain sockets'"
 POSIX_RIGHTS = "POSIX.1-2024 XBD <sys/socket.h>: SCM_RIGHTS"
 MAXLINE = apue.MAXLINE
-DEADLINE = 10.0
+DEADLINE = deadline(10.0)
 
 
 class Collect:
@@ -148,7 +149,7 @@ def test_error_text_arrives_whole_and_in_order_on_a_stream(stream_pair, size):
             try:
                 result = apue.recv_fd(b, collect)
             except socket.timeout:  # TimeoutError from 3.10; its own class on 3.9
-                child.join(1.0)  # the sender's own exception says why nothing more came
+                child.join(deadline(1.0))  # the sender's own exception says why nothing more came
                 raise
             finally:
                 b.settimeout(None)  # nothing_queued() below needs a plain socket: with a timeout it would wait
@@ -295,7 +296,7 @@ def test_peer_closing_mid_message_is_connection_closed(pair, stage):
     if CLOSE_STAGES[stage]:
         _send_raw(a, CLOSE_STAGES[stage])
     a.close()
-    b.settimeout(5.0)
+    b.settimeout(deadline(5.0))
     collect = Collect()
     with pytest.raises(apue.ConnectionClosed, match="connection closed by server"):
         apue.recv_fd(b, collect)

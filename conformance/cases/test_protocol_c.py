@@ -16,6 +16,7 @@ import pytest
 from conformance import apue
 from conformance.credentials import message_mechanism
 from conformance.harness import rights
+from conformance.harness.deadlines import deadline
 from conformance.native import NoCompiler, build
 from conformance.outcomes import Unsupported
 
@@ -26,7 +27,7 @@ CONFORMANCE_AREA = "protocol"
 SEED = "APUE 3e 17.4 (seed 000): send_fd/send_err/recv_fd for UNIX domain sockets"
 SEED_CREDS = "APUE 3e 17.4 (seed 000): Figures 24-25 send_fd/recv_ufd with credentials"
 NATIVE = "conformance/native/apue_fd.c (the C peer)"
-DEADLINE = 10.0
+DEADLINE = deadline(10.0)
 
 
 @pytest.fixture(scope="session")

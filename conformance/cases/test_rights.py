@@ -20,6 +20,7 @@ import pytest
 from conformance.harness import fds as fdlist
 from conformance.harness import rights
 from conformance.harness.children import run_in_child
+from conformance.harness.deadlines import deadline
 from conformance.outcomes import Unsupported
 from conformance.platforms import constants
 from conformance.platforms.probes import lookup
@@ -216,7 +217,7 @@ def _find_maximum(kind: str, ceiling: int) -> dict:
                   "CPython Lib/test/test_socket.py SCMRightsTest.testCmsgTruncLen (limits)")
 def test_per_message_maximum_and_one_more(socktype, observe):
     require("scm_rights")
-    found = run_in_child(_find_maximum, socktype, 1024, timeout=30)
+    found = run_in_child(_find_maximum, socktype, 1024, timeout=deadline(30))
     observe("max_fds_per_message", found["maximum"])
     observe("max_plus_one_errno", found["errno"])
     assert found["maximum"] is not None, f"{found['ceiling']} descriptors in one message were accepted: no limit found"
@@ -552,7 +553,7 @@ def _fill_peer(kind: str) -> dict:
 @pytest.mark.refs(f"{PASSFD}: send_overflow (EAGAIN stream, ENOBUFS datagram)", "POSIX.1-2024 XSH sendmsg(): EAGAIN")
 def test_peer_buffer_full_refuses_without_leaking(socktype, observe):
     require("scm_rights")
-    result = run_in_child(_fill_peer, socktype, timeout=30)
+    result = run_in_child(_fill_peer, socktype, timeout=deadline(30))
     observe("buffer_full_errno", result["errno"])
     assert result["errno"] in ("EAGAIN", "EWOULDBLOCK", "ENOBUFS", "ETOOMANYREFS"), \
         f"filling the peer ended with {result['errno']} after {result['queued']} messages"

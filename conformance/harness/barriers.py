@@ -7,8 +7,9 @@ import select
 import time
 
 from ..outcomes import HarnessError
+from .deadlines import deadline
 
-DEFAULT_WAIT = 10.0
+DEFAULT_WAIT = deadline(10.0)
 
 
 class BarrierTimeout(HarnessError):

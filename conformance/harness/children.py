@@ -19,8 +19,9 @@ import warnings
 from typing import Any, Callable
 
 from ..outcomes import HarnessError
+from .deadlines import deadline
 
-DEFAULT_DEADLINE = 10.0
+DEFAULT_DEADLINE = deadline(10.0)
 
 # pid -> Child, so that kill_all() goes through Child.kill (which records the status and closes the pipe).
 _live: dict[int, Child] = {}

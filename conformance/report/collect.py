@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from .. import __version__
+from ..harness import deadlines
 from ..outcomes import OUTCOMES
 from ..platforms import detect, probes
 
@@ -99,6 +100,7 @@ class ReportCollector:
                 "workers": workers if isinstance(workers, int) else 0,
                 "argv": [str(a) for a in self.config.invocation_params.args],
                 "exit_status": int(exitstatus),
+                "deadline_scale": deadlines.scale(),
             },
             "summary": {o: sum(1 for c in cases if c["outcome"] == o) for o in OUTCOMES},
             "cases": cases,

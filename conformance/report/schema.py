@@ -32,6 +32,8 @@ SUPPORTED_KEYWORDS = frozenset(
         "minItems",
         "minLength",
         "minimum",
+        "exclusiveMinimum",
+        "maximum",
         "pattern",
         "anyOf",
         "oneOf",
@@ -193,13 +195,22 @@ def _check(value: Any, schema: Any, path: str, root: dict, problems: list[str]) 
     _check_value(value, schema, path, problems)
     if isinstance(value, str):
         _check_string(value, schema, path, problems)
-    elif _is_number(value) and "minimum" in schema and value < schema["minimum"]:
-        _add(problems, path, f"{_show(value)} is less than the minimum {schema['minimum']}")
+    elif _is_number(value):
+        _check_number(value, schema, path, problems)
     elif isinstance(value, list):
         _check_array(value, schema, path, root, problems)
     elif isinstance(value, dict):
         _check_object(value, schema, path, root, problems)
     _check_alternatives(value, schema, path, root, problems)
+
+
+def _check_number(value: Any, schema: dict, path: str, problems: list) -> None:
+    if "minimum" in schema and value < schema["minimum"]:
+        _add(problems, path, f"{_show(value)} is less than the minimum {schema['minimum']}")
+    if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
+        _add(problems, path, f"{_show(value)} is not above {schema['exclusiveMinimum']}")
+    if "maximum" in schema and value > schema["maximum"]:
+        _add(problems, path, f"{_show(value)} is more than the maximum {schema['maximum']}")
 
 
 def _resolve(ref: str, root: dict) -> Any:
