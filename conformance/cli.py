@@ -5,6 +5,7 @@
     conformance matrix REPORT.json... [--out DIR]
     conformance diff OLD.json NEW.json [--format text|markdown|json] [--fail-on-observations]
     conformance ktap REPORT.json
+    conformance kernels [KERNEL...] [--out DIR] [--kvm auto|yes|no] [--no-host] [-- PYTEST ARGS...]
 
 Bad input is one line on stderr and exit status 2, never a traceback.
 """
@@ -127,6 +128,26 @@ def _print_ktap(path: str | Path) -> int:
     return 0
 
 
+def kernels(args: argparse.Namespace) -> int:
+    from .kernels import runner
+
+    options = runner.Options(
+        out=Path(args.out).absolute(), cache=Path(args.cache).absolute() if args.cache else runner.default_cache(),
+        kvm=args.kvm, cpus=args.cpus, memory=args.memory, user=args.user, test_dir=args.dir, host=not args.no_host,
+        workers=args.workers, boot_timeout=args.boot_timeout, timeout=args.timeout,
+        pytest_args=tuple(args.pytest_args))
+    return runner.main(args.kernels, options)
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text}: not above 0")
+        return value
+    return parse
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="conformance", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
@@ -159,11 +180,41 @@ def parser() -> argparse.ArgumentParser:
     k = sub.add_parser("ktap", help="print a report as KTAP version 1, for kernel CI systems")
     k.add_argument("report", help="a report written by `conformance run`")
     k.set_defaults(func=ktap)
+    v = sub.add_parser("kernels", help="run the suite on several Linux kernels (virtme-ng) and the host, "
+                       "then the matrix and the diffs between consecutive kernels")
+    v.add_argument("kernels", nargs="*", metavar="KERNEL",
+                   help="a kernel image or build tree, a Debian series (6.1), ABI (6.1.0-50) or package "
+                   "(linux-image-...), or an upstream tag (v6.6.17)")
+    v.add_argument("--out", default="reports/runs/kernels",
+                   help="reports, console logs, matrix and kernels.md go here (default: reports/runs/kernels)")
+    v.add_argument("--kvm", choices=("auto", "yes", "no"), default="auto",
+                   help="auto (default): KVM when /dev/kvm opens, falling back to emulation if a guest shows "
+                   "no sign of life")
+    v.add_argument("--no-host", action="store_true", help="do not run the suite on the host kernel too")
+    v.add_argument("--dir", default="/dev/shm", help="the filesystem under test, the same on the host and in "
+                   "every guest (default: /dev/shm, a tmpfs)")
+    v.add_argument("--cpus", type=_positive(int), default=2, help="guest CPUs (default: 2)")
+    v.add_argument("--memory", default="2G", help="guest memory (default: 2G)")
+    v.add_argument("--user", help="the user the suite runs as in the guests (default: the same as here)")
+    v.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers in each run (default: auto)")
+    v.add_argument("--cache", help="where Debian kernel packages are unpacked (default: ~/.cache/conformance/kernels)")
+    v.add_argument("--boot-timeout", type=_positive(float),
+                   help="seconds for a guest to boot (default: 300 emulated, 45 with KVM)")
+    v.add_argument("--timeout", type=_positive(float), default=1800.0,
+                   help="seconds for the suite in each kernel (default: 1800)")
+    v.set_defaults(func=kernels)
+    v.epilog = "After --, extra pytest arguments for every run, e.g. -- -k locks."
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = []
+    if argv[:1] == ["kernels"] and "--" in argv:  # two lists of positionals: argparse cannot tell them apart
+        argv, extra = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     args = parser().parse_args(argv)
+    if args.command == "kernels":
+        args.pytest_args = extra
     try:
         return args.func(args)
     except ReportError as e:

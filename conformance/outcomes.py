@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import pytest
 
+from .harness.errors import HarnessError  # noqa: F401 (part of the outcome model)
+
 OUTCOMES = ("pass", "fail", "deviation", "unexpected-pass", "unsupported", "error")
 
 
@@ -21,10 +23,6 @@ class Unsupported(pytest.skip.Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(f"unsupported: {reason}", allow_module_level=False)
         self.reason = reason
-
-
-class HarnessError(Exception):
-    """The harness could not carry out the case; its outcome is `error`, never pass or fail."""
 
 
 def unsupported(reason: str) -> Unsupported:

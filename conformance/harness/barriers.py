@@ -6,8 +6,8 @@ import os
 import select
 import time
 
-from ..outcomes import HarnessError
 from .deadlines import deadline
+from .errors import HarnessError
 
 DEFAULT_WAIT = deadline(10.0)
 

@@ -18,8 +18,8 @@ import traceback
 import warnings
 from typing import Any, Callable
 
-from ..outcomes import HarnessError
 from .deadlines import deadline
+from .errors import HarnessError
 
 DEFAULT_DEADLINE = deadline(10.0)
 

@@ -1,0 +1,8 @@
+"""`conformance kernels`: the suite on several Linux kernels booted with virtme-ng, and what changed between them.
+
+sources.py   what a kernel argument names (an image path, a Debian package, an upstream tag) and where its image is
+tools.py     the host programs virtme-ng needs, found or named with the packages that provide them
+console.py   one process watched to its end: its output logged, its progress read, its deadlines kept
+guest.py     the virtme-ng command line and the command the guest runs
+runner.py    all of it in order: host run, each kernel, the matrix, the diffs between consecutive kernels
+"""

@@ -1,0 +1,47 @@
+"""The virtme-ng command line for one kernel, and the command the guest runs.
+
+The guest sees the host's root filesystem read-only (virtme-ng lays writable overlays on /etc, /tmp and the
+like), so it runs this very interpreter and checkout; the report directory is shared writable with --rwdir.
+The guest's first line of output is the marker, so the host can tell "did not boot" from "the suite failed".
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from .sources import Kernel
+from .tools import Tools
+
+MARKER = "conformance-kernels: booted"
+# vng joins its options into one command line, so a path with blanks, quotes, '=' (its guest=host form) or ','
+# would be split or misread.
+UNSAFE_PATH = re.compile(r"[\s'\"=,\\$`]")
+# How much slower a fresh interpreter starts without KVM (measured: python -c pass 1.9 s under emulation,
+# 0.02 s on the host); harness deadlines stretch by this much there, and a little with KVM.
+SCALE_EMULATED = 6.0
+SCALE_KVM = 2.0
+
+
+def unsafe_path(path: str) -> bool:
+    return bool(UNSAFE_PATH.search(path))
+
+
+def guest_command(python: str, report_dir: str, test_dir: str, workers: str, scale: float,
+                  pytest_args: list[str]) -> str:
+    env = ["PYTHONDONTWRITEBYTECODE=1", f"CONFORMANCE_DEADLINE_SCALE={scale:g}"]
+    run = [python, "-m", "conformance", "run", "--report-dir", report_dir, "--dir", test_dir, "-n", workers]
+    if pytest_args:
+        run += ["--", *pytest_args]
+    return f'echo "{MARKER} $(uname -r)"; exec env {shlex.join(env + run)}'
+
+
+def vng_command(tools: Tools, kernel: Kernel, *, kvm: bool, cpus: int, memory: str, user: str | None,
+                shared_dir: str, command: str) -> list[str]:
+    argv = [tools.vng, "--run", kernel.image, "--cpus", str(cpus), "--memory", memory,
+            "--rwdir", f"{shared_dir}={shared_dir}", "--exec", command]
+    if not kvm:
+        argv.insert(1, "--disable-kvm")
+    if user:
+        argv += ["--user", user]
+    return argv

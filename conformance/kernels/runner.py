@@ -1,0 +1,234 @@
+"""`conformance kernels`: the host run, each kernel booted in turn, the matrix, and the diffs between neighbours.
+
+Exit status: 0 every kernel ran the suite and nothing failed; 1 a run had a fail or error (its report says
+which); 3 a kernel could not be tested (it did not boot, or wrote no report; its console log is kept);
+2 bad input (an unknown kernel argument, a missing tool), found before anything boots.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..report.diff import diff_reports
+from ..report.diff_render import render_markdown, render_text
+from ..report.load import ReportError, read_report
+from ..report.markdown import md_escape, table
+from ..report.matrix import build_matrix
+from ..report.write import write_matrix
+from . import console, guest
+from .sources import Kernel, KernelSourceError, release_key, resolve
+from .tools import MissingTools, Tools, find_tools, kvm_usable
+
+REPORT_SUFFIXES = (".json", ".md", ".html", ".ktap")
+KVM_START = 45.0  # seconds for a KVM guest to print its first line; it takes 2-5 when KVM works at all
+
+
+class BadInput(Exception):
+    pass
+
+
+@dataclass
+class Options:
+    out: Path
+    cache: Path
+    kvm: str = "auto"           # auto | yes | no
+    cpus: int = 2
+    memory: str = "2G"
+    user: str | None = None
+    test_dir: str = "/dev/shm"
+    host: bool = True
+    workers: str = "auto"
+    boot_timeout: float | None = None
+    timeout: float = 1800.0
+    pytest_args: tuple = ()
+
+
+@dataclass
+class Run:
+    label: str
+    where: str                # host | kvm | emulated
+    boot: float | None = None
+    suite: float | None = None
+    report: Path | None = None
+    problem: str | None = None
+    log: Path | None = None
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def main(specs: list[str], options: Options) -> int:
+    try:
+        tools = find_tools() if specs else None
+        kernels = _prepare(specs, options)
+    except (MissingTools, KernelSourceError, BadInput) as e:
+        print(f"conformance: {e}", file=sys.stderr)
+        return 2
+    runs = []
+    total = len(kernels) + options.host
+    step = 0
+    if options.host:
+        step += 1
+        runs.append(_host_run(options, f"[{step}/{total}]"))
+    kvm = {"yes": True, "no": False}.get(options.kvm, kvm_usable())
+    for kernel in kernels:
+        step += 1
+        run, kvm = _kernel_run(tools, kernel, options, kvm, f"[{step}/{total}]")
+        runs.append(run)
+    return _conclude(runs, options)
+
+
+def _prepare(specs: list[str], options: Options) -> list[Kernel]:
+    for name, path in (("--out", str(options.out)), ("--dir", options.test_dir)):
+        if guest.unsafe_path(path):
+            raise BadInput(f"{name} {path}: virtme-ng cannot pass a path with blanks, quotes, '=' or ',' to a guest")
+    if not os.path.isdir(options.test_dir):
+        raise BadInput(f"--dir {options.test_dir}: not a directory")
+    if not specs and not options.host:
+        raise BadInput("nothing to run: no kernel given and --no-host")
+    kernels = []
+    for spec in specs:
+        say(f"kernel {spec}: resolving")
+        kernel = resolve(spec, options.cache)
+        if guest.unsafe_path(kernel.image):
+            raise BadInput(f"{kernel.image}: virtme-ng cannot boot an image whose path has blanks, quotes, '=' or ','")
+        say(f"kernel {spec}: {kernel.image}")
+        kernels.append(kernel)
+    options.out.mkdir(parents=True, exist_ok=True)
+    (options.out / "logs").mkdir(exist_ok=True)
+    return kernels
+
+
+def _reporter(prefix: str, label: str):
+    def on_event(kind: str, value: float) -> None:
+        if kind == "started":
+            say(f"{prefix} {label}: booted in {value:.0f} s, suite running")
+        else:
+            say(f"{prefix} {label}: suite {value:.0f}%")
+    return on_event
+
+
+def _staging(options: Options, label: str) -> Path:
+    staging = options.out / f".run-{label}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    return staging
+
+
+def _host_run(options: Options, prefix: str) -> Run:
+    label = f"host {os.uname().release}"
+    run = Run(label, "host", boot=0.0, log=options.out / "logs" / "host.log")
+    staging = _staging(options, "host")
+    argv = [sys.executable, "-m", "conformance", "run", "--report-dir", str(staging), "--dir", options.test_dir,
+            "-n", options.workers]
+    if options.pytest_args:
+        argv += ["--", *options.pytest_args]
+    say(f"{prefix} {label}: suite running")
+    env = dict(os.environ)
+    env.pop("CONFORMANCE_DEADLINE_SCALE", None)
+    watched = console.watch(argv, env=env, log_path=run.log, marker=None, start_deadline=options.timeout,
+                            finish_deadline=options.timeout, on_event=_reporter(prefix, label))
+    return _collect(run, watched, staging, options)
+
+
+def _kernel_run(tools: Tools, kernel: Kernel, options: Options, kvm: bool, prefix: str) -> tuple[Run, bool]:
+    while True:
+        where = "kvm" if kvm else "emulated"
+        run = Run(kernel.label, where, log=options.out / "logs" / f"{kernel.label}.console.log")
+        staging = _staging(options, kernel.label)
+        command = guest.guest_command(sys.executable, str(staging.resolve()), options.test_dir, options.workers,
+                                      guest.SCALE_KVM if kvm else guest.SCALE_EMULATED, list(options.pytest_args))
+        argv = guest.vng_command(tools, kernel, kvm=kvm, cpus=options.cpus, memory=options.memory,
+                                 user=options.user, shared_dir=str(staging.resolve()), command=command)
+        boot_deadline = options.boot_timeout or (KVM_START if kvm else 300.0)
+        say(f"{prefix} {kernel.label}: booting ({'KVM' if kvm else 'emulated, no KVM'})")
+        env = dict(os.environ, PATH=tools.path)
+        watched = console.watch(argv, env=env, log_path=run.log, marker=guest.MARKER.encode(),
+                                start_deadline=boot_deadline, finish_deadline=boot_deadline + options.timeout,
+                                on_event=_reporter(prefix, kernel.label))
+        if kvm and options.kvm == "auto" and watched.started is None:
+            say(f"{prefix} {kernel.label}: no output from the KVM guest within {boot_deadline:.0f} s "
+                f"({watched.last_lines(1)}); booting without KVM from now on (--kvm no skips this try)")
+            kvm = False
+            continue
+        run.boot = watched.started
+        return _collect(run, watched, staging, options), kvm
+
+
+def _collect(run: Run, watched: console.Watched, staging: Path, options: Options) -> Run:
+    if watched.started is not None:
+        run.suite = watched.elapsed - watched.started
+    reports = sorted(staging.glob("*.json"))
+    if watched.started is None:
+        why = f"no sign of it within {watched.elapsed:.0f} s" if watched.timed_out else \
+            f"virtme-ng ended with status {watched.status}"
+        run.problem = f"did not boot ({why}): {watched.last_lines()}"
+    elif watched.timed_out:
+        run.problem = f"the suite did not finish within {options.timeout:.0f} s"
+    elif len(reports) != 1:
+        run.problem = f"the suite wrote {len(reports)} reports (exit status {watched.status}): {watched.last_lines()}"
+    if run.problem is None:
+        for path in staging.iterdir():
+            if path.suffix in REPORT_SUFFIXES:
+                os.replace(path, options.out / path.name)
+        run.report = options.out / reports[0].name
+    shutil.rmtree(staging, ignore_errors=True)
+    say(f"  {run.label}: " + (f"{run.problem}; console log: {run.log}" if run.problem else
+                               f"{_timing(run)}, report {run.report}"))
+    return run
+
+
+def _timing(run: Run) -> str:
+    boot = "" if run.where == "host" else f"boot {run.boot:.0f} s, "
+    return f"{boot}suite {run.suite:.0f} s"
+
+
+def _conclude(runs: list[Run], options: Options) -> int:
+    loaded = []
+    for run in runs:
+        if run.report is not None:
+            try:
+                loaded.append((run, read_report(run.report)))
+            except ReportError as e:
+                run.problem, run.report = f"unreadable report: {e}", None
+    loaded.sort(key=lambda pair: release_key(pair[1]["platform"]["release"]))
+    sections = ["# Kernels", "", _runs_table(runs), ""]
+    if loaded:
+        written = write_matrix(build_matrix([(run.report.name, report) for run, report in loaded]), options.out)
+        print(f"matrix: {written['markdown']}")
+    for (old_run, old), (new_run, new) in zip(loaded, loaded[1:]):
+        result = diff_reports(old, new)
+        print(f"\n== {old['platform']['release']} -> {new['platform']['release']}")
+        print(render_text(result, old_run.report.name, new_run.report.name), end="")
+        sections += [_demoted(render_markdown(result, old_run.report.name, new_run.report.name)), ""]
+    (options.out / "kernels.md").write_text("\n".join(sections), encoding="utf-8")
+    print(f"summary: {options.out / 'kernels.md'}")
+    if any(run.problem for run in runs):
+        return 3
+    return 1 if any(report["run"]["exit_status"] != 0 for _, report in loaded) else 0
+
+
+def _runs_table(runs: list[Run]) -> str:
+    rows = []
+    for run in runs:
+        boot = "" if run.boot is None or run.where == "host" else f"{run.boot:.0f} s"
+        suite = "" if run.suite is None else f"{run.suite:.0f} s"
+        rows.append([md_escape(cell) for cell in
+                     (run.label, run.where, boot, suite, run.report.name if run.report else run.problem or "")])
+    return "\n".join(table(["kernel", "ran", "boot", "suite", "report or problem"], rows))
+
+
+def _demoted(markdown: str) -> str:
+    """One level down, so that each diff is a section of the summary page."""
+    return "\n".join("#" + line if line.startswith("#") else line for line in markdown.splitlines())
+
+
+def default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "conformance" / "kernels"
+
