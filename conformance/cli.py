@@ -132,7 +132,8 @@ def kernels(args: argparse.Namespace) -> int:
     from .kernels import runner
 
     options = runner.Options(
-        out=Path(args.out).absolute(), cache=Path(args.cache).absolute() if args.cache else runner.default_cache(),
+        out=Path(args.out).absolute(), report_dir=Path(args.report_dir).absolute() if args.report_dir else None,
+        cache=Path(args.cache).absolute() if args.cache else runner.default_cache(),
         kvm=args.kvm, cpus=args.cpus, memory=args.memory, user=args.user, test_dir=args.dir, host=not args.no_host,
         workers=args.workers, boot_timeout=args.boot_timeout, timeout=args.timeout,
         pytest_args=tuple(args.pytest_args))
@@ -187,6 +188,8 @@ def parser() -> argparse.ArgumentParser:
                    "(linux-image-...), or an upstream tag (v6.6.17)")
     v.add_argument("--out", default="reports/runs/kernels",
                    help="reports, console logs, matrix and kernels.md go here (default: reports/runs/kernels)")
+    v.add_argument("--report-dir", help="put the reports here instead (default: --out), e.g. beside other runs' "
+                   "for one matrix")
     v.add_argument("--kvm", choices=("auto", "yes", "no"), default="auto",
                    help="auto (default): KVM when /dev/kvm opens, falling back to emulation if a guest shows "
                    "no sign of life")

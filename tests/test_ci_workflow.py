@@ -111,13 +111,13 @@ def test_every_job_artifact_matches_the_merge_pattern_and_is_uploaded_even_on_fa
     pattern = download["with"]["pattern"]
     uploads = list(_uploads(workflow))
     names = [name for _, name, _ in uploads if name != "matrix"]
-    assert {job for job, _, _ in uploads} >= {"linux", "macos", "freebsd", "illumos"}
+    assert {job for job, _, _ in uploads} >= {"linux", "macos", "freebsd", "illumos", "kernels"}
     assert len(names) == len(set(names)), "two jobs would upload under one artifact name"
     for job, name, step in uploads:
         assert fnmatch.fnmatchcase(name, pattern), f"{job}: {name} is not collected by {pattern}"
         assert step["if"].replace(" ", "") == "${{always()}}", f"{job}: upload must run when cases fail"
         assert step["with"]["path"] == "reports/runs/", job  # where ci/job writes
-    assert set(workflow["jobs"]["merge"]["needs"]) == {"linux", "macos", "freebsd", "illumos"}
+    assert set(workflow["jobs"]["merge"]["needs"]) == {"linux", "macos", "freebsd", "illumos", "kernels"}
     assert workflow["jobs"]["merge"]["if"].replace(" ", "") == "${{always()}}"
 
 
@@ -135,6 +135,8 @@ def test_every_platform_and_privilege_the_issue_names_has_a_job():
     assert {row["release"] for row in _matrix_rows(workflow["jobs"]["freebsd"])} >= {"14.3", "15.1"}
     vms = [s["uses"] for job in ("freebsd", "illumos") for s in workflow["jobs"][job]["steps"] if "uses" in s]
     assert "vmactions/freebsd-vm@v1" in vms and "vmactions/omnios-vm@v1" in vms
+    kernels = [step["run"] for step in workflow["jobs"]["kernels"]["steps"] if "run" in step]
+    assert any(re.match(r"sudo .*ci/kernels .*--report-dir reports/runs ", run) for run in kernels)
 
 
 def _script_commands(workflow):
@@ -147,7 +149,7 @@ def _script_commands(workflow):
 
 def test_every_script_the_workflow_calls_exists_and_is_executable():
     scripts = set(_script_commands(_workflow()))
-    assert {"ci/job", "ci/job-status", "ci/merge-reports"} <= scripts
+    assert {"ci/job", "ci/job-status", "ci/merge-reports", "ci/kernels", "ci/install-kernel-tools"} <= scripts
     for script in scripts:
         path = ROOT / script
         assert path.is_file() and os.access(path, os.X_OK), f"{script} is missing or not executable"

@@ -156,7 +156,7 @@ def test_platform_facts_under_each_os(simulated, name, tmp_path):
 
 # What each simulated OS lacks, as the probes must say. (Kernel-side answers differ here: Linux's kernel is
 # underneath, so only names Python or the platform module lacks are certain.)
-ABSENT_EVERYWHERE = {"so_passcred", "so_peercred", "scm_credentials", "so_passpidfd", "so_peerpidfd",
+ABSENT_EVERYWHERE = {"so_passcred", "so_peercred", "scm_credentials", "so_passpidfd", "so_peerpidfd", "so_passrights",
                      "pidfd_open", "pidfd_getfd", "ofd_locks"}
 ABSENT = {
     "freebsd": ABSENT_EVERYWHERE | {"local_peerpid", "streams_sendfd"},

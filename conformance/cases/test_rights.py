@@ -598,3 +598,76 @@ def test_unprivileged_sender_is_limited_by_its_inflight_count(observe):
     assert result["errno"] == expected, f"sending {result['sent']} in-flight descriptors ended with {result['errno']}"
     # The limit is checked before the message's own descriptor is counted, so one send may reach limit + 1.
     assert result["sent"] <= limit + 1, f"{result['sent']} descriptors in flight with RLIMIT_NOFILE {limit}"
+
+
+# ---- a receiver that refuses descriptors (Linux SO_PASSRIGHTS, 6.16) ------------------------------------------------
+
+PASSRIGHTS = "Linux tools/testing/selftests/net/af_unix/scm_rights.c: the *_disabled variants (SO_PASSRIGHTS)"
+PASSRIGHTS_DOC = "Linux socket(7) SO_PASSRIGHTS (since 6.16): when disabled, SCM_RIGHTS to the socket fails with EPERM"
+
+
+def _passrights(sock: socket.socket, value: int | None = None) -> int:
+    option = lookup("SO_PASSRIGHTS", socket)
+    if value is not None:
+        sock.setsockopt(socket.SOL_SOCKET, option, value)
+    return sock.getsockopt(socket.SOL_SOCKET, option)
+
+
+def _refused(sender: socket.socket, receiver: socket.socket, observe, name: str) -> None:
+    """Descriptors sent to the receiver are refused with EPERM, released at once, and leave nothing queued;
+    data alone still passes."""
+    with InFlightMarker() as marker:
+        with pytest.raises(OSError) as refused:
+            rights.send_fds(sender, [marker.w], b"x")
+        observe(name, errno_name(refused.value))
+        marker.drop_local()
+        assert marker.released(), "the refused descriptor is still referenced"
+    assert refused.value.errno == errno.EPERM, f"refused with {errno_name(refused.value)}, not EPERM"
+    assert nothing_queued(receiver), "a refused message was queued"
+    sender.send(b"plain")
+    assert receiver.recv(16) == b"plain", "data without descriptors no longer passes"
+
+
+@pytest.mark.refs(PASSRIGHTS, PASSRIGHTS_DOC)
+def test_so_passrights_off_refuses_descriptors_with_eperm(pair, observe):
+    require("so_passrights")
+    a, b = pair
+    assert _passrights(b) == 1, "SO_PASSRIGHTS is not on by default"
+    assert _passrights(b, 0) == 0
+    _refused(a, b, observe, "passrights_off_errno")
+    assert _passrights(b, 1) == 1
+    _send_one(a, a.fileno())  # on again: descriptors pass as before
+    _recv_one(b).close()
+
+
+@pytest.mark.refs(PASSRIGHTS, PASSRIGHTS_DOC)
+def test_so_passrights_is_the_receivers_choice_not_the_senders(pair):
+    require("so_passrights")
+    a, b = pair
+    _passrights(a, 0)  # the sender refuses descriptors sent to *it*; what it sends is not affected
+    _send_one(a, a.fileno())
+    with _recv_one(b) as got:
+        assert same_file(got.fds[0], a.fileno()), "the descriptor that arrived is another file"
+
+
+@pytest.mark.parametrize("kind", ["stream", "seqpacket"])
+@pytest.mark.refs(f"{PASSRIGHTS} (test_listener)", PASSRIGHTS_DOC)
+def test_accepted_sockets_inherit_so_passrights_from_the_listener(socket_path, kind, observe):
+    require("so_passrights")
+    require(f"sock_{kind}")
+    socktype = getattr(socket, f"SOCK_{kind.upper()}")
+    listener = socket.socket(socket.AF_UNIX, socktype)
+    client = socket.socket(socket.AF_UNIX, socktype)
+    server = None
+    try:
+        listener.bind(socket_path)
+        listener.listen(1)
+        _passrights(listener, 0)
+        client.connect(socket_path)
+        server, _ = listener.accept()
+        observe("passrights_of_accepted", _passrights(server))
+        _refused(client, server, observe, "passrights_off_listener_errno")
+    finally:
+        for sock in (listener, client, server):
+            if sock is not None:
+                sock.close()

@@ -20,7 +20,7 @@ from ..report.markdown import md_escape, table
 from ..report.matrix import build_matrix
 from ..report.write import write_matrix
 from . import console, guest
-from .sources import Kernel, KernelSourceError, release_key, resolve
+from .sources import Kernel, KernelSourceError, check, release_key, resolve
 from .tools import MissingTools, Tools, find_tools, kvm_usable
 
 REPORT_SUFFIXES = (".json", ".md", ".html", ".ktap")
@@ -35,6 +35,7 @@ class BadInput(Exception):
 class Options:
     out: Path
     cache: Path
+    report_dir: Path | None = None  # where the reports go, if not into out
     kvm: str = "auto"           # auto | yes | no
     cpus: int = 2
     memory: str = "2G"
@@ -64,6 +65,8 @@ def say(text: str) -> None:
 
 def main(specs: list[str], options: Options) -> int:
     try:
+        for spec in specs:
+            check(spec)
         tools = find_tools() if specs else None
         kernels = _prepare(specs, options)
     except (MissingTools, KernelSourceError, BadInput) as e:
@@ -84,7 +87,7 @@ def main(specs: list[str], options: Options) -> int:
 
 
 def _prepare(specs: list[str], options: Options) -> list[Kernel]:
-    for name, path in (("--out", str(options.out)), ("--dir", options.test_dir)):
+    for name, path in (("--out", str(options.out)), ("--dir", options.test_dir)):  # --report-dir is the host's
         if guest.unsafe_path(path):
             raise BadInput(f"{name} {path}: virtme-ng cannot pass a path with blanks, quotes, '=' or ',' to a guest")
     if not os.path.isdir(options.test_dir):
@@ -94,13 +97,15 @@ def _prepare(specs: list[str], options: Options) -> list[Kernel]:
     kernels = []
     for spec in specs:
         say(f"kernel {spec}: resolving")
-        kernel = resolve(spec, options.cache)
+        kernel = resolve(spec, options.cache, lambda text, spec=spec: say(f"kernel {spec}: {text}"))
         if guest.unsafe_path(kernel.image):
             raise BadInput(f"{kernel.image}: virtme-ng cannot boot an image whose path has blanks, quotes, '=' or ','")
         say(f"kernel {spec}: {kernel.image}")
         kernels.append(kernel)
     options.out.mkdir(parents=True, exist_ok=True)
     (options.out / "logs").mkdir(exist_ok=True)
+    if options.report_dir is not None:
+        options.report_dir.mkdir(parents=True, exist_ok=True)
     return kernels
 
 
@@ -173,10 +178,11 @@ def _collect(run: Run, watched: console.Watched, staging: Path, options: Options
     elif len(reports) != 1:
         run.problem = f"the suite wrote {len(reports)} reports (exit status {watched.status}): {watched.last_lines()}"
     if run.problem is None:
+        destination = options.report_dir or options.out
         for path in staging.iterdir():
             if path.suffix in REPORT_SUFFIXES:
-                os.replace(path, options.out / path.name)
-        run.report = options.out / reports[0].name
+                shutil.move(str(path), str(destination / path.name))
+        run.report = destination / reports[0].name
     shutil.rmtree(staging, ignore_errors=True)
     say(f"  {run.label}: " + (f"{run.problem}; console log: {run.log}" if run.problem else
                                f"{_timing(run)}, report {run.report}"))

@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 # Debian's name for the machine, in its kernel package names (linux-image-<abi>-<flavour>).
 DEBIAN_FLAVOUR = {"x86_64": "amd64", "aarch64": "arm64"}
@@ -42,14 +43,26 @@ class Kernel:
     label: str   # a short name for progress lines and file names
 
 
-def resolve(spec: str, cache: Path) -> Kernel:
+def check(spec: str) -> None:
+    """Refuse an argument that names no kernel, before anything is fetched or booted."""
+    if os.sep in spec or os.path.exists(spec):
+        _local(spec)
+    elif not (UPSTREAM_TAG.match(spec) or SERIES.match(spec) or ABI.match(spec) or PACKAGE.match(spec)):
+        raise _unknown(spec)
+
+
+def resolve(spec: str, cache: Path, note: Callable[[str], None] = lambda text: None) -> Kernel:
     if os.sep in spec or os.path.exists(spec):
         return _local(spec)
     if UPSTREAM_TAG.match(spec):
         return Kernel(spec, spec, spec)
     if SERIES.match(spec) or ABI.match(spec) or PACKAGE.match(spec):
-        return _debian(spec, cache)
-    raise KernelSourceError(f"{spec}: not a kernel image or build tree, a Debian kernel series (6.1), ABI (6.1.0-50) "
+        return _debian(spec, cache, note)
+    raise _unknown(spec)
+
+
+def _unknown(spec: str) -> KernelSourceError:
+    return KernelSourceError(f"{spec}: not a kernel image or build tree, a Debian kernel series (6.1), ABI (6.1.0-50) "
                             "or package (linux-image-…), nor an upstream tag (v6.6.17)")
 
 
@@ -112,7 +125,7 @@ def package_for(spec: str, available: list[str], flavour: str) -> str:
     raise KernelSourceError(f"{spec}: no package {candidates[0]} in this host's apt sources")
 
 
-def _debian(spec: str, cache: Path) -> Kernel:
+def _debian(spec: str, cache: Path, note: Callable[[str], None]) -> Kernel:
     flavour = _flavour()
     listed = _apt("apt-cache", "pkgnames", "linux-image-")
     if listed.returncode != 0:
@@ -121,6 +134,7 @@ def _debian(spec: str, cache: Path) -> Kernel:
     root = cache / package
     image = _image_in(root)
     if image is None:
+        note(f"fetching {package} with apt-get download, unpacking it into {root}")
         _unpack(package, cache, root)
         image = _image_in(root)
         if image is None:

@@ -262,6 +262,7 @@ PROBES: dict[str, Callable[[], tuple[bool, str]]] = {
     "scm_credentials": _named("SCM_CREDENTIALS", socket),
     "so_passpidfd": _sockopt("SO_PASSPIDFD", settable=True),
     "so_peerpidfd": _sockopt("SO_PEERPIDFD", returns_fd=True),
+    "so_passrights": _sockopt("SO_PASSRIGHTS", settable=True),
     "scm_creds": _named("SCM_CREDS", socket),
     "local_peercred": _sockopt("LOCAL_PEERCRED", "SOL_LOCAL"),
     "local_peerpid": _sockopt("LOCAL_PEERPID", "SOL_LOCAL"),

@@ -1,0 +1,321 @@
+"""Self-tests of `conformance kernels` without a virtual machine: kernel arguments resolved against crafted package
+lists, the guest's command line, the process watcher's deadlines, and the whole runner driven through a stand-in
+for vng that runs the guest's command here. `.ci/run` boots a real kernel end to end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance.cli import main
+from conformance.kernels import console, guest, runner, sources, tools
+from conformance.kernels.sources import Kernel, KernelSourceError, package_for, release_key, resolve
+
+DEBIAN = [
+    "linux-image-6.1.0-47-amd64", "linux-image-6.1.0-47-amd64-unsigned", "linux-image-6.1.0-50-amd64-unsigned",
+    "linux-image-6.1.0-9-amd64-unsigned", "linux-image-6.1.0-50-cloud-amd64-unsigned", "linux-image-6.1.0-53-amd64",
+    "linux-image-6.1.0-50-amd64-dbg", "linux-image-6.12.107+deb12-amd64-unsigned", "linux-image-6.12.9+deb12-amd64",
+    "linux-image-6.12-amd64-dbg", "linux-image-amd64",
+]
+
+
+# ---- kernel arguments ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("spec", "package"), [
+    ("6.1", "linux-image-6.1.0-53-amd64"),  # the newest ABI, signed when that is all there is
+    ("6.12", "linux-image-6.12.107+deb12-amd64-unsigned"),  # 107 after 9: versions, not strings
+    ("6.1.0-47", "linux-image-6.1.0-47-amd64-unsigned"),  # the unsigned image is preferred
+    ("6.1.0-53", "linux-image-6.1.0-53-amd64"),
+    ("linux-image-6.1.0-50-cloud-amd64-unsigned", "linux-image-6.1.0-50-cloud-amd64-unsigned"),
+])
+def test_debian_arguments_name_packages(spec, package):
+    assert package_for(spec, DEBIAN, "amd64") == package
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("6.2", "6.2: no Debian amd64 kernel of that series in this host's apt sources"),
+    ("6.1.0-99", "6.1.0-99: no package linux-image-6.1.0-99-amd64-unsigned in this host's apt sources"),
+])
+def test_debian_arguments_without_a_package(spec, message):
+    with pytest.raises(KernelSourceError, match="^" + message.replace("+", r"\+").replace(".", r"\.")):
+        package_for(spec, DEBIAN, "amd64")
+
+
+def test_a_series_does_not_take_a_longer_series():
+    assert package_for("6.1", ["linux-image-6.12.107+deb12-amd64-unsigned", "linux-image-6.1.0-9-amd64-unsigned"],
+                       "amd64") == "linux-image-6.1.0-9-amd64-unsigned"
+
+
+def test_release_order():
+    releases = ["6.18.44-fc-v669", "6.1.0-56-amd64", "6.12.107+deb12-amd64", "6.12.9+deb12-amd64", "5.15.0"]
+    assert sorted(releases, key=release_key) == ["5.15.0", "6.1.0-56-amd64", "6.12.9+deb12-amd64",
+                                                 "6.12.107+deb12-amd64", "6.18.44-fc-v669"]
+
+
+def test_local_images_and_upstream_tags(tmp_path):
+    image = tmp_path / "vmlinuz-6.9.1-test"
+    image.write_bytes(b"not really a kernel")
+    assert resolve(str(image), tmp_path) == Kernel(str(image), str(image), "6.9.1-test")
+    assert resolve("v6.6.17", tmp_path) == Kernel("v6.6.17", "v6.6.17", "v6.6.17")
+    with pytest.raises(KernelSourceError, match=r"/nonexistent/bzImage: no such file or directory$"):
+        resolve("/nonexistent/bzImage", tmp_path)
+    with pytest.raises(KernelSourceError, match=r"^six: not a kernel image or build tree"):
+        resolve("six", tmp_path)
+
+
+def test_a_debian_kernel_without_apt_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(KernelSourceError, match="^apt-cache not found: a Debian kernel needs an apt host"):
+        resolve("6.1", tmp_path)
+
+
+def test_an_unpacked_package_is_reused_without_apt(tmp_path, monkeypatch):
+    root = tmp_path / "linux-image-6.1.0-50-amd64-unsigned"
+    (root / "boot").mkdir(parents=True)
+    (root / "boot" / "vmlinuz-6.1.0-50-amd64").write_bytes(b"image")
+    (root / ".unpacked").write_text("linux-image-6.1.0-50-amd64-unsigned_6.1.176-1_amd64.deb\n")
+    listed = subprocess.CompletedProcess([], 0, "linux-image-6.1.0-50-amd64-unsigned\n", "")
+    monkeypatch.setattr(sources, "_apt", lambda *args, cwd=None: listed)
+    monkeypatch.setattr(sources, "_unpack", lambda *args: pytest.fail("fetched again"))
+    monkeypatch.setattr(sources, "_flavour", lambda: "amd64")
+    kernel = resolve("6.1", tmp_path)
+    assert (kernel.image, kernel.label) == (str(root / "boot" / "vmlinuz-6.1.0-50-amd64"), "6.1.0-50-amd64")
+
+
+# ---- the guest's command line ----------------------------------------------------------------------------------
+
+def test_the_guest_command_prints_the_marker_then_runs_the_suite_with_its_arguments_intact(tmp_path):
+    echo = tmp_path / "python"
+    echo.write_text('#!/bin/sh\nprintf "%s\\n" "$CONFORMANCE_DEADLINE_SCALE" "$@"\n')
+    echo.chmod(0o755)
+    command = guest.guest_command(str(echo), "/out", "/dev/shm", "2", 6.0, ["-k", "a and 'b'", "$HOME"])
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True, timeout=30).stdout
+    first, *rest = out.splitlines()
+    assert first == f"{guest.MARKER} {os.uname().release}"
+    assert rest == ["6", "-m", "conformance", "run", "--report-dir", "/out", "--dir", "/dev/shm", "-n", "2",
+                    "--", "-k", "a and 'b'", "$HOME"]
+
+
+def test_the_vng_command_line():
+    kernel = Kernel("6.1", "/c/boot/vmlinuz-6.1.0-50-amd64", "6.1.0-50-amd64")
+    found = tools.Tools(vng="/v/bin/vng", path="/v/bin")
+    emulated = guest.vng_command(found, kernel, kvm=False, cpus=2, memory="2G", user=None, shared_dir="/o",
+                                 command="true")
+    assert emulated == ["/v/bin/vng", "--disable-kvm", "--run", "/c/boot/vmlinuz-6.1.0-50-amd64", "--cpus", "2",
+                        "--memory", "2G", "--rwdir", "/o=/o", "--exec", "true"]
+    with_kvm = guest.vng_command(found, kernel, kvm=True, cpus=1, memory="1G", user="nobody", shared_dir="/o",
+                                 command="true")
+    assert "--disable-kvm" not in with_kvm and with_kvm[-2:] == ["--user", "nobody"]
+
+
+@pytest.mark.parametrize("path", ["/a b", "/a=b", "/a,b", "/a'b", '/a"b', "/a$b", "/a\tb"])
+def test_paths_vng_would_misread_are_refused(path):
+    assert guest.unsafe_path(path)
+    assert not guest.unsafe_path("/tmp/pytest-of-root/pytest-3/test_x[1]0/out")
+
+
+# ---- the tools -------------------------------------------------------------------------------------------------
+
+def test_every_missing_tool_is_named_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(tools, "BUSYBOX_PATHS", ())
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(tools.shutil, "which", lambda name, path=None: None)
+    with pytest.raises(tools.MissingTools) as e:
+        tools.find_tools()
+    message = str(e.value)
+    assert "\n" not in message
+    for needed in ("vng", "qemu-system-", "busybox-static", "kmod", "ci/install-kernel-tools"):
+        assert needed in message
+
+
+def test_other_systems_are_told_it_is_linux_only(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "freebsd14")
+    with pytest.raises(tools.MissingTools, match="runs on a Linux host only"):
+        tools.find_tools()
+
+
+# ---- the process watcher ---------------------------------------------------------------------------------------
+
+def _script(tmp_path: Path, body: str) -> list[str]:
+    path = tmp_path / "script.py"
+    path.write_text(textwrap.dedent(body))
+    return [sys.executable, str(path)]
+
+
+def test_watch_reports_the_marker_progress_and_status(tmp_path):
+    argv = _script(tmp_path, """
+        import sys
+        print("kernel noise", flush=True)
+        print("MARK 6.1", flush=True)
+        for line in ("....  [ 40%]", "....  [ 80%]", "..  [100%]"):
+            print(line, flush=True)
+        sys.exit(3)
+    """)
+    events = []
+    watched = console.watch(argv, env=dict(os.environ), log_path=tmp_path / "log", marker=b"MARK",
+                            start_deadline=30, finish_deadline=30, on_event=lambda k, v: events.append((k, v)))
+    assert (watched.status, watched.timed_out) == (3, None)
+    assert events[0][0] == "started"
+    progress = [v for k, v in events if k == "progress"]  # the latest of each read: lines read together give one
+    assert progress[-1] == 100 and progress == sorted(set(progress))
+    assert (tmp_path / "log").read_text().startswith("kernel noise\nMARK 6.1\n")
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended. The leak check makes this test process the subreaper of orphans, so an orphaned
+    grandchild becomes ours to reap; elsewhere init reaps it and it vanishes."""
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+    return reaped == pid
+
+
+@pytest.mark.parametrize("stage", ["start", "finish"])
+def test_a_deadline_kills_the_whole_group(tmp_path, stage):
+    # The grandchild stands for QEMU under vng: it must go too. It ignores SIGTERM, so SIGKILL must follow.
+    argv = _script(tmp_path, f"""
+        import os, signal, subprocess, sys, time
+        grandchild = subprocess.Popen([sys.executable, "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
+        print("pid", grandchild.pid, flush=True)
+        {'print("MARK", flush=True)' if stage == 'finish' else ''}
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        time.sleep(600)
+    """)
+    monkey_grace = console.GRACE
+    console.GRACE = 1.0
+    try:
+        began = time.monotonic()
+        watched = console.watch(argv, env=dict(os.environ), log_path=tmp_path / "log", marker=b"MARK",
+                                start_deadline=2, finish_deadline=2.5)
+        took = time.monotonic() - began
+    finally:
+        console.GRACE = monkey_grace
+    assert (watched.status, watched.timed_out) == (None, stage)
+    assert (watched.started is None) == (stage == "start")
+    assert took < 6, f"the watcher took {took:.1f} s to give up"
+    grandchild = int(watched.tail.split()[1])
+    deadline = time.monotonic() + 5
+    gone = _gone(grandchild)
+    while not gone and time.monotonic() < deadline:
+        time.sleep(0.01)
+        gone = _gone(grandchild)
+    assert gone, "the grandchild outlived the deadline"
+
+
+# ---- the runner, with a stand-in for vng -----------------------------------------------------------------------
+
+FAKE_VNG = """\
+#!{python}
+# Stands in for vng: runs the guest's command here, or misbehaves as FAKE_VNG asks.
+import os, subprocess, sys, time
+args = sys.argv[1:]
+mode = os.environ["FAKE_VNG"]
+if mode == "kvm-hangs" and "--disable-kvm" not in args:
+    time.sleep(600)
+if mode == "no-kernel":
+    print("qemu-system-x86_64: could not load kernel '/boot/x'", flush=True)
+    sys.exit(1)
+if mode == "no-report":
+    print("conformance-kernels: booted 6.1.0-fake", flush=True)
+    sys.exit(0)
+sys.exit(subprocess.call(["sh", "-c", args[args.index("--exec") + 1]]))
+"""
+
+
+@pytest.fixture
+def fake_vng(tmp_path, monkeypatch):
+    vng = tmp_path / "bin" / "vng"
+    vng.parent.mkdir()
+    vng.write_text(FAKE_VNG.format(python=sys.executable))
+    vng.chmod(0o755)
+    monkeypatch.setattr(runner, "find_tools", lambda: tools.Tools(str(vng), os.environ["PATH"]))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # the nested runs' files stay out of this session's
+    image = tmp_path / "vmlinuz-6.1.0-fake"
+    image.write_bytes(b"stand-in")
+    (tmp_path / "fs").mkdir()
+
+    def run(mode: str, *extra: str) -> int:
+        monkeypatch.setenv("FAKE_VNG", mode)
+        return main(["kernels", str(image), "--no-host", "--out", str(tmp_path / "out"), "--dir",
+                     str(tmp_path / "fs"), "-n", "0", *extra, "--", "-p", "no:randomly", "-k",
+                     "test_locks_across_execve and posix"])
+    return run
+
+
+def test_a_kernel_run_writes_the_report_matrix_summary_and_log(fake_vng, tmp_path, capsys):
+    assert fake_vng("ok", "--kvm", "no") == 0
+    out = tmp_path / "out"
+    reports = list(out.glob("*.json"))
+    assert len([r for r in reports if r.name != "matrix.json"]) == 1
+    assert {p.name for p in out.iterdir()} >= {"matrix.md", "matrix.html", "matrix.json", "kernels.md", "logs"}
+    assert not list(out.glob(".run-*")), "a staging directory was left behind"
+    summary = (out / "kernels.md").read_text()
+    assert "| 6.1.0-fake | emulated |" in summary
+    err = capsys.readouterr().err
+    assert "[1/1] 6.1.0-fake: booting (emulated, no KVM)" in err and "suite running" in err
+    assert "conformance-kernels: booted" in (out / "logs" / "6.1.0-fake.console.log").read_text()
+
+
+def test_auto_falls_back_to_emulation_when_the_kvm_guest_is_silent(fake_vng, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(runner, "kvm_usable", lambda: True)
+    assert fake_vng("kvm-hangs", "--boot-timeout", "2") == 0
+    err = capsys.readouterr().err
+    assert "booting (KVM)" in err
+    assert "no output from the KVM guest within 2 s" in err and "booting without KVM from now on" in err
+    assert "| 6.1.0-fake | emulated |" in (tmp_path / "out" / "kernels.md").read_text()
+
+
+def test_a_kernel_that_does_not_boot_exits_3_and_keeps_its_log(fake_vng, tmp_path, capsys):
+    assert fake_vng("no-kernel", "--kvm", "no") == 3
+    err = capsys.readouterr().err
+    log = tmp_path / "out" / "logs" / "6.1.0-fake.console.log"
+    assert ("6.1.0-fake: did not boot (virtme-ng ended with status 1): qemu-system-x86_64: could not load kernel "
+            f"'/boot/x'; console log: {log}") in err
+    assert "could not load kernel" in log.read_text()
+
+
+def test_a_kernel_whose_suite_writes_no_report_exits_3(fake_vng, capsys):
+    assert fake_vng("no-report", "--kvm", "no") == 3
+    assert "6.1.0-fake: the suite wrote 0 reports (exit status 0)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["kernels", "--no-host"], "conformance: nothing to run: no kernel given and --no-host\n"),
+    (["kernels", "--no-host", "--dir", "/nonexistent"], "conformance: --dir /nonexistent: not a directory\n"),
+    (["kernels", "--out", "/tmp/a b"], "conformance: --out /tmp/a b: virtme-ng cannot pass a path with blanks, "
+                                       "quotes, '=' or ',' to a guest\n"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys, monkeypatch):
+    monkeypatch.setattr(runner, "find_tools", lambda: tools.Tools("/bin/true", ""))
+    assert main(args) == 2
+    assert capsys.readouterr().err == message
+
+
+def test_an_unknown_kernel_argument_is_one_line_from_the_command(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "conformance", "kernels", "sixpointone", "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("conformance: ")
+    assert "Traceback" not in done.stderr
+
+
+
+def test_reports_can_go_beside_other_runs_while_the_rest_stays_in_out(fake_vng, tmp_path):
+    assert fake_vng("ok", "--kvm", "no", "--report-dir", str(tmp_path / "runs")) == 0
+    assert [p.suffix for p in sorted((tmp_path / "runs").iterdir())] == [".html", ".json", ".ktap", ".md"]
+    assert not [p for p in (tmp_path / "out").glob("linux-*")]
+    assert (tmp_path / "out" / "matrix.md").exists() and (tmp_path / "out" / "kernels.md").exists()
