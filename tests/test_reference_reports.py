@@ -1,5 +1,6 @@
-"""The committed reference reports in reports/: each is whole and valid, and a root and an unprivileged
-reference of one machine differ only where privilege should matter."""
+"""The committed reference reports in reports/ and reports/kernels/: each is whole and valid, a root and an
+unprivileged reference of one machine differ only where privilege should matter, and the kernels' matrix and
+summary are those of the committed reports."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from conformance.kernels.sources import release_key
 from conformance.report.diff import diff_reports
 from conformance.report.load import read_report
 from conformance.report.markdown import render_markdown
+from conformance.report.matrix import build_matrix
+from conformance.report.matrix_markdown import render_matrix_markdown
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
-REFERENCES = sorted(REPORTS.glob("*.json"))
+KERNELS = REPORTS / "kernels"
+REFERENCES = sorted(REPORTS.glob("*.json")) + sorted(p for p in KERNELS.glob("*.json") if p.name != "matrix.json")
 
 
 def test_there_are_reference_reports():
@@ -42,3 +47,22 @@ def test_root_and_unprivileged_differ_only_where_privilege_matters(root, user):
         assert (change.kind, change.old, change.new) == ("changed", "pass", "unsupported"), change
         assert "root" in change.reason, change
     assert {change.kind for change in diff.observations} <= {"vanished"}
+
+
+KERNEL_REPORTS = [p for p in REFERENCES if p.parent == KERNELS]
+
+
+def test_the_kernel_references_are_three_kernels_on_one_filesystem():
+    reports = [read_report(p) for p in KERNEL_REPORTS]
+    releases = sorted((r["platform"]["release"] for r in reports), key=release_key)
+    assert [r.split(".")[:2] for r in releases] == [["6", "1"], ["6", "12"], ["6", "18"]], releases
+    assert {r["platform"]["filesystem"]["type"] for r in reports} == {"tmpfs"}
+    assert len({r["suite"]["commit"] for r in reports}) == 1, "the kernel references come from one commit"
+
+
+def test_the_kernel_matrix_and_summary_are_those_of_the_committed_reports():
+    matrix = build_matrix([(p.name, read_report(p)) for p in KERNEL_REPORTS])
+    assert (KERNELS / "matrix.md").read_text(encoding="utf-8") == render_matrix_markdown(matrix)
+    summary = (KERNELS / "kernels.md").read_text(encoding="utf-8")
+    for path in KERNEL_REPORTS:
+        assert path.name.replace("_", "\\_") in summary, f"{path.name} is not in kernels.md"
