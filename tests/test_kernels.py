@@ -319,3 +319,10 @@ def test_reports_can_go_beside_other_runs_while_the_rest_stays_in_out(fake_vng, 
     assert [p.suffix for p in sorted((tmp_path / "runs").iterdir())] == [".html", ".json", ".ktap", ".md"]
     assert not [p for p in (tmp_path / "out").glob("linux-*")]
     assert (tmp_path / "out" / "matrix.md").exists() and (tmp_path / "out" / "kernels.md").exists()
+
+
+def test_two_arguments_for_one_kernel_are_refused(fake_vng, tmp_path, capsys):
+    image = str(tmp_path / "vmlinuz-6.1.0-fake")
+    assert main(["kernels", image, os.path.relpath(image), "--no-host", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.endswith(f"conformance: {image} and {os.path.relpath(image)} name the same "
+                                            "kernel (6.1.0-fake)\n")

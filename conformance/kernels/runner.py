@@ -101,6 +101,9 @@ def _prepare(specs: list[str], options: Options) -> list[Kernel]:
         if guest.unsafe_path(kernel.image):
             raise BadInput(f"{kernel.image}: virtme-ng cannot boot an image whose path has blanks, quotes, '=' or ','")
         say(f"kernel {spec}: {kernel.image}")
+        same = [k.spec for k in kernels if k.label == kernel.label or k.image == kernel.image]
+        if same:
+            raise BadInput(f"{same[0]} and {spec} name the same kernel ({kernel.label})")
         kernels.append(kernel)
     options.out.mkdir(parents=True, exist_ok=True)
     (options.out / "logs").mkdir(exist_ok=True)
