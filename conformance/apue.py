@@ -130,13 +130,19 @@ def send_fd(sock: SocketLike, fd_to_send: int, *, credentials: bool = False) -> 
         raise ProtocolError(f"sendmsg sent {sent} of the 2 protocol bytes")
 
 
-def send_err(sock: SocketLike, errcode: int, msg: Union[str, bytes]) -> None:
-    """Send the error text, then status -errcode (a non-negative errcode becomes -1, status 1)."""
+def error_text(msg: Union[str, bytes]) -> bytes:
+    """send_err's text as bytes; ValueError if it has a NUL, where the receiver would take it to end."""
     text = msg.encode() if isinstance(msg, str) else bytes(msg)
     nul = text.find(b"\0")
     if nul >= 0:
         raise ValueError(f"error text has a NUL byte at offset {nul}; the protocol ends the text at the first NUL, "
                          "so the receiver would cut it there and misread the rest")
+    return text
+
+
+def send_err(sock: SocketLike, errcode: int, msg: Union[str, bytes]) -> None:
+    """Send the error text, then status -errcode (a non-negative errcode becomes -1, status 1)."""
+    text = error_text(msg)
     with _as_socket(sock) as s:
         if text:
             s.sendall(text)
@@ -164,11 +170,51 @@ class Reply:
             os.close(self.fd)
             self.fd = None
 
+    def end(self, status: int) -> None:
+        """The status byte arrived: the message, and its text, are complete."""
+        self.status = status
+        self.text = b"".join(self.chunks)
+
+    def fd_or_status(self) -> int:
+        """What recv_fd returns: the descriptor (the caller's from now on), or -status."""
+        return self.take() if self.status == 0 else -self.status
+
+    def fd_and_uid(self) -> tuple[int, int | None]:
+        """What recv_ufd returns: (the descriptor, the sender's uid), or (-status, None)."""
+        if self.status != 0:
+            return -self.status, None
+        return self.take(), self.credentials.uid
+
+    def fd_or_raise(self) -> int:
+        """What receive_fd returns: the descriptor, or PeerError with the status and the whole text."""
+        if self.status != 0:
+            raise PeerError(self.status, self.text)
+        return self.take()
+
     def __enter__(self) -> Reply:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def deliver(reply: Reply, userfunc: Userfunc | None, text: bytes) -> None:
+    """Hand a chunk of error text to userfunc (the seed's userfunc(STDERR_FILENO, buf, nread)) and keep it."""
+    if not text:
+        return
+    reply.chunks.append(text)
+    if userfunc is not None:
+        written = userfunc(STDERR_FILENO, text)
+        if written is not None and written != len(text):
+            raise UserfuncFailed(f"userfunc took {written} of {len(text)} bytes of error text")
+
+
+def format_error(rest: bytes, more: bool = False) -> MessageFormatError:
+    """The seed's "message format error" for what followed the NUL (`more`: the message goes on past `rest`)."""
+    if not rest:
+        return MessageFormatError("message format error: no status byte after the NUL")
+    count = f"{len(rest) - 1 + more}{' or more' if more else ''}"
+    return MessageFormatError(f"message format error: {count} bytes after the status byte")
 
 
 def _close_all(fds: list) -> int:
@@ -211,13 +257,7 @@ class _Receiver:
         return data
 
     def deliver(self, text: bytes) -> None:
-        if not text:
-            return
-        self.reply.chunks.append(text)
-        if self.userfunc is not None:
-            written = self.userfunc(STDERR_FILENO, text)
-            if written is not None and written != len(text):
-                raise UserfuncFailed(f"userfunc took {written} of {len(text)} bytes of error text")
+        deliver(self.reply, self.userfunc, text)
 
     def run(self) -> Reply:
         while True:
@@ -234,14 +274,12 @@ class _Receiver:
                 # Text + NUL filled this read; on a stream the status byte is simply the next byte.
                 rest = self.read(1)
             if len(rest) != 1:
-                problem = f"{len(rest) - 1} bytes after the status byte" if rest else "no status byte after the NUL"
-                raise MessageFormatError(f"message format error: {problem}")
+                raise format_error(rest)
             return self.finish(rest[0])
 
     def finish(self, status: int) -> Reply:
         reply = self.reply
-        reply.status = status
-        reply.text = b"".join(reply.chunks)
+        reply.end(status)
         if status == 0:
             if not self.held:
                 raise MissingDescriptor("status = 0 but no fd")
@@ -272,22 +310,15 @@ def receive(sock: SocketLike, userfunc: Userfunc | None = None, *, credentials: 
 
 def recv_fd(sock: SocketLike, userfunc: Userfunc | None = write_stderr, *, bufsize: int = MAXLINE) -> int:
     """The seed's recv_fd: the received descriptor (the caller closes it), or -status after send_err."""
-    reply = receive(sock, userfunc, bufsize=bufsize)
-    return reply.take() if reply.status == 0 else -reply.status
+    return receive(sock, userfunc, bufsize=bufsize).fd_or_status()
 
 
 def recv_ufd(sock: SocketLike, userfunc: Userfunc | None = write_stderr, *,
              bufsize: int = MAXLINE) -> tuple[int, int | None]:
     """The seed's recv_ufd: (descriptor or -status, the sender's uid); the uid is None after send_err."""
-    reply = receive(sock, userfunc, credentials=True, bufsize=bufsize)
-    if reply.status != 0:
-        return -reply.status, None
-    return reply.take(), reply.credentials.uid
+    return receive(sock, userfunc, credentials=True, bufsize=bufsize).fd_and_uid()
 
 
 def receive_fd(sock: SocketLike, *, bufsize: int = MAXLINE) -> int:
     """For Python callers: the received descriptor, or PeerError carrying the status and the whole text."""
-    reply = receive(sock, None, bufsize=bufsize)
-    if reply.status != 0:
-        raise PeerError(reply.status, reply.text)
-    return reply.take()
+    return receive(sock, None, bufsize=bufsize).fd_or_raise()

@@ -133,6 +133,8 @@ STRUCT_SIZES = [
     ("darwin", "FLOCK_FORMAT", 24, "XNU bsd/sys/fcntl.h struct flock"),
     ("darwin", "XUCRED_FORMAT", 76, "XNU bsd/sys/ucred.h struct xucred (no pid)"),
     ("illumos", "FLOCK_FORMAT", 64, "illumos usr/src/uts/common/sys/fcntl.h struct flock (long l_pad[4])"),
+    ("illumos", "STRBUF_FORMAT", 16, "illumos usr/src/uts/common/sys/stropts.h struct strbuf (int, int, caddr_t)"),
+    ("illumos", "STRRECVFD_FORMAT", 20, "illumos usr/src/uts/common/sys/stropts.h struct strrecvfd (fill[8])"),
 ]
 
 
@@ -157,7 +159,7 @@ def test_platform_facts_under_each_os(simulated, name, tmp_path):
 # What each simulated OS lacks, as the probes must say. (Kernel-side answers differ here: Linux's kernel is
 # underneath, so only names Python or the platform module lacks are certain.)
 ABSENT_EVERYWHERE = {"so_passcred", "so_peercred", "scm_credentials", "so_passpidfd", "so_peerpidfd", "so_passrights",
-                     "pidfd_open", "pidfd_getfd", "ofd_locks"}
+                     "pidfd_open", "pidfd_getfd", "ofd_locks", "posix_mqueue"}
 ABSENT = {
     "freebsd": ABSENT_EVERYWHERE | {"local_peerpid", "streams_sendfd"},
     "darwin": ABSENT_EVERYWHERE | {"msg_cmsg_cloexec", "local_creds", "local_creds_persistent", "streams_sendfd"},
@@ -358,6 +360,7 @@ SAMPLE = " or ".join([
     "test_peer_credentials_name_the_connecting_process", "test_unprivileged_sender_cannot_state_another_identity",
     "test_receiver_sees_the_identity_of_the_sending_child", "test_a_waiting_lock_blocks_while_held_and_is_granted",
     "test_description_lock_travels_with_a_passed_descriptor",
+    "test_token_through_the_channel_gives_the_senders_open_file_description",
 ])
 
 RUNS = {
@@ -373,18 +376,21 @@ NO_LINUX_CREDENTIALS = ["credentials/test_unprivileged_sender_cannot_state_anoth
                         "credentials/test_a_nonexistent_pid_is_refused[*]", "credentials/test_root_stating_another_pid",
                         "credentials/test_scm_pidfd_*", "credentials/test_so_peerpidfd_*"]
 NO_OFD = ["locks/*[*ofd*]"]
+NO_PIDFD_GETFD_OR_STREAMS = ["duplication/*", "streams/*"]  # and no STREAMS: a Linux pipe refuses I_NREAD
 MUST_BE_UNSUPPORTED = {
-    "freebsd": NO_LINUX_CREDENTIALS + NO_OFD + ["rights/test_unprivileged_sender_is_limited_by_its_inflight_count"],
-    "darwin": NO_LINUX_CREDENTIALS + NO_OFD + [
+    "freebsd": NO_LINUX_CREDENTIALS + NO_OFD + NO_PIDFD_GETFD_OR_STREAMS + [
+        "rights/test_unprivileged_sender_is_limited_by_its_inflight_count"],
+    "darwin": NO_LINUX_CREDENTIALS + NO_OFD + NO_PIDFD_GETFD_OR_STREAMS + [
         "rights/test_unprivileged_sender_is_limited_by_its_inflight_count", "rights/test_msg_cmsg_cloexec_*",
         "credentials/test_every_message_carries_credentials_when_the_receiver_asks[*]",
         "credentials/test_local_creds_*", "credentials/test_receiver_sees_the_identity_of_the_sending_child[*]"],
-    "illumos": NO_LINUX_CREDENTIALS + NO_OFD + [
+    "illumos": NO_LINUX_CREDENTIALS + NO_OFD + NO_PIDFD_GETFD_OR_STREAMS + [
         "rights/test_msg_cmsg_cloexec_*", "credentials/test_peer_credentials_name_the_connecting_process[*]",
         "credentials/test_receiver_sees_the_identity_of_the_sending_child[*]",
         "protocol/test_recv_ufd_returns_the_descriptor_and_a_uid[*]", "protocol/test_c_*"],
-    "haiku": NO_LINUX_CREDENTIALS + NO_OFD + ["locks/*[*posix*]", "rights/test_msg_cmsg_cloexec_*",
-                                              "credentials/test_peer_credentials_name_the_connecting_process[*]"],
+    "haiku": NO_LINUX_CREDENTIALS + NO_OFD + NO_PIDFD_GETFD_OR_STREAMS + [
+        "locks/*[*posix*]", "rights/test_msg_cmsg_cloexec_*",
+        "credentials/test_peer_credentials_name_the_connecting_process[*]"],
 }
 
 # How an exception a case did not expect from the OS begins: the harness or the suite crashed on a missing name.

@@ -39,10 +39,13 @@ MISSING = [
     ("ofd_locks", [(fcntl, "F_OFD_GETLK")], ["F_OFD_GETLK"], "F_OFD_GETLK or the struct flock layout is not known"),
     ("pidfd_open", [(os, "pidfd_open")], [], "os.pidfd_open is not available"),
     ("pidfd_getfd", [(os, "pidfd_open")], [], "os.pidfd_open is not available|no pidfd_getfd syscall number"),
+    ("posix_mqueue", [], ["MQ_LIBRARIES"], "no POSIX message queue library or struct mq_attr layout"),
+    ("posix_mqueue", [], ["MQ_ATTR_FORMAT"], "no POSIX message queue library or struct mq_attr layout"),
 ]
 
 
-@pytest.mark.parametrize(("name", "deleted", "nulled", "named"), MISSING, ids=[m[0] for m in MISSING])
+@pytest.mark.parametrize(("name", "deleted", "nulled", "named"), MISSING,
+                         ids=[f"{m[0]}-{'-'.join(m[2]) or 'python'}" for m in MISSING])
 def test_absent_mechanism_is_unsupported_with_a_reason(monkeypatch, name, deleted, nulled, named):
     for module, attribute in deleted:
         monkeypatch.delattr(module, attribute, raising=False)

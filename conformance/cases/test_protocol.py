@@ -21,6 +21,8 @@ from conformance.harness.children import Child
 from conformance.harness.deadlines import deadline
 from conformance.outcomes import Unsupported
 
+from ._protocol import STATUS_RULE_IDS, STATUS_RULES, TEXT_SIZES, Collect, check_same_open_file
+from ._protocol import sample_text as _text
 from ._support import InFlightMarker, data_file, drop_privileges, nothing_queued, or_unsupported, same_file
 
 SEED = "APUE 3e 17.4 (seed 000)"
@@ -32,27 +34,6 @@ MAXLINE = apue.MAXLINE
 DEADLINE = deadline(10.0)
 
 
-class Collect:
-    """A userfunc that keeps every chunk of error text, checking it is called with STDERR_FILENO."""
-
-    def __init__(self) -> None:
-        self.chunks: list = []
-
-    def __call__(self, fd: int, data: bytes) -> int:
-        assert fd == apue.STDERR_FILENO, f"userfunc called with fd {fd}, not STDERR_FILENO"
-        self.chunks.append(bytes(data))
-        return len(data)
-
-    @property
-    def text(self) -> bytes:
-        return b"".join(self.chunks)
-
-
-def _text(size: int, seed: int = 0) -> bytes:
-    """size bytes without NUL and without a short period, so a lost or reordered chunk shows."""
-    return bytes((i * 7 + i // 251 + seed) % 255 + 1 for i in range(size))
-
-
 # ---- the descriptor and every status ---------------------------------------------------------------------------
 
 @pytest.mark.refs(SEED_UNIX, POSIX_RIGHTS)
@@ -61,14 +42,7 @@ def test_send_fd_delivers_the_same_open_file(pair, workdir):
     fd = data_file(workdir)
     try:
         apue.send_fd(a, fd)
-        received = apue.recv_fd(b, Collect())
-        try:
-            assert received >= 0, f"recv_fd returned {received}, not a descriptor"
-            assert same_file(fd, received), "the received descriptor names another file"
-            os.lseek(received, 4, os.SEEK_SET)
-            assert os.lseek(fd, 0, os.SEEK_CUR) == 4, "the two descriptors do not share one open file description"
-        finally:
-            os.close(received)
+        check_same_open_file(fd, apue.recv_fd(b, Collect()))
     finally:
         os.close(fd)
     assert nothing_queued(b), "bytes left over after one protocol message"
@@ -91,17 +65,7 @@ def test_every_error_status_round_trips_with_its_text(pair, observe):
     assert nothing_queued(b)
 
 
-# (call, argument, the status byte the seed puts on the wire): -256 and -512 would be status 0, "which would
-# screw up protocol", so the seed sends 1; send_err turns a non-negative code into -1.
-STATUS_RULES = [
-    ("send_fd", -1, 1), ("send_fd", -255, 255), ("send_fd", -256, 1), ("send_fd", -257, 1),
-    ("send_fd", -300, 44), ("send_fd", -512, 1),
-    ("send_err", -7, 7), ("send_err", -256, 1), ("send_err", 0, 1), ("send_err", 1, 1), ("send_err", 42, 1),
-]
-
-
-@pytest.mark.parametrize(("call", "argument", "status"), STATUS_RULES,
-                         ids=[f"{c}({a})" for c, a, _ in STATUS_RULES])
+@pytest.mark.parametrize(("call", "argument", "status"), STATUS_RULES, ids=STATUS_RULE_IDS)
 @pytest.mark.refs(SEED_UNIX, SEED_SEND_ERR, "seed send_fd: 'if (buf[1] == 0) buf[1] = 1; /* -256, etc. */'")
 def test_status_byte_on_the_wire(stream_pair, call, argument, status):
     a, b = stream_pair
@@ -122,10 +86,6 @@ def test_status_byte_on_the_wire(stream_pair, call, argument, status):
 
 
 # ---- error text ------------------------------------------------------------------------------------------------
-
-TEXT_SIZES = {"empty": 0, "one_byte": 1, "read_size_minus_one": MAXLINE - 1, "read_size": MAXLINE,
-              "read_size_plus_one": MAXLINE + 1, "twenty_reads": 20 * MAXLINE + 3}
-
 
 def _send_err_later(sock: socket.socket, text: bytes, status: int) -> None:
     apue.send_err(sock, -status, text)
@@ -155,10 +115,7 @@ def test_error_text_arrives_whole_and_in_order_on_a_stream(stream_pair, size):
                 b.settimeout(None)  # nothing_queued() below needs a plain socket: with a timeout it would wait
             child.join()
     assert result == -9, f"recv_fd returned {result}, not -9"
-    assert collect.text == text, f"the text arrived as {len(collect.text)} bytes, not the {len(text)} sent, in order"
-    assert all(len(chunk) <= MAXLINE for chunk in collect.chunks), "a chunk longer than the read size"
-    if len(text) > MAXLINE:
-        assert len(collect.chunks) > 1, "text longer than the read size came in one chunk"
+    collect.check_whole(text)
     assert nothing_queued(b)
 
 

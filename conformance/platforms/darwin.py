@@ -35,6 +35,7 @@ F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 92, 90, 91
 
 SYSCALL_PIDFD_GETFD = {}
 I_SENDFD = I_RECVFD = I_NREAD = None
+STRBUF_FORMAT = STRRECVFD_FORMAT = MORECTL = MOREDATA = None
 
 # Linux socket options (SO_PASSPIDFD, SO_PEERPIDFD, SCM_PIDFD, SO_PASSRIGHTS): none here.
 SO_PASSPIDFD = SO_PEERPIDFD = SCM_PIDFD = SO_PASSRIGHTS = None
@@ -64,3 +65,9 @@ PR_SET_CHILD_SUBREAPER = PROC_REAP_ACQUIRE = None
 
 # Extra linker arguments for the C peers (conformance/native): none, the socket calls are in libSystem.
 NATIVE_LDLIBS = ()
+
+# Channel-independent duplication: pidfd_getfd is Linux-only, so neither procfs paths, Yama, nor the POSIX message
+# queue layout (a channel only that case uses) are recorded here.
+PROC_STAT = PROC_PID_FD = YAMA_PTRACE_SCOPE = None
+PR_SET_DUMPABLE = PR_SET_PTRACER = PR_SET_PTRACER_ANY = None
+MQ_LIBRARIES = MQD_IS_POINTER = MQ_ATTR_FORMAT = None

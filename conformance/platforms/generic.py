@@ -17,6 +17,7 @@ PROC_LOCKS = None
 F_OFD_GETLK = F_OFD_SETLK = F_OFD_SETLKW = None
 SYSCALL_PIDFD_GETFD = {}
 I_SENDFD = I_RECVFD = I_NREAD = None
+STRBUF_FORMAT = STRRECVFD_FORMAT = MORECTL = MOREDATA = None
 
 # Linux socket options (SO_PASSPIDFD, SO_PEERPIDFD, SCM_PIDFD, SO_PASSRIGHTS): none here.
 SO_PASSPIDFD = SO_PEERPIDFD = SCM_PIDFD = SO_PASSRIGHTS = None
@@ -36,3 +37,9 @@ LOCAL_PEERPID = None
 
 PR_SET_CHILD_SUBREAPER = PROC_REAP_ACQUIRE = None
 NATIVE_LDLIBS = ()
+
+# Channel-independent duplication: pidfd_getfd is Linux-only, so neither procfs paths, Yama, nor the POSIX message
+# queue layout (a channel only that case uses) are recorded here.
+PROC_STAT = PROC_PID_FD = YAMA_PTRACE_SCOPE = None
+PR_SET_DUMPABLE = PR_SET_PTRACER = PR_SET_PTRACER_ANY = None
+MQ_LIBRARIES = MQD_IS_POINTER = MQ_ATTR_FORMAT = None

@@ -45,6 +45,13 @@ SYSCALL_PIDFD_GETFD = {}
 # STREAMS ioctls, STR = 'S' << 8 (usr/src/uts/common/sys/stropts.h): I_NREAD = STR|01, I_SENDFD = STR|021, and the
 # user-level I_RECVFD = STR|016 (the kernel's I_E_RECVFD; STR|022 is the kernel-internal one) (src).
 I_NREAD, I_RECVFD, I_SENDFD = 0x5301, 0x530E, 0x5311
+# struct strbuf { int maxlen; int len; caddr_t buf; }: 16 bytes on LP64 (usr/src/uts/common/sys/stropts.h) (src).
+STRBUF_FORMAT = "iiP"
+# struct strrecvfd { int fd; uid_t uid; gid_t gid; char fill[8]; }, uid_t and gid_t unsigned int: 20 bytes, what the
+# user-level I_RECVFD (kernel I_E_RECVFD) copies out (sys/stropts.h, sys/types.h; os/streamio.c strioctl) (src).
+STRRECVFD_FORMAT = "iII8x"
+# getmsg(2)'s return value: MORECTL 1, MOREDATA 2, "more ... is left in message" (sys/stropts.h) (src).
+MORECTL, MOREDATA = 1, 2
 
 # Linux socket options (SO_PASSPIDFD, SO_PEERPIDFD, SCM_PIDFD, SO_PASSRIGHTS): none here.
 SO_PASSPIDFD = SO_PEERPIDFD = SCM_PIDFD = SO_PASSRIGHTS = None
@@ -71,3 +78,9 @@ PR_SET_CHILD_SUBREAPER = PROC_REAP_ACQUIRE = None
 # which <sys/socket.h> renames to __xnet_sendmsg/__xnet_recvmsg, found in libsocket (golang.org/x/sys
 # unix/zsyscall_solaris_amd64.go imports them from libsocket.so); socket(3SOCKET) says link -lsocket -lnsl (doc).
 NATIVE_LDLIBS = ("-lsocket", "-lnsl")
+
+# Channel-independent duplication: pidfd_getfd is Linux-only, so neither procfs paths, Yama, nor the POSIX message
+# queue layout (a channel only that case uses) are recorded here.
+PROC_STAT = PROC_PID_FD = YAMA_PTRACE_SCOPE = None
+PR_SET_DUMPABLE = PR_SET_PTRACER = PR_SET_PTRACER_ANY = None
+MQ_LIBRARIES = MQD_IS_POINTER = MQ_ATTR_FORMAT = None

@@ -46,8 +46,9 @@ F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
 # pidfd_getfd(2) has the same number in the generic and x86-64 syscall tables (5.6+) (doc).
 SYSCALL_PIDFD_GETFD = {"x86_64": 438, "aarch64": 438, "arm64": 438}
 
-# STREAMS ioctls: none on Linux.
+# STREAMS ioctls, getmsg(2) layouts and flags: none on Linux.
 I_SENDFD = I_RECVFD = I_NREAD = None
+STRBUF_FORMAT = STRRECVFD_FORMAT = MORECTL = MOREDATA = None
 
 # Socket options newer than some Pythons (include/uapi/asm-generic/socket.h; x86-64 and arm64 use it) (doc).
 SO_PASSPIDFD, SO_PEERPIDFD, SCM_PIDFD = 76, 77, 0x04
@@ -81,3 +82,23 @@ PROC_REAP_ACQUIRE = None
 
 # Extra linker arguments for the C peers (conformance/native): none, the socket calls are in libc.
 NATIVE_LDLIBS = ()
+
+# Channel-independent duplication (conformance/duplication.py). A process's start time, in clock ticks since boot, is
+# field 22 of /proc/<pid>/stat (proc(5)): with the pid it names one process for the life of the system (seen).
+PROC_STAT = "/proc/{pid}/stat"
+# Opening a process's descriptor by path makes a new open file description (fs/proc/fd.c proc_fd_link) (seen).
+PROC_PID_FD = "/proc/{pid}/fd/{fd}"
+# Yama's ptrace restriction, 0..3, where the LSM is built in (Documentation/admin-guide/LSM/Yama.rst) (doc).
+YAMA_PTRACE_SCOPE = "/proc/sys/kernel/yama/ptrace_scope"
+# prctl options (include/uapi/linux/prctl.h): PR_SET_DUMPABLE 4, PR_SET_PTRACER 0x59616d61 ("Yama"), and
+# PR_SET_PTRACER_ANY ((unsigned long)-1) (doc).
+PR_SET_DUMPABLE = 4
+PR_SET_PTRACER = 0x59616D61
+PR_SET_PTRACER_ANY = -1
+
+# POSIX message queues: mq_* are in libc since glibc 2.34, in librt before (both tried, in order) (seen). mqd_t is an
+# int (a descriptor); struct mq_attr is four longs and four reserved longs (glibc bits/types/struct_mq_attr.h,
+# include/uapi/linux/mqueue.h) (seen).
+MQ_LIBRARIES = (None, "rt")
+MQD_IS_POINTER = False
+MQ_ATTR_FORMAT = "@8l"

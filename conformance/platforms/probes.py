@@ -218,37 +218,56 @@ def _pidfd_getfd() -> tuple[bool, str]:
     ok, reason = _pidfd_open()
     if not ok:
         return False, reason
-    import ctypes
+    from ..duplication import pidfd_getfd
 
-    libc = ctypes.CDLL(None, use_errno=True)
     pidfd = os.pidfd_open(os.getpid())
     try:
-        fd = libc.syscall(number, pidfd, pidfd, 0)  # a descriptor certain to exist
-        if fd < 0:
-            err = ctypes.get_errno()
-            return False, f"pidfd_getfd failed: {errno.errorcode.get(err, err)}"
-        os.close(fd)
+        os.close(pidfd_getfd(pidfd, pidfd))  # a descriptor certain to exist
         return True, f"pidfd_getfd (syscall {number}) duplicated one of this process's descriptors"
+    except OSError as e:
+        return False, f"pidfd_getfd failed: {_errname(e)}"
     finally:
         os.close(pidfd)
 
 
+def _posix_mqueue() -> tuple[bool, str]:
+    from ..mqueue import Queue
+    from ..unavailable import Unavailable
+
+    try:
+        Queue(8).close()
+    except Unavailable as e:
+        return False, e.reason
+    except OSError as e:
+        return False, f"mq_open failed: {_errname(e)}"
+    return True, "mq_open of an 8-byte queue works (unlinked at once)"
+
+
 def _streams() -> tuple[bool, str]:
     c = constants()
-    if c.I_SENDFD is None or c.I_RECVFD is None:
-        return False, f"no STREAMS I_SENDFD/I_RECVFD on {c.NAME}"
+    if c.I_SENDFD is None or c.I_RECVFD is None or c.I_NREAD is None:
+        return False, f"no STREAMS I_SENDFD/I_RECVFD/I_NREAD on {c.NAME}"
     try:
         r, w = os.pipe()
     except OSError as e:
         return False, f"pipe() failed: {_errname(e)}"
     try:
+        # A pipe in fifofs's fast mode answers I_NREAD without turning into a STREAMS pipe (fifovnops.c).
         fcntl.ioctl(r, c.I_NREAD, struct.pack("i", 0))
     except OSError as e:
         return False, f"pipes are not STREAMS here (I_NREAD: {errno.errorcode.get(e.errno, e.errno)})"
     finally:
         os.close(r)
         os.close(w)
-    return True, "pipes answer the STREAMS I_NREAD ioctl"
+    import ctypes
+
+    try:
+        getmsg = getattr(ctypes.CDLL(None), "getmsg", None)
+    except OSError as e:
+        return False, f"the C library cannot be loaded: {e}"
+    if getmsg is None:
+        return False, "pipes answer I_NREAD, but the C library has no getmsg(2)"
+    return True, "pipes answer the STREAMS I_NREAD ioctl and libc has getmsg(2)"
 
 
 PROBES: dict[str, Callable[[], tuple[bool, str]]] = {
@@ -273,6 +292,7 @@ PROBES: dict[str, Callable[[], tuple[bool, str]]] = {
     "flock": _flock,
     "pidfd_open": _pidfd_open,
     "pidfd_getfd": _pidfd_getfd,
+    "posix_mqueue": _posix_mqueue,
     "streams_sendfd": _streams,
 }
 
