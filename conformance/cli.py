@@ -1,6 +1,7 @@
 """The `conformance` command: run the suite and write the report; render, merge, compare and convert reports.
 
-    conformance run [--report-dir reports/runs] [--dir DIR] [-n N|auto] [--strict] [--ktap] [-- PYTEST ARGS...]
+    conformance run [--report-dir reports/runs] [--dir DIR] [-n N|auto] [--strict] [--stress N] [--ktap]
+                    [-- PYTEST ARGS...]
     conformance render REPORT.json [--out DIR]
     conformance matrix REPORT.json... [--out DIR]
     conformance diff OLD.json NEW.json [--format text|markdown|json] [--fail-on-observations]
@@ -57,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
         pytest_args += ["--conformance-dir", args.dir]
     if args.workers not in ("0", "no"):
         pytest_args += ["-n", args.workers]
+    if args.stress:
+        pytest_args += ["--conformance-stress", str(args.stress),
+                        "--conformance-stress-seconds", f"{args.stress_seconds:g}"]
     if args.strict:
         pytest_args.append("--conformance-strict")
     if not args.ktap:
@@ -159,6 +163,10 @@ def parser() -> argparse.ArgumentParser:
                    "(default: $CONFORMANCE_DIR, else $TMPDIR)")
     r.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers: a number, auto (default), or 0")
     r.add_argument("--strict", action="store_true", help="an unexpected-pass fails the run")
+    r.add_argument("--stress", type=_positive(int), default=0, metavar="N",
+                   help="only the race-prone cases, each N times within --stress-seconds; names iterations that differ")
+    r.add_argument("--stress-seconds", type=_positive(float), default=120.0, metavar="S",
+                   help="with --stress: the time budget (default 120)")
     r.add_argument("--ktap", action="store_true",
                    help="print the results as KTAP on standard output (pytest's output goes to standard error)")
     r.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments, e.g. -k rights")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from . import expectations as expectations_mod
+from . import stress
 from .harness import deadlines, leaks
 from .outcomes import OUTCOMES, HarnessError, Unsupported
 from .platforms import os_name
@@ -46,10 +47,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="load this OS's expectation file instead of the running OS's (for checking the files)")
     group.addoption("--conformance-expectations", metavar="FILE", default=None,
                     help="load this expectation file instead of the OS's (for trying a file out, and self-tests)")
+    group.addoption("--conformance-stress", metavar="N", type=int, default=0,
+                    help="run only the race-prone cases (@pytest.mark.race), each N times, and name every "
+                         "iteration that differs from the first")
+    group.addoption("--conformance-stress-seconds", metavar="S", type=float, default=120.0,
+                    help="with --conformance-stress: skip the iterations left after S seconds (default 120)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "refs(*references): the standard text, man page or anchor test a case mirrors")
+    config.addinivalue_line("markers", "race(what): a race-prone case, repeated by --conformance-stress N")
+    if stress.iterations(config) < 0:
+        raise pytest.UsageError("--conformance-stress N: N must be 0 (off) or more")
+    if stress.iterations(config):
+        config.pluginmanager.register(stress.Stress(config), "conformance-stress")
     name = config.getoption("conformance_os") or os_name()
     file = config.getoption("conformance_expectations")
     if file and not os.path.isfile(file):
@@ -127,6 +138,12 @@ def _references(item: pytest.Item) -> list:
 
 
 # ---- fixtures ---------------------------------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def conformance_stress_iteration(request: pytest.FixtureRequest) -> int | None:
+    """Which repetition of a race-prone case this is under --conformance-stress (parametrised there), else None."""
+    return getattr(request, "param", None)
+
 
 class _SessionDirs:
     """A private directory per pytest process: `tmp` (becomes tempfile's directory) and `cases`."""

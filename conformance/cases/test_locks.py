@@ -488,6 +488,7 @@ def _assert_blocked(path, child: Child, report: Event) -> None:
     assert confirmed in (True, None), "the kernel does not list the waiter as blocked"
 
 
+@pytest.mark.race("F_SETLKW racing the holder's unlock")
 @pytest.mark.parametrize("family", locks.FAMILIES)
 @pytest.mark.refs(POSIX_FCNTL + ": F_SETLKW waits", LINUX_OFD + ": F_OFD_SETLKW", FLOCK,
                   "FreeBSD tests/sys/file/flock_test.c 8")
@@ -525,6 +526,7 @@ def _interrupted_wait(path: str, family: str) -> str:
     return "granted"
 
 
+@pytest.mark.race("a signal racing a blocked F_SETLKW")
 @pytest.mark.parametrize("family", locks.FAMILIES)
 @pytest.mark.refs(POSIX_FCNTL + ": F_SETLKW ... interrupted by a signal ... shall fail with EINTR",
                   "FreeBSD tests/sys/file/flock_test.c 3", "PEP 475 (a raising handler ends the retried call)")
@@ -551,6 +553,7 @@ def _cycle_member(path: str, family: str, mine: int, wanted: int, held: Event, g
     return outcome  # and exit, releasing this member's locks so that the rest of the cycle unwinds
 
 
+@pytest.mark.race("concurrent lockers closing a cycle")
 @pytest.mark.parametrize("family", ["posix", "ofd"])
 @pytest.mark.parametrize("size", [2, 3])
 @pytest.mark.refs(POSIX_FCNTL + ": EDEADLK", "FreeBSD tests/sys/file/flock_test.c 5, 6 (two and three processes)",
@@ -796,6 +799,7 @@ def _append_under_lock(path: str, family: str, who: int) -> None:
         os.close(fd)
 
 
+@pytest.mark.race("concurrent lockers appending")
 @pytest.mark.parametrize(("family", "actors"), [("posix", "processes"), ("ofd", "processes"), ("flock", "processes"),
                                                 ("ofd", "threads"), ("flock", "threads")])
 @pytest.mark.refs("LTP fcntl34 (OFD locks from threads with their own descriptions)", "LTP fcntl36",
@@ -863,6 +867,7 @@ def test_a_bogus_l_pid_given_to_f_setlk_is_ignored(lockfile):
     assert held is not None and held.pid == os.getpid(), f"the lock was recorded as {held}, not as this process's"
 
 
+@pytest.mark.race("F_SETLKW racing the holder's exit")
 @pytest.mark.parametrize("family", locks.FAMILIES)
 @pytest.mark.refs("FreeBSD tests/sys/file/flock_test.c 8: F_SETLKW succeeds once the holder exits", POSIX_FCNTL,
                   FLOCK)

@@ -226,6 +226,7 @@ def test_per_message_maximum_and_one_more(socktype, observe):
 
 # ---- lifetime of descriptors in flight -----------------------------------------------------------------------
 
+@pytest.mark.race("a send racing the sender's close")
 @pytest.mark.refs(f"{PASSFD}: send_and_close", POSIX_RIGHTS)
 def test_sender_may_close_before_the_receiver_receives(pair):
     a, b = pair
@@ -238,6 +239,7 @@ def test_sender_may_close_before_the_receiver_receives(pair):
             assert os.read(marker.r, 5) == b"alive"
 
 
+@pytest.mark.race("in-flight release racing the close of both ends")
 @pytest.mark.refs(f"{PASSFD}: send_and_cancel", f"{PASSFD}: devfs_orphan", KSELFTEST_GC)
 @pytest.mark.parametrize("what", ["pipe", "dev_null"])
 def test_descriptors_in_flight_are_released_when_both_ends_close(socktype, what):
@@ -424,6 +426,7 @@ def _cycle(a: socket.socket, b: socket.socket, marker: int) -> None:
     rights.send_fds(b, [b.fileno()])  # and b in a's
 
 
+@pytest.mark.race("in-flight garbage collection")
 @pytest.mark.parametrize("shape", [_self_reference, _cycle], ids=["self_reference", "cycle"])
 @pytest.mark.refs(f"{PASSFD}: bundle_cancel", f"{KSELFTEST_GC}: self-reference and cycle graphs")
 def test_unreachable_sockets_in_flight_are_reclaimed(socktype, shape):

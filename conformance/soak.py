@@ -1,0 +1,144 @@
+"""Soak: run the whole suite again and again, in random order, on loaded cores, and name every flaky case.
+
+    python -m conformance.soak [--runs 30] [--workers 2] [--load N] [--out DIR] [--seed S] [-- PYTEST ARGS...]
+
+Each run is `conformance run -n WORKERS` with pytest-randomly's order from seed S+i (so any run can be replayed
+with `-p randomly -p "randomly" --randomly-seed=...`), while N busy-loop processes (default: one per CPU) compete
+for the same cores. A case is flaky when its outcome is not the same in every run; a run that fails or errors is
+reported too. Exit status: 0 when every run agrees and none failed, 1 otherwise, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+BUSY_LOOP = "while True: pass"
+
+
+def _fail(message: str) -> int:
+    print(f"conformance soak: {message}", file=sys.stderr)
+    return 2
+
+
+def start_load(count: int) -> list:
+    """`count` busy-loop processes in sessions of their own; stop_load() kills them."""
+    return [subprocess.Popen([sys.executable, "-c", BUSY_LOOP], start_new_session=True,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(count)]
+
+
+def stop_load(processes: list) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def run_once(index: int, seed: int, workers: str, out: Path, extra: list) -> dict:
+    """One suite run: its exit status, wall time, and every case's outcome from the report it wrote."""
+    report_dir = out / f"run-{index:03d}"
+    argv = [sys.executable, "-m", "conformance", "run", "-n", workers, "--report-dir", str(report_dir), "--",
+            "-p", "randomly", f"--randomly-seed={seed}", *extra]
+    start = time.monotonic()
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+    wall = time.monotonic() - start
+    (out / f"run-{index:03d}.log").write_text(done.stdout)
+    reports = sorted(report_dir.glob("*.json"))
+    outcomes = {}
+    if reports:
+        outcomes = {case["id"]: case["outcome"] for case in json.loads(reports[0].read_text())["cases"]}
+    return {"index": index, "seed": seed, "status": done.returncode, "wall": wall, "outcomes": outcomes}
+
+
+def flaky_cases(runs: list) -> dict:
+    """case id -> {outcome: [run indexes]} for every case whose outcome differs between runs (or is missing)."""
+    seen: dict = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        for case, outcome in run["outcomes"].items():
+            seen[case][outcome].append(run["index"])
+    every = {run["index"] for run in runs if run["outcomes"]}
+    flaky = {}
+    for case, by_outcome in seen.items():
+        present = {i for indexes in by_outcome.values() for i in indexes}
+        if len(by_outcome) > 1 or present != every:
+            flaky[case] = {**by_outcome, **({"missing": sorted(every - present)} if present != every else {})}
+    return flaky
+
+
+def summary(runs: list, flaky: dict, load: int, workers: str) -> str:
+    walls = sorted(run["wall"] for run in runs)
+    bad = [run for run in runs if run["status"] != 0 or not run["outcomes"]]
+    cases = max((len(run["outcomes"]) for run in runs), default=0)
+    lines = [
+        "# Soak",
+        "",
+        f"- runs: {len(runs)} of the whole suite ({cases} cases), `-n {workers}`, random order, "
+        f"{load} busy-loop processes on {os.cpu_count()} CPUs",
+        f"- wall time per run: min {walls[0]:.1f} s, median {walls[len(walls) // 2]:.1f} s, max {walls[-1]:.1f} s"
+        if walls else "- no run finished",
+        f"- runs that failed or wrote no report: {len(bad)}"
+        + "".join(f"\n  - run {run['index']} (seed {run['seed']}): exit {run['status']}" for run in bad),
+        f"- flaky cases: {len(flaky)}",
+    ]
+    seeds = {run["index"]: run["seed"] for run in runs}
+    for case, by_outcome in sorted(flaky.items()):
+        where = "; ".join(f"{outcome} in runs {', '.join(f'{i} (seed {seeds.get(i)})' for i in indexes)}"
+                          for outcome, indexes in by_outcome.items())
+        lines.append(f"  - `{case}`: {where}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(prog="conformance soak", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--workers", default="2", help="pytest-xdist workers per run (default 2)")
+    parser.add_argument("--load", type=int, default=os.cpu_count() or 2,
+                        help="busy-loop processes competing for the cores (default: one per CPU)")
+    parser.add_argument("--seed", type=int, default=int(time.time()) % 100000,
+                        help="run i uses pytest-randomly seed SEED+i (default: from the clock)")
+    parser.add_argument("--out", default="reports/runs/soak")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0) and 2
+    if args.runs < 1 or args.load < 0:
+        return _fail("--runs must be at least 1 and --load at least 0")
+    if importlib.util.find_spec("pytest_randomly") is None:
+        return _fail("pytest-randomly is needed for the random order: pip install -e '.[test]', or use ci/soak")
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return _fail(f"--out {args.out}: {e.strerror}")
+    load = start_load(args.load)
+    runs = []
+    try:
+        for index in range(args.runs):
+            run = run_once(index, args.seed + index, args.workers, out, extra)
+            runs.append(run)
+            print(f"run {index + 1}/{args.runs} (seed {run['seed']}): exit {run['status']}, {run['wall']:.1f} s, "
+                  f"{len(run['outcomes'])} cases", file=sys.stderr, flush=True)
+    finally:
+        stop_load(load)
+    flaky = flaky_cases(runs)
+    text = summary(runs, flaky, args.load, args.workers)
+    (out / "soak.md").write_text(text)
+    print(text, end="")
+    return 0 if not flaky and all(run["status"] == 0 and run["outcomes"] for run in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Self-tests of conformance.soak: flaky detection and the summary on crafted runs, bad input, the load processes
+ending with the soak, and one short real soak of a few cases."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conformance import soak
+
+
+def _run(index: int, outcomes: dict, status: int = 0) -> dict:
+    return {"index": index, "seed": 100 + index, "status": status, "wall": 1.0 + index, "outcomes": outcomes}
+
+
+def test_a_case_with_one_outcome_in_every_run_is_not_flaky():
+    runs = [_run(i, {"a/x": "pass", "a/y": "unsupported"}) for i in range(3)]
+    assert soak.flaky_cases(runs) == {}
+
+
+def test_a_case_whose_outcome_changes_is_flaky_with_the_runs_named():
+    runs = [_run(0, {"a/x": "pass"}), _run(1, {"a/x": "fail"}), _run(2, {"a/x": "pass"})]
+    assert soak.flaky_cases(runs) == {"a/x": {"pass": [0, 2], "fail": [1]}}
+    text = soak.summary(runs, soak.flaky_cases(runs), load=2, workers="2")
+    assert "flaky cases: 1" in text
+    assert "`a/x`: pass in runs 0 (seed 100), 2 (seed 102); fail in runs 1 (seed 101)" in text
+
+
+def test_a_case_missing_from_a_run_is_flaky_and_a_run_without_report_is_named():
+    runs = [_run(0, {"a/x": "pass", "a/y": "pass"}), _run(1, {"a/x": "pass"}), _run(2, {}, status=3)]
+    assert soak.flaky_cases(runs) == {"a/y": {"pass": [0], "missing": [1]}}
+    text = soak.summary(runs, soak.flaky_cases(runs), load=0, workers="2")
+    assert "runs that failed or wrote no report: 1\n  - run 2 (seed 102): exit 3" in text
+
+
+@pytest.mark.parametrize("argv", [["--runs", "0"], ["--load", "-1"], ["--runs", "many"], ["--bogus"]])
+def test_bad_input_is_exit_2(argv, capsys):
+    assert soak.main(argv) == 2
+    assert "conformance soak" in capsys.readouterr().err
+
+
+def test_the_load_processes_end_with_the_soak():
+    load = soak.start_load(2)
+    pids = [p.pid for p in load]
+    soak.stop_load(load)
+    assert all(p.returncode is not None for p in load)
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in pids if sys.platform.startswith("linux"))
+
+
+@pytest.mark.timeout(120)
+def test_a_short_soak_runs_reports_and_agrees(tmp_path):
+    out = tmp_path / "soak"
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env.pop("PYTEST_ADDOPTS", None)
+    done = subprocess.run([sys.executable, "-m", "conformance.soak", "--runs", "2", "--load", "1", "--out", str(out),
+                           "--seed", "7", "--", "-k", "test_nonzero_flags_are_einval"],
+                          capture_output=True, text=True, env=env, timeout=110)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "flaky cases: 0" in (out / "soak.md").read_text()
+    reports = sorted(out.glob("run-*/*.json"))
+    assert len(reports) == 2
+    ids = [sorted(c["id"] for c in json.loads(r.read_text())["cases"]) for r in reports]
+    assert ids[0] == ids[1] and len(ids[0]) == 3
+    assert "run 2/2 (seed 8)" in done.stderr  # run i takes seed SEED+i
