@@ -451,8 +451,10 @@ def test_caller_of_another_uid_without_privilege_is_eperm(observe):
     assert answer == "EPERM", f"an unprivileged caller asking another uid's process got {answer}"
 
 
-def _redeem_in_child(channel: channels.Channel) -> str:
-    _become_unprivileged()
+def _redeem_in_child(channel: channels.Channel, unprivileged: bool = True) -> str:
+    """In a redeeming child: the token from `channel` redeemed, as "duplicated" or the errno's name."""
+    if unprivileged:
+        _become_unprivileged()
     try:
         os.close(duplication.redeem(channel.receive(TOKEN_SIZE, DEADLINE)))
         return "duplicated"
@@ -505,17 +507,9 @@ def test_sender_that_is_not_dumpable_is_refused_without_cap_sys_ptrace(pipe_chan
     if scope == 3 or (caller == "unprivileged" and _scope_refuses_unprivileged(scope)):
         raise Unsupported(f"Yama ptrace_scope {scope} refuses this caller whatever the dumpable flag says")
 
-    def redeem_as_caller() -> str:
-        if caller == "root":
-            try:
-                os.close(duplication.redeem(pipe_channel.receive(TOKEN_SIZE, DEADLINE)))
-                return "duplicated"
-            except OSError as e:
-                return errno_name(e)
-        return _redeem_in_child(pipe_channel)
-
     setup = _unprivileged_sender(declare_ptracer=True, dumpable=False)
-    with Sender(pipe_channel, _pipe_end, setup=setup) as sender, Child(redeem_as_caller) as redeemer:
+    with Sender(pipe_channel, _pipe_end, setup=setup) as sender, \
+            Child(_redeem_in_child, pipe_channel, caller == "unprivileged") as redeemer:
         answer = redeemer.join(DEADLINE)
         sender.finish()
     observe("not_dumpable_redeem", answer)
