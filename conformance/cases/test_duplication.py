@@ -376,7 +376,12 @@ def test_nonzero_flags_are_einval(flags):
 def _pidfd_of_a_child_that_exits():
     go = Event()
     child = Child(go.wait, DEADLINE)
-    pidfd = duplication.pidfd_open(child.pid)  # the child waits for `go`, so it is still alive here
+    try:
+        pidfd = duplication.pidfd_open(child.pid)  # the child waits for `go`, so it is still alive here
+    except BaseException:
+        child.kill()
+        go.close()
+        raise
     return go, child, pidfd
 
 
