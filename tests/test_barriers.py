@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import select
 import time
 
 import pytest
 
-from conformance.harness.barriers import BarrierTimeout, Event
+from conformance.harness.barriers import BarrierBroken, BarrierTimeout, Event
 from conformance.harness.children import Child, run_in_child
 
 
@@ -46,6 +47,21 @@ def test_wait_times_out_within_its_deadline():
             event.wait(0.3)
         elapsed = time.monotonic() - started
         assert 0.3 <= elapsed < 2, f"wait(0.3) took {elapsed:.2f}s"
+
+
+def test_a_watched_peer_that_ends_without_signalling_breaks_the_wait_at_once():
+    with Event() as event, Child(lambda: None) as child:
+        started = time.monotonic()
+        with pytest.raises(BarrierBroken, match=f"child {child.pid} ended without signalling"):
+            event.wait(5, peer=child)
+        assert time.monotonic() - started < 2, "the wait ran on towards its deadline"
+
+
+def test_a_watched_peer_that_signals_and_then_ends_is_not_broken():
+    with Event() as event, Child(event.set, b"bye") as child:
+        select.select([child], [], [], 5)  # it has signalled, reported and ended: both pipes are readable
+        assert event.wait(5, peer=child) == b"bye"
+        assert child.join(5) is None
 
 
 @pytest.mark.parametrize("payload", [b"", b"x" * 256], ids=["empty", "256-bytes"])

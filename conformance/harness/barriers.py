@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import select
 import time
+from typing import TYPE_CHECKING
 
 from .deadlines import deadline
 from .errors import HarnessError
+
+if TYPE_CHECKING:
+    from .children import Child
 
 DEFAULT_WAIT = deadline(10.0)
 
@@ -34,18 +38,28 @@ class Event:
             raise ValueError("an event carries 1..255 bytes")
         os.write(self._w, bytes([len(data)]) + data)
 
-    def wait(self, timeout: float = DEFAULT_WAIT) -> bytes:
-        deadline = time.monotonic() + timeout  # one deadline for the header and the payload
-        header = self._read_exact(1, deadline, timeout)
-        return self._read_exact(header[0], deadline, timeout)
+    def wait(self, timeout: float = DEFAULT_WAIT, peer: Child | None = None) -> bytes:
+        """The payload of the next set(); BarrierTimeout after timeout seconds.
 
-    def _read_exact(self, n: int, deadline: float, timeout: float) -> bytes:
+        peer: the Child that is to set this event. Both processes hold the write end (the event is made before the
+        fork), so a peer that dies never shows here as end-of-file, and the wait would only end at its deadline as
+        a BarrierTimeout that hides the death; given the peer, the wait also watches its report pipe and raises
+        BarrierBroken as soon as the peer has ended without signalling.
+        """
+        deadline = time.monotonic() + timeout  # one deadline for the header and the payload
+        header = self._read_exact(1, deadline, timeout, peer)
+        return self._read_exact(header[0], deadline, timeout, peer)
+
+    def _read_exact(self, n: int, deadline: float, timeout: float, peer: Child | None) -> bytes:
         data = b""
         while len(data) < n:
             left = deadline - time.monotonic()
-            ready, _, _ = select.select([self._r], [], [], max(left, 0))
+            watched = [self._r] if peer is None else [self._r, peer]  # a Child selects on its report pipe
+            ready, _, _ = select.select(watched, [], [], max(left, 0))
             if not ready:
                 raise BarrierTimeout(f"no signal within {timeout:g}s")
+            if self._r not in ready:  # the signal, written before the peer's report and exit, wins a tie
+                raise BarrierBroken(f"child {peer.pid} ended without signalling")
             chunk = os.read(self._r, n - len(data))
             if not chunk:
                 raise BarrierBroken("the other side closed the barrier")

@@ -151,6 +151,12 @@ class Child:
             return value
         raise value from RemoteTraceback(text)
 
+    def fileno(self) -> int:
+        """The report pipe, readable once the child has reported or ended: select() takes the Child itself."""
+        if self._fd is None:
+            raise ValueError(f"child {self.pid} was already joined or killed")
+        return self._fd
+
     def kill(self) -> None:
         """SIGKILL and reap, whatever state the child is in."""
         if self._status is None:
