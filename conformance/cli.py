@@ -7,6 +7,7 @@
     conformance diff OLD.json NEW.json [--format text|markdown|json] [--fail-on-observations]
     conformance ktap REPORT.json
     conformance kernels [KERNEL...] [--out DIR] [--kvm auto|yes|no] [--no-host] [-- PYTEST ARGS...]
+    conformance bench [--report-dir reports/runs/bench] [--dir DIR] [--quick] [-- PYTEST ARGS...]
 
 Bad input is one line on stderr and exit status 2, never a traceback.
 """
@@ -27,6 +28,9 @@ CASES_DIR = Path(__file__).parent / "cases"
 # case's context managers kill and reap its children.
 CASE_TIMEOUT = 120
 DEFAULT_REPORT_DIR = "reports/runs"
+# This package is imported before pytest loads it as a plugin, so pytest cannot rewrite its asserts and would say
+# so in a warning on every run; the plugin's asserts need no rewriting.
+QUIET_REWRITE = ("-W", "ignore::pytest.PytestAssertRewriteWarning")
 
 
 def _fail(message: str) -> int:
@@ -52,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         "-p", "no:cacheprovider",
         "-o", f"timeout={CASE_TIMEOUT * scale:g}",
         "-o", "timeout_method=signal",
+        *QUIET_REWRITE,
         "-q",
     ]
     if args.dir:
@@ -144,6 +149,27 @@ def kernels(args: argparse.Namespace) -> int:
     return runner.main(args.kernels, options)
 
 
+def bench(args: argparse.Namespace) -> int:
+    from .bench.command import run_bench
+
+    if args.dir and not Path(args.dir).is_dir():
+        return _fail(f"--dir {args.dir}: not a directory")
+    if Path(args.report_dir).exists() and not Path(args.report_dir).is_dir():
+        return _fail(f"--report-dir {args.report_dir}: not a directory")
+    status, table = run_bench(Path(args.report_dir).resolve(), args.dir, args.quick, args.pytest_args)
+    if table is None:
+        return _fail("bench: the benchmarks wrote no report") if status == 0 else status
+    _print(table)
+    return status
+
+
+def _one_line_error(command: str):
+    """An ArgumentParser.error that prints one line (no usage) and exits 2."""
+    def error(message: str):
+        sys.exit(_fail(f"{command}: {message}"))
+    return error
+
+
 def _positive(kind):
     def parse(text: str):
         value = kind(text)
@@ -154,6 +180,8 @@ def _positive(kind):
 
 
 def parser() -> argparse.ArgumentParser:
+    from .bench import QUICK_DIVISOR
+
     top = argparse.ArgumentParser(prog="conformance", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the conformance suite on this machine and write the report")
@@ -215,6 +243,18 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds for the suite in each kernel (default: 1800)")
     v.set_defaults(func=kernels)
     v.epilog = "After --, extra pytest arguments for every run, e.g. -- -k locks."
+    b = sub.add_parser("bench", help="measure the suite's wall time and its helpers against C on this machine; "
+                       "the figures go into a report as perf.* observations")
+    b.add_argument("--report-dir", default=DEFAULT_REPORT_DIR + "/bench",
+                   help=f"where the report goes (default: {DEFAULT_REPORT_DIR}/bench)")
+    b.add_argument("--dir", help="the filesystem under test for the lock figures and the suite runs "
+                   "(default: $CONFORMANCE_DIR, else $TMPDIR)")
+    b.add_argument("--quick", action="store_true",
+                   help=f"{QUICK_DIVISOR} times fewer iterations and one timed run per figure")
+    b.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments for both timed suite runs, "
+                   "e.g. -k rights")
+    b.set_defaults(func=bench)
+    b.error = _one_line_error("bench")
     return top
 
 
@@ -223,7 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     extra = []
     if argv[:1] == ["kernels"] and "--" in argv:  # two lists of positionals: argparse cannot tell them apart
         argv, extra = argv[:argv.index("--")], argv[argv.index("--") + 1:]
-    args = parser().parse_args(argv)
+    top = parser()
+    args, unknown = top.parse_known_args(argv)
+    if unknown:
+        message = "unrecognized arguments: " + " ".join(unknown)
+        if args.command == "bench":
+            return _fail(f"bench: {message}")
+        top.error(message)
     if args.command == "kernels":
         args.pytest_args = extra
     try:

@@ -55,8 +55,8 @@ def compiler() -> str | None:
     return None
 
 
-def build(name: str, dest_dir: Path) -> Path:
-    """Compile SOURCE_DIR/<name>.c into dest_dir and return the program's path.
+def build(name: str, dest_dir: Path, source_dir: Path | None = None) -> Path:
+    """Compile <source_dir>/<name>.c (default: this package's) into dest_dir and return the program's path.
 
     The file name carries a hash of the source and the compiler command, so an existing file is reused as is,
     and a changed source or compiler never picks up a stale binary.
@@ -68,7 +68,7 @@ def build(name: str, dest_dir: Path) -> Path:
     if not cc_argv or shutil.which(cc_argv[0]) is None:
         raise NoCompiler(f"C compiler {cc!r} (from $CC) not found")
 
-    source = Path(SOURCE_DIR) / f"{name}.c"
+    source = Path(source_dir or SOURCE_DIR) / f"{name}.c"
     text = source.read_bytes()
     base_command = [*cc_argv, *FLAGS]
     # Libraries come after the source on the command line (illumos: -lsocket -lnsl for sendmsg/recvmsg).

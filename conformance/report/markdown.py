@@ -175,4 +175,17 @@ def render_markdown(report: dict) -> str:
         lines += table(["Case", "Outcome", "Reason", "Observations", "References"], [_case_row(c) for c in cases])
     if not report["cases"]:
         lines += ["", "No cases recorded."]
+    lines += _benchmark_lines(report)
     return "\n".join(lines) + "\n"
+
+
+def _benchmark_lines(report: dict) -> list[str]:
+    """The figures table of a `conformance bench` report (its perf cases); nothing for any other report."""
+    from ..bench.table import HEADER, figures
+
+    rows, notes = figures(report)
+    if not rows:
+        return []
+    lines = ["", "## Benchmark", ""]
+    lines += table(list(HEADER), [[md_escape(cell) for cell in row] for row in rows])
+    return lines + ([""] if notes else []) + [f"- {md_escape(note)}" for note in notes]

@@ -1,0 +1,240 @@
+"""The benchmarks of `conformance bench`, as conformance cases of the area `perf`.
+
+Each case measures and records what it measured as `perf.<figure>...` observations; it fails only when it
+cannot measure (a C baseline that does not compile although a compiler exists, a suite run that writes no
+report), never because something is slow: the targets are stated in the figures table, not asserted. Every
+figure is the best of a few timed runs of a fixed number of iterations, sized to take a fraction of a second
+here. The suite's plugin checks after each case, as after any other, that nothing was left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance import locks, native
+from conformance.harness import rights
+from conformance.harness.children import Child
+from conformance.harness.deadlines import deadline
+from conformance.outcomes import Unsupported
+from conformance.platforms.probes import probe
+from conformance.report.load import read_report
+
+from . import BENCH_DIR, PARALLEL_WORKERS
+from .stats import median, percentile
+
+CONFORMANCE_AREA = "perf"
+
+# Full iteration counts; --bench-quick divides them. Python pays about 10 us a descriptor round trip and 2 to
+# 20 us a lock pair, C a tenth of that or less, a fork a millisecond or two.
+FD_PASS_ITERATIONS = 20_000
+FD_PASS_C_ITERATIONS = 100_000
+LOCK_ITERATIONS = 20_000
+LOCK_C_ITERATIONS = 200_000
+FORK_ITERATIONS = 100
+C_DEADLINE = deadline(60.0)
+SUITE_DEADLINE = deadline(600.0)
+LOCK_PROBES = {"posix": "posix_locks", "ofd": "ofd_locks", "flock": "flock"}
+
+
+def require(name: str) -> None:
+    capability = probe(name)
+    if not capability.supported:
+        raise Unsupported(capability.reason)
+
+
+def best_seconds(loop, iterations: int, rounds: int) -> float:
+    """The fastest of `rounds` timed calls of loop(iterations)."""
+    best = math.inf
+    for _ in range(rounds):
+        start = time.perf_counter()
+        loop(iterations)
+        best = min(best, time.perf_counter() - start)
+    return max(best, 1e-9)
+
+
+@pytest.fixture(scope="session")
+def c_baseline(tmp_path_factory):
+    """c_baseline() -> (baselines.c compiled, None), or (None, reason) without a compiler; built on first use.
+
+    A source the compiler rejects raises native.BuildFailed in the case that asked, which then fails."""
+    built: list = []
+
+    def get():
+        if not built:
+            try:
+                built.append((native.build("baselines", tmp_path_factory.mktemp("bench-native"), BENCH_DIR), None))
+            except native.NoCompiler as e:
+                built.append((None, e.reason))
+        return built[0]
+
+    return get
+
+
+def run_c(program: Path, *args) -> float:
+    """Run a C baseline; the seconds of its best timed run."""
+    done = subprocess.run([str(program), *map(str, args)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=C_DEADLINE, check=False)
+    fields = done.stdout.split()
+    assert done.returncode == 0 and len(fields) == 2 and fields[0] == "best_ns", (
+        f"{program.name} {' '.join(map(str, args))}: exit status {done.returncode}: {done.stdout} {done.stderr}")
+    return max(int(fields[1]), 1) / 1e9
+
+
+def observe_rates(observe, figure: str, python_per_s: float, c_per_s: float | None, c_reason: str | None) -> None:
+    """The Python rate, and the C rate with the cost ratio (Python's cost over C's), or why there is no C figure."""
+    observe(f"{figure}.python_per_s", round(python_per_s))
+    if c_per_s is None:
+        observe(f"{figure}.c_absent", c_reason)
+        return
+    observe(f"{figure}.c_per_s", round(c_per_s))
+    observe(f"{figure}.cost_ratio", round(c_per_s / python_per_s, 2))
+
+
+# ---- descriptor passing -----------------------------------------------------------------------------------------
+
+@pytest.mark.refs("sendmsg(2), recvmsg(2), unix(7): SCM_RIGHTS", "conformance/harness/rights.py: send_fds, recv_fds",
+                  "conformance/bench/baselines.c: fd_pass (the C baseline)")
+def test_descriptor_pass_round_trips(bench, c_baseline, observe):
+    """One descriptor over an AF_UNIX stream socketpair and back out, the receiver closing it, per second."""
+    require("scm_rights")
+    iterations = bench.iterations(FD_PASS_ITERATIONS)
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    fd = os.open(os.devnull, os.O_RDONLY)
+    try:
+        rights.send_fds(a, [fd])
+        with rights.recv_fds(b, 1) as received:
+            assert len(received.fds) == 1, f"a round trip delivered {received.fds}"
+
+        def loop(count: int) -> None:
+            for _ in range(count):
+                rights.send_fds(a, [fd])
+                with rights.recv_fds(b, 1):
+                    pass
+
+        python_per_s = iterations / best_seconds(loop, iterations, bench.rounds)
+    finally:
+        os.close(fd)
+        a.close()
+        b.close()
+    program, reason = c_baseline()
+    c_per_s = None
+    if program is not None:
+        c_iterations = bench.iterations(FD_PASS_C_ITERATIONS)
+        c_per_s = c_iterations / run_c(program, "fd_pass", c_iterations, bench.rounds)
+    observe_rates(observe, "fd_pass", python_per_s, c_per_s, reason)
+
+
+# ---- locks ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.refs("fcntl(2): F_SETLK, F_OFD_SETLK", "flock(2)", "conformance/locks.py: set_lock, unlock",
+                  "conformance/bench/baselines.c: lock (the C baseline)")
+@pytest.mark.parametrize("family", locks.FAMILIES)
+def test_lock_unlock_pairs(bench, c_baseline, observe, workdir, family):
+    """A non-blocking write lock on the whole file and its release, per second, in each lock family."""
+    require(LOCK_PROBES[family])
+    iterations = bench.iterations(LOCK_ITERATIONS)
+    path = workdir / "locked"
+    path.write_bytes(b"")
+    fd = os.open(path, os.O_RDWR)
+    try:
+
+        def loop(count: int) -> None:
+            for _ in range(count):
+                locks.set_lock(fd, family, "write")
+                locks.unlock(fd, family)
+
+        python_per_s = iterations / best_seconds(loop, iterations, bench.rounds)
+    finally:
+        os.close(fd)
+    program, reason = c_baseline()
+    c_per_s = None
+    if program is not None:
+        c_iterations = bench.iterations(LOCK_C_ITERATIONS)
+        how = ("flock", "-") if family == "flock" else ("fcntl", locks.commands(family)[1])
+        c_per_s = c_iterations / run_c(program, "lock", *how, path, c_iterations, bench.rounds)
+    observe_rates(observe, "lock_pairs", python_per_s, c_per_s, reason)
+
+
+# ---- fork and reap ----------------------------------------------------------------------------------------------
+
+def _nothing() -> None:
+    return None
+
+
+@pytest.mark.refs("fork(2), _exit(2), waitpid(2)", "conformance/harness/children.py: Child")
+def test_fork_and_reap(bench, observe):
+    """From inside the test process: a harness Child running a trivial function, and a bare fork, in microseconds."""
+    iterations = bench.iterations(FORK_ITERATIONS)
+
+    def through_child(count: int) -> None:
+        for _ in range(count):
+            with Child(_nothing) as child:
+                child.join()
+
+    def bare(count: int) -> None:
+        for _ in range(count):
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            assert status == 0, f"a bare child ended with wait status {status}"
+
+    child_us = best_seconds(through_child, iterations, bench.rounds) / iterations * 1e6
+    bare_us = best_seconds(bare, iterations, bench.rounds) / iterations * 1e6
+    observe("fork.child_us", round(child_us, 1))
+    observe("fork.bare_us", round(bare_us, 1))
+    observe("fork.child_over_bare", round(child_us / bare_us, 2))
+
+
+# ---- the suite itself -------------------------------------------------------------------------------------------
+
+def run_suite(report_dir: Path, workers: int, test_dir: str, suite_args) -> dict:
+    """`conformance run` in a process of its own; its wall time and what its report says of the case durations."""
+    command = [sys.executable, "-m", "conformance", "run", "-n", str(workers), "--dir", test_dir,
+               "--report-dir", str(report_dir), "--", *suite_args]
+    # The run's pytest keeps its own temporary files beside its report, out of the directory our leak check watches.
+    env = dict(os.environ, TMPDIR=str(report_dir.parent))
+    start = time.monotonic()
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=env, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=SUITE_DEADLINE)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the suite run with -n {workers} did not finish within {SUITE_DEADLINE:g} s") from None
+    finally:
+        if proc.poll() is None:  # a deadline, or pytest-timeout's exception: the run and its workers go
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    wall = time.monotonic() - start
+    written = sorted(report_dir.glob("*.json"))
+    tail = output.decode(errors="replace")[-2000:]
+    what = f"the suite run with -n {workers} (exit status {proc.returncode})"
+    assert len(written) == 1, f"{what} wrote {len(written)} reports:\n{tail}"
+    durations = [case["duration"] for case in read_report(written[0])["cases"]]
+    assert durations, f"{what} ran no case:\n{tail}"
+    return {"wall_s": round(wall, 3), "cases": len(durations), "case_median_ms": round(median(durations) * 1e3, 3),
+            "case_p95_ms": round(percentile(durations, 95) * 1e3, 3), "exit_status": proc.returncode}
+
+
+@pytest.mark.refs("README.md: Benchmark", "conformance/report/FORMAT.md: cases[].duration")
+@pytest.mark.timeout(2 * SUITE_DEADLINE + 60)
+def test_suite_wall_time(bench, observe, tmp_path, pytestconfig):
+    """The whole suite serial and with two workers: wall time, per-case median and 95th percentile, speedup."""
+    walls = {}
+    for label, workers in (("serial", 0), (f"n{PARALLEL_WORKERS}", PARALLEL_WORKERS)):
+        figures = run_suite(tmp_path / label, workers, pytestconfig._conformance_base, bench.suite_args)
+        for name, value in figures.items():
+            observe(f"suite.{label}.{name}", value)
+        walls[label] = figures["wall_s"]
+    observe("suite.speedup", round(walls["serial"] / walls[f"n{PARALLEL_WORKERS}"], 2))

@@ -1,0 +1,103 @@
+"""The figures table of a `conformance bench` report: what `conformance bench` prints at the end and the report's
+Markdown shows under "Benchmark". It reads only the report, so a report rendered again shows the same table.
+
+The targets are stated, with whether this run met them, never asserted: the figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+from . import PARALLEL_WORKERS
+
+HEADER = ("figure", "Python", "C", "ratio", "target")
+TARGET_MEDIAN_MS = 10.0  # per-case median duration
+TARGET_SPEEDUP = 1.7  # serial wall time over the wall time with PARALLEL_WORKERS
+TARGET_COST_RATIO = 2.5  # a helper's cost over the same loop's cost in C
+ABSENT = "absent"
+NONE = "-"
+
+
+def _number(value, spec: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return NONE
+    try:
+        return format(value, spec)
+    except (ValueError, OverflowError):  # a report may hold 1.0 where a count belongs, or an int beyond a float
+        return str(value)
+
+
+def _ratio(value, what: str) -> str:
+    text = _number(value, ".2f")
+    return NONE if text == NONE else f"{text}x {what}"
+
+
+def _target(text: str, met: bool | None) -> str:
+    return text if met is None else f"{text} ({'met' if met else 'missed'})"
+
+
+def _compare(value, limit: float, at_most: bool) -> bool | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value <= limit if at_most else value >= limit
+
+
+def _suite_rows(seen: dict) -> list[tuple[str, ...]]:
+    parallel = f"n{PARALLEL_WORKERS}"
+    rows = []
+    for label, title in (("serial", "serial"), (parallel, f"-n {PARALLEL_WORKERS}")):
+        speedup = seen.get("perf.suite.speedup") if label == parallel else None
+        rows.append((f"suite wall time, {title} (s)", _number(seen.get(f"perf.suite.{label}.wall_s"), ".2f"), NONE,
+                     _ratio(speedup, "faster"),
+                     _target(f">= {TARGET_SPEEDUP}x faster", _compare(speedup, TARGET_SPEEDUP, False))
+                     if label == parallel else NONE))
+        case_median = seen.get(f"perf.suite.{label}.case_median_ms")
+        rows.append((f"per-case median, {title} (ms)", _number(case_median, ".2f"), NONE, NONE,
+                     _target(f"<= {TARGET_MEDIAN_MS:g} ms", _compare(case_median, TARGET_MEDIAN_MS, True))))
+        rows.append((f"per-case p95, {title} (ms)", _number(seen.get(f"perf.suite.{label}.case_p95_ms"), ".2f"),
+                     NONE, NONE, NONE))
+    counts = [_number(seen.get(f"perf.suite.{label}.cases"), "d") for label in ("serial", parallel)]
+    rows.append((f"suite cases (serial / -n {PARALLEL_WORKERS})", " / ".join(counts), NONE, NONE, NONE))
+    return rows
+
+
+def _rate_row(title: str, seen: dict, figure: str, params: str, notes: list) -> tuple[str, ...]:
+    def get(name: str):
+        return seen.get(f"perf.{figure}.{name}{params}")
+
+    python = get("python_per_s")
+    if python is None:
+        return (title, ABSENT, ABSENT, NONE, NONE)
+    reason = get("c_absent")
+    if reason is not None:
+        notes.append(f"C figures absent: {reason}")
+    ratio = get("cost_ratio")
+    return (title, _number(python, ",.0f"), ABSENT if reason is not None else _number(get("c_per_s"), ",.0f"),
+            _ratio(ratio, "the cost"),
+            _target(f"<= {TARGET_COST_RATIO}x the cost", _compare(ratio, TARGET_COST_RATIO, True)))
+
+
+def figures(report: dict) -> tuple[list[tuple[str, ...]], list[str]]:
+    """The rows of the table and its notes (why a figure is absent); no rows for a report without perf cases."""
+    cases = [case for case in report["cases"] if case["area"] == "perf"]
+    if not cases:
+        return [], []
+    seen: dict = {}
+    for case in cases:
+        seen.update(case["observations"])
+    notes = [f"{case['id']}: {case['outcome']}: {case['reason']}" for case in cases if case["outcome"] != "pass"]
+    rows = _suite_rows(seen)
+    rows.append(_rate_row("descriptor pass round trips per s", seen, "fd_pass", "", notes))
+    for family in [case["params"] for case in cases if case["name"] == "test_lock_unlock_pairs"]:
+        rows.append(_rate_row(f"{family} lock/unlock pairs per s", seen, "lock_pairs", f"[{family}]", notes))
+    over_bare = seen.get("perf.fork.child_over_bare")
+    rows.append(("fork and reap through Child (us)", _number(seen.get("perf.fork.child_us"), ".0f"), NONE,
+                 _ratio(over_bare, "a bare fork"), NONE))
+    rows.append(("bare fork, _exit and waitpid (us)", _number(seen.get("perf.fork.bare_us"), ".0f"), NONE, NONE, NONE))
+    return rows, list(dict.fromkeys(notes))
+
+
+def render_text(rows: list[tuple[str, ...]], notes: list[str]) -> str:
+    """The table in aligned columns, then the notes."""
+    widths = [max(len(row[i]) for row in (HEADER, *rows)) for i in range(len(HEADER))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in (HEADER, *rows)]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines + [f"note: {note}" for note in notes]) + "\n"
