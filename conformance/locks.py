@@ -141,29 +141,35 @@ def available(family: str) -> None:
     pack_flock("write")
 
 
-def is_waiting(path, pid: int) -> bool | None:
-    """True if the kernel lists a waiter on this file for pid (Linux /proc/locks "->" lines); None where it cannot
-    tell. OFD waiters belong to no process and are listed with pid -1, so for them any waiter on the file counts.
+def waiters(path, pid: int) -> int | None:
+    """How many waiters the kernel lists on this file for pid (Linux /proc/locks "->" lines); None where it cannot
+    tell. OFD waiters belong to no process and are listed with pid -1, so for them every waiter on the file counts.
     """
     table = constants().PROC_LOCKS
     if table is None:
         return None
     st = os.stat(path)
     ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    with open(table) as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) > 6 and fields[1] == "->" and fields[6] == ident and fields[5] in (str(pid), "-1"):
-                return True
-    return False
+    try:
+        f = open(table)
+    except OSError:
+        return None
+    with f:
+        return sum(1 for fields in map(str.split, f)
+                   if len(fields) > 6 and fields[1] == "->" and fields[6] == ident and fields[5] in (str(pid), "-1"))
 
 
 def seen_waiting(path, pid: int, timeout: float = DEFAULT_DEADLINE) -> bool | None:
-    """is_waiting, asked again until it says yes or the timeout passes: a child on a slow machine (an emulated
-    kernel) may not have reached its lock call when the case looks. The kernel offers no event to wait for."""
+    """Whether the kernel lists a waiter for pid, asked again until it does or the timeout passes: a child on a
+    slow machine (an emulated kernel) may not have reached its lock call when the case looks. The kernel offers no
+    event to wait for. None where it cannot tell."""
     end = time.monotonic() + timeout
     while True:
-        answer = is_waiting(path, pid)
-        if answer is not False or time.monotonic() >= end:
-            return answer
+        listed = waiters(path, pid)
+        if listed is None:
+            return None
+        if listed:
+            return True
+        if time.monotonic() >= end:
+            return False
         time.sleep(0.002)

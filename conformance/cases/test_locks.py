@@ -20,13 +20,14 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
 from conformance import locks
 from conformance.harness import rights
 from conformance.harness.barriers import BarrierTimeout, Event
-from conformance.harness.children import DEFAULT_DEADLINE, Child
+from conformance.harness.children import DEFAULT_DEADLINE, Child, run_in_child
 from conformance.harness.deadlines import deadline
 
 from ._support import data_file, errno_name, free_pid, or_unsupported
@@ -419,6 +420,17 @@ def _close_in_thread(fd: int) -> None:
     assert not thread.is_alive()
 
 
+def _close_then_ask(fd: int, path: str, kind: str, start: int, length: int, query: str, flags: int):
+    """In a child: close the inherited descriptor (no lock of the parent's is this process's to drop), then ask
+    through a description of its own what conflicts."""
+    os.close(fd)
+    fd = os.open(path, flags)
+    try:
+        return locks.get_lock(fd, query, kind, start, length)
+    finally:
+        os.close(fd)
+
+
 def _lock_survives(setter: str, scenario: str) -> bool:
     if scenario == "child_closes":
         return True  # neither the description nor the owning process lost anything
@@ -440,16 +452,16 @@ def test_generic_478_lock_after_a_close(workdir, setter, getter, held_kind, aske
     closed = False
     try:
         locks.set_lock(fd, setter, held_kind, 0, 10)
-        if scenario == "child_closes":
-            with Child(_close_in_child, fd) as child:
-                child.join()
-        elif scenario == "thread_closes":
-            _close_in_thread(fd)
-            closed = True
-        else:
-            os.close(os.dup(fd))
         start, length = RANGES[span]
-        seen = locks.holder(path, "fcntl", asked_kind, start, length, query=getter, flags=flags)
+        if scenario == "child_closes":  # the child that closed is the other process that asks
+            seen = run_in_child(_close_then_ask, fd, os.fspath(path), asked_kind, start, length, getter, flags)
+        else:
+            if scenario == "thread_closes":
+                _close_in_thread(fd)
+                closed = True
+            else:
+                os.close(os.dup(fd))
+            seen = locks.holder(path, "fcntl", asked_kind, start, length, query=getter, flags=flags)
     finally:
         if not closed:
             os.close(fd)
@@ -464,7 +476,10 @@ def test_generic_478_lock_after_a_close(workdir, setter, getter, held_kind, aske
 
 # ---- blocking -----------------------------------------------------------------------------------------------------
 
-BLOCK_WINDOW = 0.2  # how long a waiter must stay blocked before the case calls it blocked (confirmed on Linux)
+# Where the kernel cannot list lock waiters, how long a waiter must stay blocked before the case calls it blocked.
+# Where it can (Linux /proc/locks), the case waits for the listing instead: a listed waiter is asleep in the kernel.
+BLOCK_WINDOW = 0.2
+WAITER_POLL = 0.002
 
 
 def _lock_and_report(path: str, family: str, start: int, length: int, report: Event) -> str:
@@ -478,14 +493,29 @@ def _lock_and_report(path: str, family: str, start: int, length: int, report: Ev
     return "granted"
 
 
-def _assert_blocked(path, child: Child, report: Event) -> None:
-    try:
-        early = report.wait(BLOCK_WINDOW)
-    except BarrierTimeout:  # nothing within the window, as a blocked waiter should be
-        early = None
+def _answer_or_blocked(path, child: Child, report: Event, listed: int = 1) -> bytes | None:
+    """The answer the waiting child reported first, or None once it is blocked: listed by the kernel as waiting
+    (`listed` waiters counted as locks.waiters counts them), or, where the kernel cannot say, silent for
+    BLOCK_WINDOW. A listed waiter has passed the kernel's conflict and deadlock checks and sleeps."""
+    if locks.waiters(path, child.pid) is None:
+        try:
+            return report.wait(BLOCK_WINDOW, peer=child)
+        except BarrierTimeout:
+            return None
+    end = time.monotonic() + DEFAULT_DEADLINE
+    while True:
+        try:
+            return report.wait(WAITER_POLL, peer=child)
+        except BarrierTimeout:
+            pass
+        if locks.waiters(path, child.pid) >= listed:
+            return None
+        assert time.monotonic() < end, f"the waiter neither answered nor was listed as waiting in {DEFAULT_DEADLINE:g}s"
+
+
+def _assert_blocked(path, child: Child, report: Event, listed: int = 1) -> None:
+    early = _answer_or_blocked(path, child, report, listed)
     assert early is None, f"the waiter did not block: {early!r}"
-    confirmed = locks.seen_waiting(path, child.pid)
-    assert confirmed in (True, None), "the kernel does not list the waiter as blocked"
 
 
 @pytest.mark.race("F_SETLKW racing the holder's unlock")
@@ -507,14 +537,16 @@ class Interrupted(Exception):
     pass
 
 
-def _interrupted_wait(path: str, family: str) -> str:
-    """Block on a held lock until SIGALRM arrives; Python runs a handler only when the call returned EINTR."""
+def _interrupted_wait(path: str, family: str, own_timer: bool) -> str:
+    """Block on a held lock until SIGALRM arrives; Python runs a handler only when the call returned EINTR.
+    own_timer: where the kernel cannot list waiters, the child arms the signal itself after BLOCK_WINDOW."""
     def handler(signum, frame):
         raise Interrupted
 
     signal.signal(signal.SIGALRM, handler)
     fd = os.open(path, os.O_RDWR)
-    signal.setitimer(signal.ITIMER_REAL, BLOCK_WINDOW)
+    if own_timer:
+        signal.setitimer(signal.ITIMER_REAL, BLOCK_WINDOW)
     try:
         locks.set_lock(fd, family, "write", 0, 10, wait=True)
     except Interrupted:
@@ -534,7 +566,11 @@ def test_a_waiting_lock_interrupted_by_a_signal_fails(lockfile, family):
     _family(family)
     path, fd = lockfile
     locks.set_lock(fd, family, "write", 0, 10)
-    with Child(_interrupted_wait, os.fspath(path), family) as child:
+    listing = locks.waiters(path, os.getpid()) is not None
+    with Child(_interrupted_wait, os.fspath(path), family, not listing) as child:
+        if listing:  # signal the waiter once the kernel lists it as asleep in the lock call
+            assert locks.seen_waiting(path, child.pid), "the waiter was never listed as waiting"
+            os.kill(child.pid, signal.SIGALRM)
         outcome = child.join()
     assert outcome == "EINTR", f"a signal during a waiting {family} lock: {outcome}"
 
@@ -568,17 +604,21 @@ def test_a_lock_cycle(lockfile, family, size, observe):
         for i, (held, go, done) in enumerate(events):
             members.append(Child(_cycle_member, os.fspath(path), family, i, (i + 1) % size, held, go, done))
             held.wait()
+        # OFD waiters are listed without their process (pid -1): member i is the i+1th waiter on the file.
+        def listed(i: int) -> int:
+            return i + 1 if family == "ofd" else 1
+
         for i, (_, go, done) in enumerate(events[:-1]):
             go.set()
-            _assert_blocked(path, members[i], done)
+            _assert_blocked(path, members[i], done, listed(i))
         last_go, last_done = events[-1][1], events[-1][2]
         last_go.set()
-        try:
-            closing = last_done.wait(BLOCK_WINDOW).decode()  # detection answers at once
-        except BarrierTimeout:
-            assert locks.seen_waiting(path, members[-1].pid) in (True, None), "the last member neither failed nor waits"
+        answer = _answer_or_blocked(path, members[-1], last_done, listed(size - 1))  # detection answers at once
+        if answer is None:
             closing = "blocked"
             members[-1].kill()  # break the cycle ourselves: its locks go with it
+        else:
+            closing = answer.decode()
         observe("deadlock", "detected" if closing == "EDEADLK" else closing)
         outcomes = [m.join() for m in members[:-1]]
         assert outcomes == ["granted"] * (size - 1), f"the rest of the cycle did not unwind: {outcomes}"
