@@ -1,11 +1,9 @@
 """The report of a real run: it validates, a parallel run reports what a serial run does, and nothing
-regressed against this platform's reference report."""
+regressed against this platform's reference report. The runs are conftest.py's, shared with test_leftovers.py."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,22 +15,19 @@ from conformance.report.schema import load_schema, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Both runs may happen in the setup of one test here: conftest.WALL bounds each, the margin is for a loaded machine.
+pytestmark = pytest.mark.timeout(440)
 
-def _run_suite(report_dir: Path, *extra: str) -> dict:
-    command = [sys.executable, "-m", "pytest", str(ROOT / "conformance" / "cases"), "-q", "-p", "no:cacheprovider",
-               "-p", "no:randomly", "--conformance-report", str(report_dir), *extra]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (path,) = report_dir.glob("*.json")
+
+def _report(run) -> dict:
+    assert run.status == 0, run.output[-6000:]
+    (path,) = run.report_dir.glob("*.json")
     return json.loads(path.read_text())
 
 
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory) -> dict:
-    return {
-        "serial": _run_suite(tmp_path_factory.mktemp("serial")),
-        "parallel": _run_suite(tmp_path_factory.mktemp("parallel"), "-n", "2", "-p", "randomly"),
-    }
+def reports(serial_run, parallel_run) -> dict:
+    return {"serial": _report(serial_run), "parallel": _report(parallel_run)}
 
 
 def test_every_real_report_validates(reports):
