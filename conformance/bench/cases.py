@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from conformance import locks, native
+from conformance.cli import CASES_DIR
 from conformance.harness import rights
 from conformance.harness.children import Child
 from conformance.harness.deadlines import deadline
@@ -198,33 +199,54 @@ def test_fork_and_reap(bench, observe):
 
 # ---- the suite itself -------------------------------------------------------------------------------------------
 
-def run_suite(report_dir: Path, workers: int, test_dir: str, suite_args) -> dict:
-    """`conformance run` in a process of its own; its wall time and what its report says of the case durations."""
-    command = [sys.executable, "-m", "conformance", "run", "-n", str(workers), "--dir", test_dir,
-               "--report-dir", str(report_dir), "--", *suite_args]
-    # The run's pytest keeps its own temporary files beside its report, out of the directory our leak check watches.
-    env = dict(os.environ, TMPDIR=str(report_dir.parent))
+def _suite_environment(report_dir: Path) -> dict:
+    """The run's pytest keeps its own temporary files beside its report, out of the directory our leak check
+    watches; and it may write bytecode, as any run does unless told not to, so that both timed runs find the
+    rewritten case modules cached (the warm-up wrote them) and neither pays for rewriting them."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return dict(env, TMPDIR=str(report_dir.parent))
+
+
+def _run(command: list, report_dir: Path, what: str) -> tuple[int, float, str]:
+    """command in a session of its own: (exit status, wall seconds, the tail of its output)."""
     start = time.monotonic()
     proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=env, start_new_session=True)
+                            env=_suite_environment(report_dir), start_new_session=True)
     try:
         output, _ = proc.communicate(timeout=SUITE_DEADLINE)
     except subprocess.TimeoutExpired:
-        raise AssertionError(f"the suite run with -n {workers} did not finish within {SUITE_DEADLINE:g} s") from None
+        raise AssertionError(f"{what} did not finish within {SUITE_DEADLINE:g} s") from None
     finally:
         if proc.poll() is None:  # a deadline, or pytest-timeout's exception: the run and its workers go
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-    wall = time.monotonic() - start
+    return proc.returncode, time.monotonic() - start, output.decode(errors="replace")[-2000:]
+
+
+def warm_up(report_dir: Path, suite_args) -> None:
+    """Collect the suite once, untimed: imports and the case modules' bytecode are then as in any later run."""
+    report_dir.mkdir(parents=True)
+    command = [sys.executable, "-m", "pytest", str(CASES_DIR), "--collect-only", "-q", "-p", "no:cacheprovider",
+               *suite_args]
+    status, _, tail = _run(command, report_dir, "collecting the suite")
+    assert status == 0, f"collecting the suite failed (exit status {status}):\n{tail}"
+
+
+def run_suite(report_dir: Path, workers: int, test_dir: str, suite_args) -> dict:
+    """`conformance run` in a process of its own; its wall time and what its report says of the case durations."""
+    report_dir.mkdir(parents=True)
+    command = [sys.executable, "-m", "conformance", "run", "-n", str(workers), "--dir", test_dir,
+               "--report-dir", str(report_dir), "--", *suite_args]
+    what = f"the suite run with -n {workers}"
+    status, wall, tail = _run(command, report_dir, what)
     written = sorted(report_dir.glob("*.json"))
-    tail = output.decode(errors="replace")[-2000:]
-    what = f"the suite run with -n {workers} (exit status {proc.returncode})"
+    what += f" (exit status {status})"
     assert len(written) == 1, f"{what} wrote {len(written)} reports:\n{tail}"
     durations = [case["duration"] for case in read_report(written[0])["cases"]]
     assert durations, f"{what} ran no case:\n{tail}"
     return {"wall_s": round(wall, 3), "cases": len(durations), "case_median_ms": round(median(durations) * 1e3, 3),
-            "case_p95_ms": round(percentile(durations, 95) * 1e3, 3), "exit_status": proc.returncode}
+            "case_p95_ms": round(percentile(durations, 95) * 1e3, 3), "exit_status": status}
 
 
 @pytest.mark.refs("README.md: Benchmark", "conformance/report/FORMAT.md: cases[].duration")
@@ -232,6 +254,7 @@ def run_suite(report_dir: Path, workers: int, test_dir: str, suite_args) -> dict
 def test_suite_wall_time(bench, observe, tmp_path, pytestconfig):
     """The whole suite serial and with two workers: wall time, per-case median and 95th percentile, speedup."""
     walls = {}
+    warm_up(tmp_path / "warm-up", bench.suite_args)
     for label, workers in (("serial", 0), (f"n{PARALLEL_WORKERS}", PARALLEL_WORKERS)):
         figures = run_suite(tmp_path / label, workers, pytestconfig._conformance_base, bench.suite_args)
         for name, value in figures.items():
