@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import sys
 import time
 from dataclasses import dataclass
 
@@ -78,19 +79,83 @@ def unpack_flock(data: bytes) -> dict:
     return dict(zip(c.FLOCK_FIELDS, struct.unpack(c.FLOCK_FORMAT, data)))
 
 
+# What set_lock has built, so a lock call need not rebuild its command and struct flock. It holds for the
+# `constants` and sys.platform it was built under (tests swap both to simulate another OS), and a change of either
+# empties it. Only what built without raising is kept, so a missing name raises on every call. Code that changes
+# names in place (fcntl's, the platform module's) calls clear_cache().
+_requests: dict = {}  # (family, kind, start, length, whence, pid, wait) -> (command, struct flock)
+_whole_file: dict = {}  # family -> kind -> the same for a non-blocking request with every default (most calls)
+_requests_constants = _requests_platform = None
+_REQUESTS_MAX = 4096  # a bound for a caller that locks ever new ranges
+_ZERO = 0  # compared by identity, so 0.0 (no int) still reaches struct.pack and is refused there
+_SEEK_SET = os.SEEK_SET
+
+# flock operations by `not wait`, then kind: non-blocking unless waiting or unlocking.
+_FLOCK_OPERATIONS = ({"read": fcntl.LOCK_SH, "write": fcntl.LOCK_EX, "unlock": fcntl.LOCK_UN},
+                     {"read": fcntl.LOCK_SH | fcntl.LOCK_NB, "write": fcntl.LOCK_EX | fcntl.LOCK_NB,
+                      "unlock": fcntl.LOCK_UN})
+
+
+def clear_cache() -> None:
+    """Forget the requests set_lock has built."""
+    global _requests_constants, _requests_platform
+    _requests.clear()
+    _whole_file.clear()
+    _requests_constants = _requests_platform = None
+
+
+def _build(family: str, kind: str, start: int, length: int, whence: int, pid: int, wait: bool) -> tuple[int, bytes]:
+    """(command, struct flock) from commands() and pack_flock(), kept for the next call if it is all ints."""
+    global _requests_constants, _requests_platform
+    if _requests_constants is not constants or _requests_platform is not sys.platform \
+            or len(_requests) >= _REQUESTS_MAX:
+        clear_cache()
+        _requests_constants, _requests_platform = constants, sys.platform
+    _, setlk, setlkw = commands(family)
+    request = setlkw if wait else setlk, pack_flock(kind, start, length, whence, pid)
+    if type(start) is int and type(length) is int and type(whence) is int and type(pid) is int:
+        _requests[family, kind, start, length, whence, pid, bool(wait)] = request
+        if start is _ZERO and length is _ZERO and whence is _SEEK_SET and pid is _ZERO and not wait:
+            _whole_file.setdefault(family, {})[kind] = request
+    return request
+
+
 def set_lock(fd: int, family: str, kind: str = "write", start: int = 0, length: int = 0, *,
              whence: int = os.SEEK_SET, wait: bool = False, pid: int = 0) -> None:
     """Take (or with kind="unlock", drop) a lock. A conflict raises OSError (EAGAIN/EACCES; EWOULDBLOCK for flock)."""
     if family == "flock":
-        operation = {"read": fcntl.LOCK_SH, "write": fcntl.LOCK_EX, "unlock": fcntl.LOCK_UN}[kind]
-        fcntl.flock(fd, operation | (0 if wait or kind == "unlock" else fcntl.LOCK_NB))
+        operation = _FLOCK_OPERATIONS[not wait][kind]
+        fcntl.flock(fd, operation)
         return
-    _, setlk, setlkw = commands(family)
-    fcntl.fcntl(fd, setlkw if wait else setlk, pack_flock(kind, start, length, whence, pid))
+    command = None
+    if _requests_constants is constants and _requests_platform is sys.platform:
+        try:
+            if start is _ZERO and length is _ZERO and whence is _SEEK_SET and pid is _ZERO and not wait:
+                command, request = _whole_file[family][kind]
+            elif type(start) is int and type(length) is int and type(whence) is int and type(pid) is int:
+                command, request = _requests[family, kind, start, length, whence, pid, bool(wait)]
+        except (KeyError, TypeError):  # not built yet; an unhashable argument raises below as it always did
+            pass
+    if command is None:
+        command, request = _build(family, kind, start, length, whence, pid, wait)
+    fcntl.fcntl(fd, command, request)
 
 
 def unlock(fd: int, family: str, start: int = 0, length: int = 0) -> None:
-    set_lock(fd, family, "unlock", start, length)
+    """set_lock(fd, family, "unlock", start, length); a whole-file release is answered here, without a second call."""
+    if family == "flock":
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return
+    command = None
+    if start is _ZERO and length is _ZERO and _requests_constants is constants and _requests_platform is sys.platform:
+        try:
+            command, request = _whole_file[family]["unlock"]
+        except (KeyError, TypeError):
+            pass
+    if command is None:
+        set_lock(fd, family, "unlock", start, length)
+        return
+    fcntl.fcntl(fd, command, request)
 
 
 def get_lock(fd: int, family: str, kind: str = "write", start: int = 0, length: int = 0, *,

@@ -94,3 +94,130 @@ def test_lock_cases_without_ofd_locks_are_unsupported_not_failed(tmp_path):
              if c["outcome"] != ("unsupported" if "ofd" in c["id"] else "pass")]
     assert not wrong, wrong[:10]
     assert all("F_OFD" in c["reason"] for c in cases if c["outcome"] == "unsupported")
+
+
+# ---- the request cache of set_lock and unlock ----------------------------------------------------------------------
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """fcntl.fcntl and fcntl.flock record their arguments instead of calling the kernel (the requests of a
+    simulated OS would not work here)."""
+    calls: list = []
+    monkeypatch.setattr(fcntl, "fcntl", lambda fd, command, arg=0: calls.append((command, arg)) or arg)
+    monkeypatch.setattr(fcntl, "flock", lambda fd, operation: calls.append(operation))
+    return calls
+
+
+def expected_request(family: str, kind: str, start: int = 0, length: int = 0, whence: int = os.SEEK_SET,
+                     wait: bool = False) -> tuple:
+    """What set_lock passes to fcntl, built now by the uncached functions."""
+    _, setlk, setlkw = locks.commands(family)
+    return setlkw if wait else setlk, locks.pack_flock(kind, start, length, whence)
+
+
+def lock_and_unlock(family: str) -> None:
+    locks.set_lock(3, family, "write")
+    locks.set_lock(3, family, "read", 5, 10, whence=os.SEEK_CUR)
+    locks.set_lock(3, family, "write", wait=True)
+    locks.unlock(3, family)
+    locks.unlock(3, family, 5, 10)
+
+
+def expected_lock_and_unlock(family: str) -> list:
+    return [expected_request(family, "write"), expected_request(family, "read", 5, 10, os.SEEK_CUR),
+            expected_request(family, "write", wait=True), expected_request(family, "unlock"),
+            expected_request(family, "unlock", 5, 10)]
+
+
+def test_cached_requests_never_cross_simulated_platforms(simulate, recorded):
+    """Each OS's requests, whatever was cached before under another: the cache is keyed on the constants."""
+    for os_name in ("linux", "darwin", "freebsd", "linux", "darwin"):
+        simulate(os_name)
+        for _ in range(2):  # built, then from the cache
+            recorded.clear()
+            lock_and_unlock("posix")
+            assert recorded == expected_lock_and_unlock("posix"), os_name
+    assert len(recorded[0][1]) == 24  # darwin's struct flock, not linux's 32 bytes
+
+
+def test_a_changed_sys_platform_is_a_changed_platform(monkeypatch, recorded):
+    lock_and_unlock("posix")  # cached for this platform
+    monkeypatch.setattr(sys, "platform", "darwin")  # conformance.platforms.constants() now answers darwin
+    for _ in range(2):
+        recorded.clear()
+        lock_and_unlock("posix")
+        assert recorded == expected_lock_and_unlock("posix")
+    assert len(recorded[0][1]) == 24
+
+
+def test_a_missing_family_raises_on_every_call_even_after_it_worked(simulate, recorded):
+    simulate("linux", keep=FCNTL_NAMES)
+    locks.set_lock(3, "ofd", "write")  # cached as working here
+    simulate("freebsd")
+    for _ in range(3):
+        with pytest.raises(locks.LockFamilyUnavailable, match="F_OFD_GETLK/SETLK/SETLKW are not defined on freebsd"):
+            locks.set_lock(3, "ofd", "write")
+        with pytest.raises(locks.LockFamilyUnavailable, match="F_OFD_GETLK/SETLK/SETLKW are not defined on freebsd"):
+            locks.unlock(3, "ofd")
+    simulate("generic")
+    for _ in range(2):
+        with pytest.raises(locks.LockFamilyUnavailable, match="not defined on generic"):
+            locks.set_lock(3, "posix", "write")
+
+
+def test_clear_cache_after_changing_names_in_place(monkeypatch, recorded):
+    """The cache cannot see a name removed from the same constants module; clear_cache() makes it look again."""
+    locks.set_lock(3, "ofd", "write")
+    for name in ("F_OFD_GETLK", "F_OFD_SETLK", "F_OFD_SETLKW"):
+        monkeypatch.delattr(fcntl, name, raising=False)
+        monkeypatch.setattr(constants(), name, None)
+    locks.clear_cache()
+    with pytest.raises(locks.LockFamilyUnavailable, match="F_OFD_GETLK"):
+        locks.set_lock(3, "ofd", "write")
+
+
+def test_arguments_struct_refuses_are_refused_after_a_cached_equal_int(recorded):
+    locks.set_lock(3, "posix", "write")
+    locks.set_lock(3, "posix", "write", 0, 10)
+    for start, length in ((0.0, 0), (0, 0.0), (0.0, 10)):  # equal to cached int keys, but no ints
+        with pytest.raises(struct.error):
+            locks.set_lock(3, "posix", "write", start, length)
+
+
+def test_the_cache_is_bounded(monkeypatch, recorded):
+    monkeypatch.setattr(locks, "_REQUESTS_MAX", 8)
+    for start in range(40):
+        locks.set_lock(3, "posix", "write", start, 1)
+        assert len(locks._requests) <= 8
+    assert recorded[-1] == expected_request("posix", "write", 39, 1)
+
+
+@pytest.mark.parametrize(("kind", "wait", "operation"), [
+    ("read", False, fcntl.LOCK_SH | fcntl.LOCK_NB), ("write", False, fcntl.LOCK_EX | fcntl.LOCK_NB),
+    ("unlock", False, fcntl.LOCK_UN), ("read", True, fcntl.LOCK_SH), ("write", True, fcntl.LOCK_EX),
+    ("unlock", True, fcntl.LOCK_UN)])
+def test_flock_operations(recorded, kind, wait, operation):
+    locks.set_lock(3, "flock", kind, wait=wait)
+    locks.unlock(3, "flock")
+    assert recorded == [operation, fcntl.LOCK_UN]
+
+
+def test_cached_requests_lock_for_real(tmp_path):
+    """Through the cache, on this kernel: a whole-file and a range lock conflict with another description's."""
+    path = tmp_path / "locked"
+    path.write_bytes(b"")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        for family in ("posix", "flock"):
+            for _ in range(3):
+                locks.set_lock(fd, family, "write")
+                assert locks.holder(path, family) is not None
+                locks.unlock(fd, family)
+                assert locks.holder(path, family) is None
+        for _ in range(3):
+            locks.set_lock(fd, "posix", "write", 5, 10)
+            assert locks.holder(path, "posix", start=9, length=1) is not None
+            locks.unlock(fd, "posix", 5, 10)
+            assert locks.holder(path, "posix", start=9, length=1) is None
+    finally:
+        os.close(fd)

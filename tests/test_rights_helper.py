@@ -152,3 +152,55 @@ def test_parse_that_fails_half_way_closes_what_it_parsed(pipes):
     assert_closed(r1, w1)
     os.fstat(r2)  # never reached, so never owned
     os.fstat(w2)
+
+
+# ---- the prepared structs behind rights_cmsg, parse and recv_fds ----------------------------------------------------
+
+@pytest.mark.parametrize("fds", [[5], [0], [-21845], [2**31 - 1], [-2**31], [3, 4], (7,), (7, 8, 9), [], [True],
+                                 range(4)])
+def test_rights_cmsg_packs_what_an_array_packs(fds):
+    assert rights.rights_cmsg(fds) == (*RIGHTS, packed(*fds))
+    assert rights.rights_cmsg(fd for fd in fds) == (*RIGHTS, packed(*fds))
+
+
+@pytest.mark.parametrize("fds", [[2**31], [-2**31 - 1], [1.0], ["3"], [None], [1, 2**40], 5])
+def test_rights_cmsg_refuses_what_an_array_refuses(fds):
+    with pytest.raises(Exception) as expected:
+        array.array("i", fds)
+    with pytest.raises(type(expected.value)) as got:
+        rights.rights_cmsg(fds)
+    assert str(got.value) == str(expected.value)
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 16, 253, 600])
+def test_parse_unpacks_any_count(count):
+    fds = list(range(-count // 2, count - count // 2))
+    got = rights.parse(b"", [(*RIGHTS, packed(*fds) + b"\x01")], 0)
+    assert got.groups == [fds] and got.truncated_bytes == 1
+    got.take()
+
+
+def test_the_unpacking_structs_are_bounded():
+    for count in range(700):
+        got = rights.parse(b"", [(*RIGHTS, packed(*range(count)))], 0)
+        assert got.take() == list(range(count))
+    assert len(rights._INTS) <= 512
+
+
+def test_recv_fds_without_cmsg_space_in_python_uses_the_fallback(monkeypatch):
+    expected = socket.CMSG_SPACE(4 * 3)
+    monkeypatch.delattr(socket, "CMSG_SPACE")
+    sock = RecordingSocket()
+    rights.recv_fds(sock, 3)
+    assert sock.calls == [(1024, expected, 0)]
+
+
+def test_a_round_trip_many_times_leaves_nothing_open(pipes):
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with a, b:
+        for n in (1, 1, 2, 1, 3, 1):
+            rights.send_fds(a, pipes[:n])
+            with rights.recv_fds(b, n) as got:
+                assert [identity(fd) for fd in got.fds] == [identity(fd) for fd in pipes[:n]]
+                received = got.fds
+            assert_closed(*received)

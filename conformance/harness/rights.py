@@ -10,11 +10,27 @@ from __future__ import annotations
 import array
 import os
 import socket
+import struct
 from dataclasses import dataclass, field
 
 from ..platforms import constants
 
 INT_SIZE = array.array("i").itemsize
+_INT = struct.Struct("i")  # one descriptor, packed for less than an array costs
+
+
+class _IntStructs(dict):
+    """n -> struct.Struct of n native ints (array "i"'s layout), made on first use, to unpack a received group for
+    less than an array costs. Bounded for a caller that sees ever new counts."""
+
+    def __missing__(self, n: int) -> struct.Struct:
+        layout = struct.Struct(f"{n}i")
+        if len(self) < 512:
+            self[n] = layout
+        return layout
+
+
+_INTS = _IntStructs()
 
 
 def cmsg_space(nbytes: int) -> int:
@@ -32,12 +48,22 @@ def rights_space(nfds: int) -> int:
 
 
 def rights_cmsg(fds) -> tuple[int, int, bytes]:
+    if type(fds) is list and len(fds) == 1:
+        try:
+            return socket.SOL_SOCKET, socket.SCM_RIGHTS, _INT.pack(fds[0])
+        except struct.error:
+            pass  # not an int in range: the array raises (or accepts) as it always did
     return socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes()
 
 
 def send_fds(sock: socket.socket, fds, data: bytes = b"x", flags: int = 0, groups=None) -> int:
     """Send data with fds in one SCM_RIGHTS message (or with several, one per list in groups)."""
-    cmsgs = [rights_cmsg(g) for g in groups] if groups is not None else ([rights_cmsg(fds)] if fds else [])
+    if groups is not None:
+        cmsgs = [rights_cmsg(g) for g in groups]
+    elif fds:
+        cmsgs = [rights_cmsg(fds)]
+    else:
+        cmsgs = []
     return sock.sendmsg([data], cmsgs, flags)
 
 
@@ -65,7 +91,10 @@ class Received:
         return fds
 
     def close(self) -> None:
-        fds, self.groups = self.fds, []
+        fds = []
+        for group in self.groups:  # what the fds property gives, without its cost on every receive
+            fds += group
+        self.groups = []
         for fd in fds:
             try:
                 os.close(fd)
@@ -80,27 +109,30 @@ class Received:
 
 
 def parse(data: bytes, ancdata, flags: int) -> Received:
-    received = Received(data=data, flags=flags)
+    groups: list = []
+    other: list = []
+    truncated = 0
     try:
         for level, kind, payload in ancdata:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                whole = len(payload) - len(payload) % INT_SIZE
-                fds = array.array("i")
-                fds.frombytes(payload[:whole])
-                received.groups.append(list(fds))
-                received.truncated_bytes += len(payload) - whole
+                size = len(payload)
+                groups.append(list(_INTS[size // INT_SIZE].unpack_from(payload)))
+                truncated += size % INT_SIZE
             else:
-                received.other.append((level, kind, payload))
+                other.append((level, kind, payload))
     except BaseException:
-        received.close()
+        Received(groups=groups).close()
         raise
-    return received
+    return Received(data, flags, groups, other, truncated)  # positional: keywords make the call slower
 
 
 def recv_fds(sock: socket.socket, maxfds: int, bufsize: int = 1024, flags: int = 0,
              controllen: int | None = None) -> Received:
     """One recvmsg with room for maxfds descriptors (CMSG_SPACE-sized unless controllen is given)."""
     if controllen is None:
-        controllen = rights_space(maxfds)
+        try:
+            controllen = socket.CMSG_SPACE(maxfds * INT_SIZE)  # rights_space(maxfds), without two calls
+        except (AttributeError, TypeError):
+            controllen = rights_space(maxfds)  # no CMSG_SPACE here, or a bad maxfds: raises as it always did
     data, ancdata, msg_flags, _ = sock.recvmsg(bufsize, controllen, flags)
     return parse(data, ancdata, msg_flags)
