@@ -63,7 +63,7 @@ def _ci(*args, env=None, timeout=300):
 def _env(tmp_path=None, **extra):
     """The scripts run this interpreter's installed package. A test keeps their temporary files under its
     tmp_path, since its leak check watches the session's temporary directory; a module fixture may leave the
-    session's own (traversable by the unprivileged children of a full run), as test_real_report does."""
+    session's own (traversable by the unprivileged children of a full run), as conftest.py's real runs do."""
     env = {key: value for key, value in os.environ.items() if key != "GITHUB_STEP_SUMMARY"}
     env.update(CONFORMANCE_PYTHON=sys.executable, **extra)
     if tmp_path is not None:
