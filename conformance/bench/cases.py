@@ -35,8 +35,8 @@ from .stats import median, percentile
 
 CONFORMANCE_AREA = "perf"
 
-# Full iteration counts; --bench-quick divides them. Python pays about 10 us a descriptor round trip and 2 to
-# 20 us a lock pair, C a tenth of that or less, a fork a millisecond or two.
+# Full iteration counts; --bench-quick divides them. Python pays a few us a descriptor round trip and about 1 us a
+# lock pair, C a third of that or less, a fork a millisecond or two.
 FD_PASS_ITERATIONS = 20_000
 FD_PASS_C_ITERATIONS = 100_000
 LOCK_ITERATIONS = 20_000
