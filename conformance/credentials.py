@@ -25,8 +25,7 @@ import struct
 from dataclasses import dataclass
 
 from .harness.rights import cmsg_space as _space
-from .platforms import constants
-from .platforms.probes import lookup
+from .platforms import constants, lookup
 from .unavailable import Unavailable
 
 GROUPS_ROOM = 1024  # gids of receive-buffer room for the variable-length BSD structures (FreeBSD NGROUPS_MAX 1023)

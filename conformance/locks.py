@@ -19,8 +19,7 @@ import time
 from dataclasses import dataclass
 
 from .harness.children import DEFAULT_DEADLINE, run_in_child
-from .platforms import constants
-from .platforms.probes import lookup
+from .platforms import constants, lookup
 from .unavailable import Unavailable
 
 FAMILIES = ("posix", "ofd", "flock")

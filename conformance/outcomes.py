@@ -27,3 +27,12 @@ class Unsupported(pytest.skip.Exception):
 
 def unsupported(reason: str) -> Unsupported:
     return Unsupported(reason)
+
+
+def require(name: str) -> None:
+    """Make the case `unsupported`, with the capability probe's reason, when the mechanism is missing here."""
+    from .platforms.probes import probe
+
+    capability = probe(name)
+    if not capability.supported:
+        raise Unsupported(capability.reason)

@@ -34,7 +34,7 @@ def simulate(monkeypatch):
 
     def apply(os_name: str) -> None:
         monkeypatch.setattr(credentials, "constants", lambda: constants(os_name))
-        monkeypatch.setattr("conformance.platforms.probes.constants", lambda name=None: constants(os_name))
+        monkeypatch.setattr("conformance.platforms.constants", lambda name=None: constants(os_name))
         if os_name != "linux":
             for name in LINUX_ONLY_NAMES:
                 monkeypatch.delattr(socket, name, raising=False)

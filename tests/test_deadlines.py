@@ -35,14 +35,16 @@ def test_deadline_multiplies_and_an_unusable_value_counts_as_one(monkeypatch):
 
 
 def test_harness_deadlines_are_scaled_and_the_blocking_window_is_not():
-    code = ("from conformance.harness import barriers, children\n"
-            "from conformance.cases import _support, test_locks, test_protocol\n"
-            "print(children.DEFAULT_DEADLINE, barriers.DEFAULT_WAIT, _support.RELEASE_WAIT,"
-            " test_protocol.DEADLINE, test_locks.BLOCK_WINDOW)")
+    code = ("import inspect\n"
+            "from conformance.harness import barriers, children, deadlines\n"
+            "from conformance.cases import _support, test_locks\n"
+            "join = inspect.signature(children.Child.join).parameters['timeout'].default\n"
+            "wait = inspect.signature(barriers.Event.wait).parameters['timeout'].default\n"
+            "print(deadlines.DEFAULT_DEADLINE, join, wait, _support.RELEASE_WAIT, test_locks.BLOCK_WINDOW)")
     env = dict(os.environ, CONFORMANCE_DEADLINE_SCALE="3", PYTHONDONTWRITEBYTECODE="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
                          timeout=60, check=True).stdout.split()
-    assert [float(x) for x in out] == [30.0, 30.0, 15.0, 30.0, 0.2]
+    assert [float(x) for x in out] == [30.0, 30.0, 30.0, 15.0, 0.2]
 
 
 def _run(tmp_path: Path, scale: str) -> subprocess.CompletedProcess:

@@ -37,7 +37,7 @@ import time
 
 import pytest
 
-from conformance.harness import barriers, children
+from conformance.harness import deadlines
 from conformance.harness.barriers import Event
 from conformance.harness.children import Child
 
@@ -112,7 +112,7 @@ def die_without_signalling():
 def test_child(timed, fault):
     with Child(fault) as child:
         record_pid(child.pid)
-        timed(children.DEFAULT_DEADLINE, child.join)
+        timed(deadlines.DEFAULT_DEADLINE, child.join)
 
 
 # ---- pytest-timeout expires while the case holds a live child, an open pipe and a temporary file ----
@@ -146,7 +146,7 @@ def test_pytest_timeout_unmanaged(timed):
 def test_barrier_never_signalled(timed):
     with Event() as ready, Child(pause_forever) as child:
         record_pid(child.pid)
-        timed(barriers.DEFAULT_WAIT, ready.wait)
+        timed(deadlines.DEFAULT_DEADLINE, ready.wait)
 
 
 @pytest.mark.refs("self-test: fault injection")
@@ -154,7 +154,7 @@ def test_barrier_never_signalled(timed):
 def test_barrier_peer_dies(timed, watched):
     with Event() as ready, Child(die_without_signalling) as child:
         record_pid(child.pid)
-        timed(barriers.DEFAULT_WAIT, ready.wait, peer=child if watched else None)
+        timed(deadlines.DEFAULT_DEADLINE, ready.wait, peer=child if watched else None)
 '''
 
 

@@ -26,7 +26,7 @@ def simulate(monkeypatch):
 
     def apply(os_name: str, keep=()) -> None:
         monkeypatch.setattr(locks, "constants", lambda: constants(os_name))
-        monkeypatch.setattr("conformance.platforms.probes.constants", lambda name=None: constants(os_name))
+        monkeypatch.setattr("conformance.platforms.constants", lambda name=None: constants(os_name))
         for name in FCNTL_NAMES:
             if name not in keep:
                 monkeypatch.delattr(fcntl, name, raising=False)

@@ -26,8 +26,7 @@ from conformance.cli import CASES_DIR
 from conformance.harness import rights
 from conformance.harness.children import Child
 from conformance.harness.deadlines import deadline
-from conformance.outcomes import Unsupported
-from conformance.platforms.probes import probe
+from conformance.outcomes import require
 from conformance.report.load import read_report
 
 from . import BENCH_DIR, PARALLEL_WORKERS
@@ -45,12 +44,6 @@ FORK_ITERATIONS = 100
 C_DEADLINE = deadline(60.0)
 SUITE_DEADLINE = deadline(600.0)
 LOCK_PROBES = {"posix": "posix_locks", "ofd": "ofd_locks", "flock": "flock"}
-
-
-def require(name: str) -> None:
-    capability = probe(name)
-    if not capability.supported:
-        raise Unsupported(capability.reason)
 
 
 def best_seconds(loop, iterations: int, rounds: int) -> float:

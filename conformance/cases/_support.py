@@ -94,15 +94,6 @@ def raise_nofile_limit(wanted: int) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def drop_privileges(uid: int = 65534) -> None:
-    """In a child run as root: become an unprivileged user (by default the traditional nobody, 65534)."""
-    if os.geteuid() != 0:
-        return
-    os.setgroups([])
-    os.setgid(uid)
-    os.setuid(uid)
-
-
 class InFlightMarker:
     """A pipe whose write end is sent along with the descriptors under test.
 

@@ -9,17 +9,9 @@ import tempfile
 
 import pytest
 
-from conformance.outcomes import Unsupported
-from conformance.platforms.probes import probe
+from conformance.outcomes import Unsupported, require
 
 SOCKET_TYPES = ("stream", "dgram", "seqpacket")
-
-
-def require(name: str) -> None:
-    """Make the case `unsupported` (with the probe's reason) when the mechanism is missing."""
-    capability = probe(name)
-    if not capability.supported:
-        raise Unsupported(capability.reason)
 
 
 def unix_socketpair(kind: str) -> tuple[socket.socket, socket.socket]:

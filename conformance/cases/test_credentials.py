@@ -21,11 +21,12 @@ from conformance import credentials as creds
 from conformance.harness import rights
 from conformance.harness.barriers import Event
 from conformance.harness.children import Child
-from conformance.harness.deadlines import deadline
+from conformance.harness.deadlines import DEFAULT_DEADLINE, deadline
+from conformance.harness.privileges import NOBODY, drop_privileges
 from conformance.outcomes import Unsupported
 from conformance.platforms import constants
 
-from ._support import data_file, drop_privileges, errno_name, free_pid, nothing_queued, or_unsupported, same_file
+from ._support import data_file, errno_name, free_pid, nothing_queued, or_unsupported, same_file
 from .conftest import require, unix_socketpair
 
 SEED = "APUE 3e 17.4 Figures 17.13/17.14 (seed 000: Sending/Receiving credentials over UNIX domain sockets)"
@@ -33,8 +34,6 @@ UNIX7 = "Linux unix(7): SO_PASSCRED, SCM_CREDENTIALS, SO_PEERCRED"
 UNIX4 = "FreeBSD unix(4): LOCAL_PEERCRED, LOCAL_CREDS, LOCAL_CREDS_PERSISTENT, SCM_CREDS"
 UNIX_CMSG = "FreeBSD tools/regression/sockets/unix_cmsg"
 SCM_PIDFD = "Linux tools/testing/selftests/net/af_unix/scm_pidfd.c"
-NOBODY = 65534
-DEADLINE = deadline(10.0)
 KINDS = ["stream", "dgram"]
 
 
@@ -298,7 +297,7 @@ def _listen(path: str, kind: str) -> socket.socket:
         listener.bind(path)
         os.chmod(path, 0o777)  # a sender that dropped to nobody must be able to connect
         listener.listen(1)
-        listener.settimeout(DEADLINE)  # a child that failed to connect must not leave accept() waiting
+        listener.settimeout(DEFAULT_DEADLINE)  # a child that failed to connect must not leave accept() waiting
     except BaseException:
         listener.close()
         raise
@@ -312,7 +311,7 @@ def _accept(listener: socket.socket, child: Child) -> socket.socket:
     except OSError:
         child.join(deadline(1.0))
         raise
-    conn.settimeout(DEADLINE)
+    conn.settimeout(DEFAULT_DEADLINE)
     return conn
 
 

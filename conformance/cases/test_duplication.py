@@ -27,11 +27,12 @@ from conformance.duplication import TOKEN_SIZE
 from conformance.harness import fds as fdlist
 from conformance.harness.barriers import Event
 from conformance.harness.children import Child
-from conformance.harness.deadlines import deadline
+from conformance.harness.deadlines import DEFAULT_DEADLINE
+from conformance.harness.privileges import NOBODY, drop_privileges
 from conformance.outcomes import Unsupported
 from conformance.platforms import constants
 
-from ._support import drop_privileges, errno_name, or_unsupported
+from ._support import errno_name, or_unsupported
 from .conftest import require
 
 SEED = "seed 004 (QNX: a dup message sent over any channel, 'only between clients in similar uid groups (or root)')"
@@ -41,8 +42,6 @@ LTP_02 = "LTP pidfd_getfd02: EBADF, EINVAL, ESRCH, EPERM"
 PTRACE = "ptrace(2): Ptrace access mode checking (PTRACE_MODE_ATTACH_REALCREDS)"
 YAMA = "Linux Documentation/admin-guide/LSM/Yama.rst: ptrace_scope"
 PROC_FD = "proc_pid_fd(5): opening /proc/<pid>/fd/<n> opens the file anew"
-DEADLINE = deadline(10.0)
-NOBODY = 65534
 LOCK_PROBE = {"posix": "posix_locks", "ofd": "ofd_locks", "flock": "flock"}
 CHANNEL_PROBE = {"unix_dgram": "sock_dgram", "mqueue": "posix_mqueue"}
 
@@ -97,7 +96,7 @@ class Sender:
         if prepare is not None:
             prepare(fd)
         self.channel.send(duplication.make_token(fd))
-        self.go.wait(DEADLINE)
+        self.go.wait(DEFAULT_DEADLINE)
         return report(fd) if report is not None else None
 
     @property
@@ -105,11 +104,11 @@ class Sender:
         return self.child.pid
 
     def token(self) -> bytes:
-        return self.channel.receive(TOKEN_SIZE, DEADLINE)
+        return self.channel.receive(TOKEN_SIZE, DEFAULT_DEADLINE)
 
     def finish(self):
         self.go.set()
-        return self.child.join(DEADLINE)
+        return self.child.join(DEFAULT_DEADLINE)
 
     def __enter__(self) -> Sender:
         return self
@@ -201,7 +200,7 @@ def _socket_end(pair: list):
 
 
 def _received(pair: list) -> bytes:
-    ready, _, _ = select.select([pair[1]], [], [], DEADLINE)
+    ready, _, _ = select.select([pair[1]], [], [], DEFAULT_DEADLINE)
     return pair[1].recv(16) if ready else b""
 
 
@@ -375,7 +374,7 @@ def test_nonzero_flags_are_einval(flags):
 
 def _pidfd_of_a_child_that_exits():
     go = Event()
-    child = Child(go.wait, DEADLINE)
+    child = Child(go.wait, DEFAULT_DEADLINE)
     try:
         pidfd = duplication.pidfd_open(child.pid)  # the child waits for `go`, so it is still alive here
     except BaseException:
@@ -391,7 +390,7 @@ def test_process_already_reaped_is_esrch():
     go, child, pidfd = _pidfd_of_a_child_that_exits()
     try:
         go.set()
-        child.join(DEADLINE)
+        child.join(DEFAULT_DEADLINE)
         assert _refusal(duplication.pidfd_getfd, pidfd, 0) == "ESRCH"
     finally:
         os.close(pidfd)
@@ -406,7 +405,7 @@ def test_process_exited_but_not_reaped_is_refused(observe):
     go, child, pidfd = _pidfd_of_a_child_that_exits()
     try:
         go.set()
-        ready, _, _ = select.select([pidfd], [], [], DEADLINE)  # a pidfd turns readable when the process exits
+        ready, _, _ = select.select([pidfd], [], [], DEFAULT_DEADLINE)  # a pidfd turns readable when the process exits
         assert ready, "the child did not exit within its deadline"
         name = _refusal(duplication.pidfd_getfd, pidfd, 0)
         observe("exited_unreaped_errno", name)
@@ -451,7 +450,7 @@ def test_caller_of_another_uid_without_privilege_is_eperm(observe):
         if target is None:
             raise Unsupported("no process of another uid is visible in /proc to ask for")
     with Child(_try_duplicate_of, target, fd) as child:
-        answer = child.join(DEADLINE)
+        answer = child.join(DEFAULT_DEADLINE)
     observe("other_uid_errno", answer)
     assert answer == "EPERM", f"an unprivileged caller asking another uid's process got {answer}"
 
@@ -461,7 +460,7 @@ def _redeem_in_child(channel: channels.Channel, unprivileged: bool = True) -> st
     if unprivileged:
         _become_unprivileged()
     try:
-        os.close(duplication.redeem(channel.receive(TOKEN_SIZE, DEADLINE)))
+        os.close(duplication.redeem(channel.receive(TOKEN_SIZE, DEFAULT_DEADLINE)))
         return "duplicated"
     except OSError as e:
         return errno_name(e)
@@ -495,7 +494,7 @@ def test_sibling_of_the_same_uid_as_yama_allows(pipe_channel, declared, observe)
     observe("yama_ptrace_scope", "absent" if scope is None else scope)
     with Sender(pipe_channel, _pipe_end, setup=_unprivileged_sender(declared)) as sender, \
             Child(_redeem_in_child, pipe_channel) as redeemer:
-        answer = redeemer.join(DEADLINE)
+        answer = redeemer.join(DEFAULT_DEADLINE)
         sender.finish()
     observe("sibling_redeem", answer)
     expected = _sibling_expected(scope, declared)
@@ -515,7 +514,7 @@ def test_sender_that_is_not_dumpable_is_refused_without_cap_sys_ptrace(pipe_chan
     setup = _unprivileged_sender(declare_ptracer=True, dumpable=False)
     with Sender(pipe_channel, _pipe_end, setup=setup) as sender, \
             Child(_redeem_in_child, pipe_channel, caller == "unprivileged") as redeemer:
-        answer = redeemer.join(DEADLINE)
+        answer = redeemer.join(DEFAULT_DEADLINE)
         sender.finish()
     observe("not_dumpable_redeem", answer)
     expected = "duplicated" if caller == "root" else "EPERM"

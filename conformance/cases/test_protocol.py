@@ -18,12 +18,13 @@ from conformance import apue
 from conformance.credentials import CredentialsUnavailable, message_mechanism
 from conformance.harness import rights
 from conformance.harness.children import Child
-from conformance.harness.deadlines import deadline
+from conformance.harness.deadlines import DEFAULT_DEADLINE, deadline
+from conformance.harness.privileges import NOBODY, drop_privileges
 from conformance.outcomes import Unsupported
 
 from ._protocol import STATUS_RULE_IDS, STATUS_RULES, TEXT_SIZES, Collect, check_same_open_file
 from ._protocol import sample_text as _text
-from ._support import InFlightMarker, data_file, drop_privileges, nothing_queued, or_unsupported, same_file
+from ._support import InFlightMarker, data_file, nothing_queued, or_unsupported, same_file
 
 SEED = "APUE 3e 17.4 (seed 000)"
 SEED_SEND_ERR = f"{SEED}: Figure 'The send_err function'"
@@ -31,7 +32,6 @@ SEED_UNIX = f"{SEED}: Figures 'send_fd/recv_fd for UNIX domain sockets'"
 SEED_CREDS = f"{SEED}: Figures 24-25 'Sending/Receiving credentials over UNIX domain sockets'"
 POSIX_RIGHTS = "POSIX.1-2024 XBD <sys/socket.h>: SCM_RIGHTS"
 MAXLINE = apue.MAXLINE
-DEADLINE = deadline(10.0)
 
 
 # ---- the descriptor and every status ---------------------------------------------------------------------------
@@ -104,7 +104,7 @@ def test_error_text_arrives_whole_and_in_order_on_a_stream(stream_pair, size):
         apue.send_err(a, -9, text)
         result = apue.recv_fd(b, collect)
     else:
-        b.settimeout(DEADLINE)  # a sender that died mid-text makes the receive time out, not hang
+        b.settimeout(DEFAULT_DEADLINE)  # a sender that died mid-text makes the receive time out, not hang
         with Child(_send_err_later, a, text, 9) as child:  # more than a socket buffer: the sender must block
             try:
                 result = apue.recv_fd(b, collect)
@@ -316,7 +316,6 @@ def test_recv_ufd_returns_the_descriptor_and_a_uid(pair, workdir, observe):
         os.close(fd)
 
 
-NOBODY = 65534
 
 
 @pytest.mark.refs(SEED_CREDS, "unix(7) SCM_CREDENTIALS", "FreeBSD unix(4) SCM_CREDS: filled in by the kernel")

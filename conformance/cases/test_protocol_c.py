@@ -16,7 +16,7 @@ import pytest
 from conformance import apue
 from conformance.credentials import message_mechanism
 from conformance.harness import rights
-from conformance.harness.deadlines import deadline
+from conformance.harness.deadlines import DEFAULT_DEADLINE
 from conformance.native import NoCompiler, build
 from conformance.outcomes import Unsupported
 
@@ -27,7 +27,6 @@ CONFORMANCE_AREA = "protocol"
 SEED = "APUE 3e 17.4 (seed 000): send_fd/send_err/recv_fd for UNIX domain sockets"
 SEED_CREDS = "APUE 3e 17.4 (seed 000): Figures 24-25 send_fd/recv_ufd with credentials"
 NATIVE = "conformance/native/apue_fd.c (the C peer)"
-DEADLINE = deadline(10.0)
 
 
 @pytest.fixture(scope="session")
@@ -50,11 +49,11 @@ class Peer:
 
     def wait(self) -> Peer:
         try:
-            out, err = self.proc.communicate(timeout=DEADLINE)
+            out, err = self.proc.communicate(timeout=DEFAULT_DEADLINE)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.communicate()
-            raise AssertionError(f"the C peer did not finish within {DEADLINE} s") from None
+            raise AssertionError(f"the C peer did not finish within {DEFAULT_DEADLINE} s") from None
         self.returncode = self.proc.returncode
         self.lines = out.decode().splitlines()
         self.stderr = err.decode()

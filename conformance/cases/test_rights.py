@@ -21,15 +21,14 @@ from conformance.harness import fds as fdlist
 from conformance.harness import rights
 from conformance.harness.children import run_in_child
 from conformance.harness.deadlines import deadline
+from conformance.harness.privileges import drop_privileges
 from conformance.outcomes import Unsupported
-from conformance.platforms import constants
-from conformance.platforms.probes import lookup
+from conformance.platforms import constants, lookup
 
 from ._support import (
     RELEASE_WAIT,
     InFlightMarker,
     data_file,
-    drop_privileges,
     errno_name,
     nothing_queued,
     raise_nofile_limit,

@@ -22,10 +22,11 @@ import pytest
 from conformance import apue, streams
 from conformance.harness.children import Child
 from conformance.harness.deadlines import deadline
+from conformance.harness.privileges import NOBODY, drop_privileges
 from conformance.outcomes import Unsupported
 
 from ._protocol import STATUS_RULE_IDS, STATUS_RULES, TEXT_SIZES, Collect, check_same_open_file, sample_text
-from ._support import InFlightMarker, data_file, drop_privileges, errno_name, same_file
+from ._support import InFlightMarker, data_file, errno_name, same_file
 from .conftest import require
 
 SEED = "APUE 3e 17.4 (seed 000)"
@@ -36,7 +37,6 @@ GETMSG = "illumos getmsg(2)"
 SRC_STREAMIO = "illumos usr/src/uts/common/os/streamio.c"
 SRC_FIFO = "illumos usr/src/uts/common/fs/fifofs/fifosubr.c, fifovnops.c"
 MAXLINE = apue.MAXLINE
-NOBODY = 65534
 
 
 class StreamsPipe:

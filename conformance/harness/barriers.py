@@ -7,14 +7,11 @@ import select
 import time
 from typing import TYPE_CHECKING
 
-from .deadlines import deadline
+from .deadlines import DEFAULT_DEADLINE
 from .errors import HarnessError
 
 if TYPE_CHECKING:
     from .children import Child
-
-DEFAULT_WAIT = deadline(10.0)
-
 
 class BarrierTimeout(HarnessError):
     pass
@@ -38,7 +35,7 @@ class Event:
             raise ValueError("an event carries 1..255 bytes")
         os.write(self._w, bytes([len(data)]) + data)
 
-    def wait(self, timeout: float = DEFAULT_WAIT, peer: Child | None = None) -> bytes:
+    def wait(self, timeout: float = DEFAULT_DEADLINE, peer: Child | None = None) -> bytes:
         """The payload of the next set(); BarrierTimeout after timeout seconds.
 
         peer: the Child that is to set this event. Both processes hold the write end (the event is made before the

@@ -18,10 +18,9 @@ import traceback
 import warnings
 from typing import Any, Callable
 
-from .deadlines import deadline
+from .deadlines import DEFAULT_DEADLINE
 from .errors import HarnessError
 
-DEFAULT_DEADLINE = deadline(10.0)
 # The reaping poll after the report pipe closed: 50 us doubling to 1 ms (a fixed 1 ms cost most joins a whole 1 ms).
 REAP_FIRST_PAUSE = 0.00005
 REAP_MAX_PAUSE = 0.001

@@ -44,3 +44,8 @@ def scale() -> float:
 
 def deadline(seconds: float) -> float:
     return seconds * scale()
+
+
+# How long the harness waits, unless a caller says otherwise, for a child to report or a barrier to be set: far
+# beyond what any case needs, so only a hang reaches it.
+DEFAULT_DEADLINE = deadline(10.0)

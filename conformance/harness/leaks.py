@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..platforms import constants
 from . import children, fds
-from .deadlines import deadline
+from .deadlines import DEFAULT_DEADLINE
 
 
 @dataclass
@@ -89,7 +89,7 @@ def child_pids() -> set[int]:
     except OSError:
         return zombies
     try:
-        out, _ = ps.communicate(timeout=deadline(10))
+        out, _ = ps.communicate(timeout=DEFAULT_DEADLINE)
     except subprocess.SubprocessError:
         ps.kill()  # and reap it, or it would be the next check's leaked child
         ps.communicate()

@@ -28,3 +28,13 @@ def constants(name: str | None = None) -> ModuleType:
     name = name or os_name()
     module = name if name in _MODULES.values() else "generic"
     return importlib.import_module(f"{__name__}.{module}")
+
+
+def lookup(name: str, *modules) -> int | None:
+    """A constant from the first module that has it (Python's own socket, fcntl or os), then from the platform's
+    constants: Python lacks names that the OS has where its build predates them."""
+    for module in modules:
+        value = getattr(module, name, None)
+        if value is not None:
+            return value
+    return getattr(constants(), name, None)

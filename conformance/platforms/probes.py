@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Callable
 
-from . import constants
+from . import constants, lookup
 
 
 @dataclass(frozen=True)
@@ -30,15 +30,6 @@ class Capability:
 
     def as_dict(self) -> dict:
         return {"supported": self.supported, "reason": self.reason}
-
-
-def lookup(name: str, *modules) -> int | None:
-    """A constant from the first module that has it, then from the platform's constants."""
-    for module in modules:
-        value = getattr(module, name, None)
-        if value is not None:
-            return value
-    return getattr(constants(), name, None)
 
 
 def _errname(e: OSError) -> str:
