@@ -16,21 +16,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
-import time
 from pathlib import Path
 
+from . import settings
 from .report.load import ReportError, read_report, read_reports
-
-CASES_DIR = Path(__file__).parent / "cases"
-# The backstop for a case that hangs despite the harness's own deadlines; the signal method lets the
-# case's context managers kill and reap its children.
-CASE_TIMEOUT = 120
-DEFAULT_REPORT_DIR = "reports/runs"
-# This package is imported before pytest loads it as a plugin, so pytest cannot rewrite its asserts and would say
-# so in a warning on every run; the plugin's asserts need no rewriting.
-QUIET_REWRITE = ("-W", "ignore::pytest.PytestAssertRewriteWarning")
 
 
 def _fail(message: str) -> int:
@@ -39,24 +29,18 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import pytest
+    from .session import run_pytest
 
-    from .harness import deadlines
-
-    if args.dir and not Path(args.dir).is_dir():
-        return _fail(f"--dir {args.dir}: not a directory")
     try:
-        scale = deadlines.parse_scale(os.environ.get(deadlines.ENV))
-    except deadlines.BadScale as e:
+        settings.deadline_scale()
+        settings.target_dir(args.dir, "--dir")
+    except settings.BadSetting as e:
         return _fail(str(e))
     report_dir = Path(args.report_dir).resolve()
     pytest_args = [
-        str(CASES_DIR),
+        str(settings.CASES_DIR),
         "--conformance-report", str(report_dir),
         "-p", "no:cacheprovider",
-        "-o", f"timeout={CASE_TIMEOUT * scale:g}",
-        "-o", "timeout_method=signal",
-        *QUIET_REWRITE,
         "-q",
     ]
     if args.dir:
@@ -69,17 +53,16 @@ def run(args: argparse.Namespace) -> int:
     if args.strict:
         pytest_args.append("--conformance-strict")
     if not args.ktap:
-        return int(pytest.main(pytest_args + args.pytest_args))
+        return run_pytest(pytest_args + args.pytest_args)[0]
     # KTAP consumers read standard output, so pytest's own output goes to standard error.
-    started = time.time() - 1  # mtime granularity
     with contextlib.redirect_stdout(sys.stderr):
-        status = int(pytest.main(pytest_args + args.pytest_args))
-    written = [path for path in report_dir.glob("*.json") if path.stat().st_mtime >= started]
-    if len(written) != 1:
-        print(f"conformance: the run wrote {len(written)} reports in {report_dir}, so no KTAP is printed",
-              file=sys.stderr)
+        status, report = run_pytest(pytest_args + args.pytest_args)
+    if report is None:
+        print("conformance: the run built no report, so no KTAP is printed", file=sys.stderr)
         return status or 2
-    _print_ktap(written[0])
+    from .report.ktap import render_ktap
+
+    _print(render_ktap(report))
     return status
 
 
@@ -127,13 +110,9 @@ def diff(args: argparse.Namespace) -> int:
 
 
 def ktap(args: argparse.Namespace) -> int:
-    return _print_ktap(args.report)
-
-
-def _print_ktap(path: str | Path) -> int:
     from .report.ktap import render_ktap
 
-    _print(render_ktap(read_report(path)))
+    _print(render_ktap(read_report(args.report)))
     return 0
 
 
@@ -152,8 +131,10 @@ def kernels(args: argparse.Namespace) -> int:
 def bench(args: argparse.Namespace) -> int:
     from .bench.command import run_bench
 
-    if args.dir and not Path(args.dir).is_dir():
-        return _fail(f"--dir {args.dir}: not a directory")
+    try:
+        settings.target_dir(args.dir, "--dir")
+    except settings.BadSetting as e:
+        return _fail(str(e))
     if Path(args.report_dir).exists() and not Path(args.report_dir).is_dir():
         return _fail(f"--report-dir {args.report_dir}: not a directory")
     status, table = run_bench(Path(args.report_dir).resolve(), args.dir, args.quick, args.pytest_args)
@@ -185,8 +166,8 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="conformance", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the conformance suite on this machine and write the report")
-    r.add_argument("--report-dir", default=DEFAULT_REPORT_DIR,
-                   help=f"where <platform-id>.json/.md/.html/.ktap go (default: {DEFAULT_REPORT_DIR})")
+    r.add_argument("--report-dir", default=settings.DEFAULT_REPORT_DIR,
+                   help=f"where <platform-id>.json/.md/.html/.ktap go (default: {settings.DEFAULT_REPORT_DIR})")
     r.add_argument("--dir", help="directory on the filesystem to test, where cases make their files "
                    "(default: $CONFORMANCE_DIR, else $TMPDIR)")
     r.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers: a number, auto (default), or 0")
@@ -245,8 +226,8 @@ def parser() -> argparse.ArgumentParser:
     v.epilog = "After --, extra pytest arguments for every run, e.g. -- -k locks."
     b = sub.add_parser("bench", help="measure the suite's wall time and its helpers against C on this machine; "
                        "the figures go into a report as perf.* observations")
-    b.add_argument("--report-dir", default=DEFAULT_REPORT_DIR + "/bench",
-                   help=f"where the report goes (default: {DEFAULT_REPORT_DIR}/bench)")
+    b.add_argument("--report-dir", default=settings.DEFAULT_REPORT_DIR + "/bench",
+                   help=f"where the report goes (default: {settings.DEFAULT_REPORT_DIR}/bench)")
     b.add_argument("--dir", help="the filesystem under test for the lock figures and the suite runs "
                    "(default: $CONFORMANCE_DIR, else $TMPDIR)")
     b.add_argument("--quick", action="store_true",

@@ -5,21 +5,27 @@
 Each run is `conformance run -n WORKERS` with pytest-randomly's order from seed S+i (so any run can be replayed
 with `-p randomly -p "randomly" --randomly-seed=...`), while N busy-loop processes (default: one per CPU) compete
 for the same cores. A case is flaky when its outcome is not the same in every run; a run that fails or errors is
-reported too. Exit status: 0 when every run agrees and none failed, 1 otherwise, 2 for bad input.
+reported too. The runs are lined up as the matrix lines up platforms (report.lineup, one column per run). Exit status:
+0 when every run agrees and none failed, 1 otherwise, 2 for bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
+
+from .model import CaseResult
+from .report.lineup import line_up
+from .report.load import ReportError, read_report
+from .report.vocabulary import NOT_RUN
 
 BUSY_LOOP = "while True: pass"
 
@@ -43,8 +49,17 @@ def stop_load(processes: list) -> None:
         process.wait()
 
 
-def run_once(index: int, seed: int, workers: str, out: Path, extra: list) -> dict:
-    """One suite run: its exit status, wall time, and every case's outcome from the report it wrote."""
+@dataclass
+class SoakRun:
+    index: int
+    seed: int
+    status: int  # the run's exit status
+    wall: float  # seconds
+    results: list[CaseResult] | None  # every case of the report it wrote; None when it wrote no usable report
+
+
+def run_once(index: int, seed: int, workers: str, out: Path, extra: list) -> SoakRun:
+    """One suite run: its exit status, wall time, and every case's result from the report it wrote."""
     report_dir = out / f"run-{index:03d}"
     argv = [sys.executable, "-m", "conformance", "run", "-n", workers, "--report-dir", str(report_dir), "--",
             "-p", "randomly", f"--randomly-seed={seed}", *extra]
@@ -54,31 +69,33 @@ def run_once(index: int, seed: int, workers: str, out: Path, extra: list) -> dic
     wall = time.monotonic() - start
     (out / f"run-{index:03d}.log").write_text(done.stdout)
     reports = sorted(report_dir.glob("*.json"))
-    outcomes = {}
-    if reports:
-        outcomes = {case["id"]: case["outcome"] for case in json.loads(reports[0].read_text())["cases"]}
-    return {"index": index, "seed": seed, "status": done.returncode, "wall": wall, "outcomes": outcomes}
+    results = None
+    if len(reports) == 1:
+        try:
+            results = read_report(reports[0]).cases
+        except ReportError:
+            pass
+    return SoakRun(index, seed, done.returncode, wall, results)
 
 
-def flaky_cases(runs: list) -> dict:
-    """case id -> {outcome: [run indexes]} for every case whose outcome differs between runs (or is missing)."""
-    seen: dict = defaultdict(lambda: defaultdict(list))
-    for run in runs:
-        for case, outcome in run["outcomes"].items():
-            seen[case][outcome].append(run["index"])
-    every = {run["index"] for run in runs if run["outcomes"]}
+def flaky_cases(runs: list[SoakRun]) -> dict:
+    """case id -> {outcome: [run indexes]} for every case whose outcome is not the same in every run that wrote a
+    report; a run without the case is listed under "missing"."""
+    reported = [run for run in runs if run.results is not None]
     flaky = {}
-    for case, by_outcome in seen.items():
-        present = {i for indexes in by_outcome.values() for i in indexes}
-        if len(by_outcome) > 1 or present != every:
-            flaky[case] = {**by_outcome, **({"missing": sorted(every - present)} if present != every else {})}
+    for row in line_up([run.results for run in reported]).rows():
+        if row.differs:
+            by_outcome: dict = defaultdict(list)
+            for run, outcome in zip(reported, row.outcomes):
+                by_outcome["missing" if outcome == NOT_RUN else outcome].append(run.index)
+            flaky[row.id] = dict(by_outcome)
     return flaky
 
 
-def summary(runs: list, flaky: dict, load: int, workers: str) -> str:
-    walls = sorted(run["wall"] for run in runs)
-    bad = [run for run in runs if run["status"] != 0 or not run["outcomes"]]
-    cases = max((len(run["outcomes"]) for run in runs), default=0)
+def summary(runs: list[SoakRun], flaky: dict, load: int, workers: str) -> str:
+    walls = sorted(run.wall for run in runs)
+    bad = [run for run in runs if run.status != 0 or not run.results]
+    cases = max((len(run.results or ()) for run in runs), default=0)
     lines = [
         "# Soak",
         "",
@@ -87,10 +104,10 @@ def summary(runs: list, flaky: dict, load: int, workers: str) -> str:
         f"- wall time per run: min {walls[0]:.1f} s, median {walls[len(walls) // 2]:.1f} s, max {walls[-1]:.1f} s"
         if walls else "- no run finished",
         f"- runs that failed or wrote no report: {len(bad)}"
-        + "".join(f"\n  - run {run['index']} (seed {run['seed']}): exit {run['status']}" for run in bad),
+        + "".join(f"\n  - run {run.index} (seed {run.seed}): exit {run.status}" for run in bad),
         f"- flaky cases: {len(flaky)}",
     ]
-    seeds = {run["index"]: run["seed"] for run in runs}
+    seeds = {run.index: run.seed for run in runs}
     for case, by_outcome in sorted(flaky.items()):
         where = "; ".join(f"{outcome} in runs {', '.join(f'{i} (seed {seeds.get(i)})' for i in indexes)}"
                           for outcome, indexes in by_outcome.items())
@@ -129,15 +146,15 @@ def main(argv: list | None = None) -> int:
         for index in range(args.runs):
             run = run_once(index, args.seed + index, args.workers, out, extra)
             runs.append(run)
-            print(f"run {index + 1}/{args.runs} (seed {run['seed']}): exit {run['status']}, {run['wall']:.1f} s, "
-                  f"{len(run['outcomes'])} cases", file=sys.stderr, flush=True)
+            print(f"run {index + 1}/{args.runs} (seed {run.seed}): exit {run.status}, {run.wall:.1f} s, "
+                  f"{len(run.results or ())} cases", file=sys.stderr, flush=True)
     finally:
         stop_load(load)
     flaky = flaky_cases(runs)
     text = summary(runs, flaky, args.load, args.workers)
     (out / "soak.md").write_text(text)
     print(text, end="")
-    return 0 if not flaky and all(run["status"] == 0 and run["outcomes"] for run in runs) else 1
+    return 0 if not flaky and all(run.status == 0 and run.results for run in runs) else 1
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ iteration whose outcome or observations differ from the case's first iteration.
 A race-prone case carries @pytest.mark.race("what races"): in-flight garbage collection, concurrent lockers, a
 waiter racing the holder's exit, a send racing a close. Each becomes N cases with the parameter `stressK`; past
 --conformance-stress-seconds the remaining iterations are skipped with that reason, so a run is bounded whatever N
-is. The comparison runs where the reports arrive (the controller under pytest-xdist), so it sees every worker.
+is. The comparison runs where the reports arrive (the controller under pytest-xdist), so it sees every worker, and
+lines the iterations up as the matrix lines up platforms (report.lineup, one column per iteration).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from collections import defaultdict
 
 import pytest
 
+from .model import CaseResult, read_phase, worst
+from .report.lineup import Lineup, line_up
+
 MARKER = "race"
 PARAM = "conformance_stress_iteration"
 _TOKEN = re.compile(r"(^|-)stress(\d+)(?=-|$)")
-_ORDER = ("error", "fail", "unexpected-pass", "deviation", "unsupported", "pass")
 
 
 def iterations(config: pytest.Config) -> int:
@@ -40,7 +43,7 @@ class Stress:
         self.count = iterations(config)
         self.budget = config.getoption("conformance_stress_seconds")
         self.start = time.monotonic()
-        self.seen: dict = defaultdict(dict)  # base id -> iteration -> (outcome, observations)
+        self.seen: dict = defaultdict(dict)  # base id -> iteration -> CaseResult of that iteration
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if metafunc.definition.get_closest_marker(MARKER) is not None:
@@ -60,25 +63,26 @@ class Stress:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.skipped and "stress budget" in str(report.longrepr):
             return  # not run at all: nothing to compare
-        props = report.user_properties
-        case = next((value for key, value in props if key == "conformance.case"), None)
-        if case is None:
+        phase = read_phase(report.user_properties)
+        if phase is None:
             return
-        base, index = base_id(case)
-        outcome = next((value["outcome"] for key, value in props if key == "conformance.outcome"), "pass")
-        observations = {_strip(value[0]): value[1] for key, value in props if key == "conformance.observation"}
-        previous = self.seen[base].get(index, ("pass", {}))
-        worst = outcome if _ORDER.index(outcome) < _ORDER.index(previous[0]) else previous[0]
-        self.seen[base][index] = (worst, {**previous[1], **observations})
+        base, index = base_id(phase.case_id)
+        seen = self.seen[base].setdefault(index, CaseResult(base, phase.outcome))
+        seen.outcome = worst((seen.outcome, phase.outcome))
+        seen.observations.update({_strip(key): value for key, value in phase.observations.items()})
+
+    def lineup(self) -> Lineup:
+        """One column per iteration; an iteration that did not run (the budget was spent) has no cells."""
+        return line_up([[runs[index] for runs in self.seen.values() if index in runs] for index in range(self.count)])
 
     def differing(self) -> dict:
-        """base id -> [(iteration, what differs from iteration 0)]."""
+        """base id -> [(iteration, its result)] for every iteration whose outcome or observations differ from the
+        first iteration's."""
         found = {}
-        for base, runs in self.seen.items():
-            first = runs.get(0)
-            changes = [(i, run) for i, run in sorted(runs.items()) if first is not None and run != first]
+        for row in self.lineup().rows():
+            changes = [(i, row.cells[i]) for i in row.differing_from(0)]
             if changes:
-                found[base] = changes
+                found[row.id] = changes
         return found
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -92,9 +96,9 @@ class Stress:
                                         f"{time.monotonic() - self.start:.1f} s, {len(found)} differing")
         for base, changes in sorted(found.items()):
             first = self.seen[base][0]
-            for index, (outcome, observations) in changes:
-                terminalreporter.write_line(f"{base}: iteration {index}: {outcome} {observations} "
-                                            f"(iteration 0: {first[0]} {first[1]})")
+            for index, result in changes:
+                terminalreporter.write_line(f"{base}: iteration {index}: {result.outcome} {result.observations} "
+                                            f"(iteration 0: {first.outcome} {first.observations})")
 
 
 def _strip(name: str) -> str:

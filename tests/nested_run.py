@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conformance.harness import leaks
+from conformance.model import CaseResult, Report
 from conformance.report.load import read_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,22 +118,22 @@ def files_under(path: Path) -> list:
     return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
 
 
-def report_of(directory: Path) -> dict:
+def report_of(directory: Path) -> Report:
     """The one report a nested run wrote, validated."""
     found = sorted(directory.glob("*.json"))
     assert len(found) == 1, f"{len(found)} reports in {directory}"
     return read_report(found[0])
 
 
-def leak_findings(report: dict) -> dict:
+def leak_findings(cases: list[CaseResult]) -> dict:
     """What the nested run's leak check found, by kind: {"processes": [line, ...], "descriptors": ..., "files": ...}."""
     found = {kind: [] for kind in LEAK_KINDS}
-    for case in report["cases"]:
-        if "the test left things behind:" not in case["reason"]:
+    for case in cases:
+        if "the test left things behind:" not in case.reason:
             continue
-        for line in case["reason"].split("the test left things behind:", 1)[1].splitlines():
+        for line in case.reason.split("the test left things behind:", 1)[1].splitlines():
             line = line.strip()
             for kind, starts in LEAK_KINDS.items():
                 if line.startswith(starts):
-                    found[kind].append(f"{case['id']}: {line}")
+                    found[kind].append(f"{case.id}: {line}")
     return found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conformance.report.schema import OUTCOMES
+from conformance.model import OUTCOMES, SCHEMA_VERSION, Report
 
 HOSTILE = "<script>alert(1)</script> <img src=x onerror=alert(1)> \"'&|\\ first\nsecond"
 
@@ -69,7 +69,7 @@ def sample_report():
         ),
     ]
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "suite": {"name": "conformance", "version": "0.1.0", "commit": "1a2b3c4"},
         "platform": {
             "id": "linux-6.18.44-fc-v669-x86_64-py311-root",
@@ -93,9 +93,12 @@ def sample_report():
             "workers": 2,
             "argv": ["-n", "2"],
             "exit_status": 1,
+            "deadline_scale": 1.0,
+            "case_timeout": 120.0,
         },
         "summary": {outcome: 1 for outcome in OUTCOMES},
         "cases": cases,
+        "expectations": {"unmatched": []},
     }
 
 
@@ -128,6 +131,16 @@ def hostile_report(hostile_id=True):
         if case["expectation"]:
             case["expectation"] = {"outcome": "deviation", "reason": HOSTILE, "references": [HOSTILE]}
     return report
+
+
+def model(document):
+    """The report a (crafted, valid) JSON document holds, as the tools take it."""
+    return Report.from_json(document)
+
+
+def models(pairs):
+    """(source, document) pairs as (source, report)."""
+    return [(source, model(document)) for source, document in pairs]
 
 
 def table_cells(line):

@@ -62,7 +62,7 @@ def test_a_run_records_its_scale_and_stretches_the_case_timeout(tmp_path):
     (path,) = (tmp_path / "report").glob("*.json")
     report = json.loads(path.read_text())
     assert report["run"]["deadline_scale"] == 3.0
-    assert "timeout=360" in report["run"]["argv"]  # the per-case backstop, 120 s unscaled
+    assert report["run"]["case_timeout"] == 360  # the per-case backstop, 120 s unscaled
     assert {c["outcome"] for c in report["cases"]} == {"pass"} and len(report["cases"]) == 2
 
 

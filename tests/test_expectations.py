@@ -21,11 +21,11 @@ SHIPPED = ("linux", "freebsd", "darwin", "illumos")
 def test_shipped_file_loads(name):
     path = path_for(name)
     assert path.parent == DIRECTORY and path.is_file()
-    deviations = load_file(path)
-    for deviation in deviations:
-        assert deviation.reason.strip() and deviation.references
-        assert deviation.source.startswith(f"{path}:")
-    assert load(name).deviations == deviations
+    loaded = load_file(path)
+    for entry in (*loaded.deviations, *loaded.values.values()):
+        assert entry.reason.strip() and entry.references
+        assert entry.source.startswith(f"{path}:")
+    assert load(name).deviations == loaded.deviations and load(name).values == loaded.values
 
 
 def test_os_without_a_file_has_no_expectations():
@@ -49,7 +49,7 @@ def test_crafted_file_matches_exact_ids_globs_and_literal_brackets(tmp_path):
         entry("locks/test_*_upgrade", reason="every upgrade"),
     ])
     path = write(tmp_path, text)
-    deviations = load_file(path)
+    deviations = load_file(path).deviations
     assert [d.source for d in deviations] == [f"{path}:3", f"{path}:8", f"{path}:13"]
     assert deviations[0].references == ("a reference",)
     exact, glob_params, glob_name = deviations
@@ -70,7 +70,30 @@ def test_crafted_file_matches_exact_ids_globs_and_literal_brackets(tmp_path):
     expectations = Expectations(deviations)
     assert expectations.lookup("rights/test_x[dgram]") is None
     assert expectations.lookup("rights/test_y[seqpacket]") is glob_params
-    assert expectations.used == {glob_params}
+    assert expectations.unmatched(["rights/test_y[seqpacket]", "locks/test_flock_upgrade"]) == [exact]
+
+
+def expected_entry(observation, value='"EPERM"', reason="chosen", references='["a reference"]'):
+    return (f'[[expected]]\nobservation = "{observation}"\nvalue = {value}\nreason = "{reason}"\n'
+            f"references = {references}\n")
+
+
+def test_expected_values_are_read_with_their_type_and_source(tmp_path):
+    text = "# crafted\n" + entry("rights/test_x") + "\n" + "\n".join([
+        expected_entry("rights.limit_errno"),
+        expected_entry("rights.max_fds[stream]", value="253"),
+        expected_entry("locks.deadlock", value="true"),
+    ])
+    path = write(tmp_path, text)
+    loaded = load_file(path)
+    assert [d.case for d in loaded.deviations] == ["rights/test_x"]
+    assert {name: (v.value, v.source) for name, v in loaded.values.items()} == {
+        "rights.limit_errno": ("EPERM", f"{path}:7"),
+        "rights.max_fds[stream]": (253, f"{path}:13"),
+        "locks.deadlock": (True, f"{path}:19"),
+    }
+    assert loaded.expected("rights.limit_errno").references == ("a reference",)
+    assert loaded.expected("rights.nothing") is None
 
 
 TWO_ENTRIES = (
@@ -108,6 +131,16 @@ MALFORMED = [
     ("spaced-header", TWO_ENTRIES.replace("[[deviation]]\n", "[[ deviation ]]\n", 1).format(second=""), 7,
      "missing reason"),
     ("not-tables", "# line 1\ndeviation = [1, 2]\n", 2, "must be written as [[deviation]] tables"),
+    ("expected-not-an-observation", "# line 1\n" + expected_entry("Rights limit"), 2,
+     "'Rights limit' is not an observation key"),
+    ("expected-without-area", "# line 1\n" + expected_entry("limit"), 2, "'limit' is not an observation key"),
+    ("expected-twice", "# line 1\n" + expected_entry("rights.limit") + "\n" + expected_entry("rights.limit"), 8,
+     "'rights.limit' is expected twice (also at "),
+    ("expected-value-a-list", "# line 1\n" + expected_entry("rights.limit", value="[1]"), 2,
+     "'value' must be a str or int or float or bool"),
+    ("expected-missing-value", "# line 1\n[[expected]]\nobservation = \"rights.x\"\nreason = \"r\"\n"
+     "references = [\"r\"]\n", 2, "expected entry: missing value"),
+    ("expected-not-tables", "# line 1\n\nexpected = 3\n", 3, "must be written as [[expected]] tables"),
 ]
 
 

@@ -236,17 +236,17 @@ def test_a_fault_is_an_error_within_its_deadline_and_leaves_nothing(name, tmp_pa
         f"{name}: left over: {len(alive)} processes {alive}, files {files}, stray files {stray}")
 
     assert status == 1, f"nested run exited {status}:\n{output[-3000:]}"
-    (case,) = nested_run.report_of(report_dir)["cases"]
+    (case,) = nested_run.report_of(report_dir).cases
     assert len(pids) == 1, f"the case started {pids} children, not one:\n{output[-3000:]}"
     (pid,) = pids
-    observed = {key.split("[")[0]: value for key, value in case["observations"].items()}
-    deadline, elapsed, duration = observed.get("fault.deadline"), observed.get("fault.elapsed"), case["duration"]
-    caught = nested_run.leak_findings({"cases": [case]})
+    observed = {key.split("[")[0]: value for key, value in case.observations.items()}
+    deadline, elapsed, duration = observed.get("fault.deadline"), observed.get("fault.elapsed"), case.duration
+    caught = nested_run.leak_findings([case])
     timing = (f"{name}: became an error after {elapsed} s in the case ({duration:.3f} s with setup and teardown, "
               f"{wall:.2f} s for the whole nested run) against a deadline of {deadline} s")
 
-    assert case["outcome"] == "error", f"{name}: {case['outcome']}: {case['reason']}"
-    assert re.match(fault.reason.format(pid=pid), case["reason"]), f"{name}: reason {case['reason']!r}"
+    assert case.outcome == "error", f"{name}: {case.outcome}: {case.reason}"
+    assert re.match(fault.reason.format(pid=pid), case.reason), f"{name}: reason {case.reason!r}"
     assert fault.exception in output, f"{name}: the output does not name {fault.exception}:\n{output[-3000:]}"
     assert deadline == pytest.approx(fault.deadline), f"{name}: the case used a deadline of {deadline} s"
     assert duration <= fault.deadline + SLACK, timing

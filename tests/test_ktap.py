@@ -8,11 +8,11 @@ import re
 from collections import Counter
 
 import pytest
-from reportdata import hostile_report, sample_report
+from reportdata import hostile_report, model, sample_report
 
+from conformance.model import OUTCOMES, CaseResult
 from conformance.report.ktap import render_ktap
-from conformance.report.markdown import case_label
-from conformance.report.schema import OUTCOMES, validate
+from conformance.report.schema import validate
 
 # --- a strict KTAP version 1 parser (Documentation/dev-tools/ktap.rst) ----------------------
 
@@ -145,7 +145,7 @@ not ok 3 rights
 
 
 def test_ktap_of_sample_report():
-    text = render_ktap(sample_report())
+    text = render_ktap(model(sample_report()))
     assert text == SAMPLE_KTAP
     tree = parse_ktap(text)
     assert [area["description"] for area in tree["tests"]] == ["gc", "locks", "rights"]
@@ -154,7 +154,7 @@ def test_ktap_of_sample_report():
 @pytest.mark.parametrize("make", [sample_report, hostile_report], ids=["sample", "hostile"])
 def test_plans_count_the_cases_of_each_area(make):
     report = make()
-    tree = parse_ktap(render_ktap(report))
+    tree = parse_ktap(render_ktap(model(report)))
     areas = Counter(case["area"] for case in report["cases"])
     assert tree["plan"] == len(areas)
     planned = {area["description"]: area["subtests"]["plan"] for area in tree["tests"]}
@@ -180,8 +180,8 @@ def test_every_outcome_has_a_mapping():
 def test_outcome_maps_to_result_and_directive(outcome, result, directive):
     report = sample_report()
     case = next(case for case in report["cases"] if case["outcome"] == outcome)
-    tree = parse_ktap(render_ktap(report))
-    (test,) = [test for test in leaf_tests(tree) if test["description"] == case_label(case)]
+    tree = parse_ktap(render_ktap(model(report)))
+    (test,) = [test for test in leaf_tests(tree) if test["description"] == CaseResult.from_json(case).label]
     assert (test["result"], test["directive"]) == (result, directive)
     if directive:
         assert test["reason"] == case["reason"]
@@ -215,7 +215,7 @@ def test_outcome_maps_to_result_and_directive(outcome, result, directive):
 )
 def test_area_fails_if_and_only_if_a_case_failed_or_errored(outcomes):
     report = report_with([("area", f"test_{index}", outcome, "why") for index, outcome in enumerate(outcomes)])
-    (area,) = parse_ktap(render_ktap(report))["tests"]
+    (area,) = parse_ktap(render_ktap(model(report)))["tests"]
     failed = bool({"fail", "error"} & set(outcomes))
     assert area["result"] == ("not ok" if failed else "ok")
     # ktap.rst: a test whose subtests were all skipped may itself be marked skipped.
@@ -225,7 +225,7 @@ def test_area_fails_if_and_only_if_a_case_failed_or_errored(outcomes):
 def test_numbers_run_from_one_in_every_test():
     sizes = {"alpha": 1, "beta": 5, "gamma": 12}
     cases = [(area, f"test_{index}", OUTCOMES[index % 6], "r") for area, size in sizes.items() for index in range(size)]
-    tree = parse_ktap(render_ktap(report_with(cases[::-1])))
+    tree = parse_ktap(render_ktap(model(report_with(cases[::-1]))))
     assert [area["number"] for area in tree["tests"]] == ["1", "2", "3"]
     for area in tree["tests"]:
         count = sizes[area["description"]]
@@ -234,7 +234,7 @@ def test_numbers_run_from_one_in_every_test():
 
 def test_empty_report_is_an_empty_plan():
     report = report_with([])
-    text = render_ktap(report)
+    text = render_ktap(model(report))
     assert text.startswith("KTAP version 1\n1..0\n")
     tree = parse_ktap(text)
     assert tree["plan"] == 0 and tree["tests"] == []
@@ -244,7 +244,7 @@ def test_empty_report_is_an_empty_plan():
 def test_multi_line_reason_becomes_diagnostic_lines_before_the_result():
     reason = "Traceback:\n  frame one\r\n  frame two\r\nOSError: boom\n"
     report = report_with([("gc", "test_a", "error", reason), ("gc", "test_b", "deviation", "\nsecond line first")])
-    error, deviation = leaf_tests(parse_ktap(render_ktap(report)))
+    error, deviation = leaf_tests(parse_ktap(render_ktap(model(report))))
     assert error["diagnostics"] == ["Traceback:", "  frame one", "  frame two", "OSError: boom", ""]
     assert error["reason"] == "Traceback:"
     assert deviation["diagnostics"][:2] == ["", "second line first"]
@@ -254,7 +254,7 @@ def test_multi_line_reason_becomes_diagnostic_lines_before_the_result():
 def test_summary_disagreement_is_flagged():
     report = sample_report()
     report["summary"]["fail"] = 5
-    tree = parse_ktap(render_ktap(report))
+    tree = parse_ktap(render_ktap(model(report)))
     assert "warning: summary counts disagree with the listed cases for: fail" in tree["diagnostics"]
 
 
@@ -323,9 +323,9 @@ def _assert_safe(text):
 
 
 def test_hostile_report_has_the_sample_structure():
-    text = render_ktap(hostile_report())
+    text = render_ktap(model(hostile_report()))
     _assert_safe(text)
-    hostile, sample = parse_ktap(text), parse_ktap(render_ktap(sample_report()))
+    hostile, sample = parse_ktap(text), parse_ktap(render_ktap(model(sample_report())))
     assert shape(hostile) == shape(sample)
     assert "<script>alert(1)</script>" in text
     assert "\"'&|\\\\ first\\nsecond" in text
@@ -333,10 +333,10 @@ def test_hostile_report_has_the_sample_structure():
 
 @pytest.mark.parametrize("attack", list(ATTACKS.values()), ids=list(ATTACKS))
 def test_attack_in_every_field_changes_nothing_but_text(attack):
-    text = render_ktap(_attacked_report(attack))
+    text = render_ktap(model(_attacked_report(attack)))
     _assert_safe(text)
     tree = parse_ktap(text)
-    assert shape(tree) == shape(parse_ktap(render_ktap(sample_report())))
+    assert shape(tree) == shape(parse_ktap(render_ktap(model(sample_report()))))
     for test in leaf_tests(tree):
         assert test["description"].endswith("]")
         if test["directive"] in ("SKIP", "XFAIL", "XPASS", "ERROR") and test["reason"]:
@@ -347,7 +347,7 @@ def test_hash_is_escaped_in_descriptions_and_directive_reasons():
     report = report_with([("gc", "test_a", "unsupported", "probe #3 # SKIP x")])
     report["cases"][0]["params"] = "a#b"
     report["cases"][0]["id"] = "gc/test_a[a#b]"
-    text = render_ktap(report)
+    text = render_ktap(model(report))
     assert "  ok 1 test_a[a\\x23b] # SKIP probe \\x233 \\x23 SKIP x\n" in text
     assert "  # probe #3 # SKIP x\n" in text
 
@@ -363,5 +363,5 @@ def test_hash_is_escaped_in_descriptions_and_directive_reasons():
 )
 def test_lines_kunit_parser_treats_specially_are_defused(reason, line):
     report = report_with([("gc", "test_a", "fail", reason)])
-    (test,) = leaf_tests(parse_ktap(render_ktap(report)))
+    (test,) = leaf_tests(parse_ktap(render_ktap(model(report))))
     assert f"# {test['diagnostics'][0]}" == line

@@ -22,9 +22,9 @@ def test_the_whole_suite_leaves_no_process_descriptor_file_or_unix_socket(parall
         f"changed {changed}, files under TMPDIR {files}")
 
     report = nested_run.report_of(run.report_dir)
-    caught = nested_run.leak_findings(report)
+    caught = nested_run.leak_findings(report.cases)
     assert not any(caught.values()), f"the leak check had to clean up after cases: {caught}"
-    errors = {case["id"]: case["reason"] for case in report["cases"] if case["outcome"] == "error"}
+    errors = {case.id: case.reason for case in report.cases if case.outcome == "error"}
     assert not errors and run.status == 0, f"exit status {run.status}, errors {errors}:\n{run.output[-3000:]}"
 
     if run.no_namespace is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from browser import Browser, require_chromium
-from reportdata import sample_report
+from reportdata import models, sample_report
 
 from conformance.report.matrix import build_matrix
 from conformance.report.matrix_html import render_matrix_html
@@ -59,7 +59,7 @@ def _platform_report(index, platform_id, os_name, release, privileged):
 
 @pytest.fixture(scope="module")
 def page_file(tmp_path_factory):
-    matrix = build_matrix([_platform_report(i, *platform) for i, platform in enumerate(PLATFORMS)])
+    matrix = build_matrix(models([_platform_report(i, *platform) for i, platform in enumerate(PLATFORMS)]))
     path = tmp_path_factory.mktemp("matrix") / "matrix.html"
     path.write_text(render_matrix_html(matrix), encoding="utf-8")
     return path

@@ -226,3 +226,77 @@ def test_badly_named_area_is_a_usage_error(inner):
     result = inner.runpytest_subprocess("-p", "no:randomly", "test_badarea.py")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: conformance areas must be lower_case words: 'Bad Area'"])
+
+
+# ---- expectation entries that match no case, and expected values ---------------------------------------------------
+
+STALE_ENTRIES = EXPECTATIONS + '''
+[[deviation]]
+case = "fake/test_renamed_long_ago"
+reason = "documents a case the suite no longer has"
+references = ["self-test: rotten"]
+
+[[deviation]]
+case = "elsewhere/test_in_an_area_not_collected"
+reason = "an area this run did not collect says nothing"
+references = ["self-test: elsewhere"]
+'''
+
+
+def test_an_entry_that_matches_no_collected_case_is_listed_and_fails_a_strict_run(inner):
+    inner.makefile(".toml", expectations=STALE_ENTRIES)
+    for workers in ((), ("-n", "2")):
+        result, report = run(inner, "test_benign.py", *workers, report=f"report{len(workers)}")
+        assert result.ret == pytest.ExitCode.OK, result.outlines  # only --conformance-strict fails for it
+        assert report["expectations"]["unmatched"] == [{
+            "case": "fake/test_renamed_long_ago", "reason": "documents a case the suite no longer has",
+            "source": "expectations.toml:12"}]
+        result.stdout.fnmatch_lines(["expectation entry matching no case: expectations.toml:12: fake/test_renamed*"])
+    result, report = run(inner, "test_benign.py", "--conformance-strict", "-k", "passes", report="strict")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # -k deselects after the entries were judged
+    assert [entry["case"] for entry in report["expectations"]["unmatched"]] == ["fake/test_renamed_long_ago"]
+    result, report = run(inner, "test_benign.py::test_unsupported", "--conformance-strict", report="named")
+    assert result.ret == pytest.ExitCode.OK and report["expectations"]["unmatched"] == []  # a single test: no verdict
+
+
+EXPECTED_VALUES = '''
+import pytest
+
+CONFORMANCE_AREA = "fake"
+
+
+@pytest.mark.refs("self-test")
+@pytest.mark.parametrize("kind", ["stream", "dgram"])
+def test_chooses(observe, expected, kind):
+    observe("choice", "EPERM")
+    assert expected("choice") == "EPERM"
+
+
+@pytest.mark.refs("self-test")
+def test_undocumented(expected):
+    expected("nobody_wrote_this_down")
+'''
+
+
+def test_expected_values_come_from_the_file_and_their_absence_is_unsupported(inner):
+    inner.makepyfile(test_expected=EXPECTED_VALUES)
+    inner.makefile(".toml", expectations=EXPECTATIONS + '''
+[[expected]]
+observation = "fake.choice[stream]"
+value = "EPERM"
+reason = "the fake platform refuses with EPERM on a stream"
+references = ["self-test: chosen"]
+
+[[expected]]
+observation = "fake.choice"
+value = "EACCES"
+reason = "and with EACCES elsewhere"
+references = ["self-test: chosen too"]
+''')
+    result, report = run(inner, "test_expected.py")
+    cases = by_id(report)
+    assert cases["fake/test_chooses[stream]"]["outcome"] == "pass"
+    assert cases["fake/test_chooses[dgram]"]["outcome"] == "fail"  # the general entry says EACCES
+    assert cases["fake/test_undocumented"]["outcome"] == "unsupported"
+    assert cases["fake/test_undocumented"]["reason"] == (
+        "the expectation file documents no value of fake.nobody_wrote_this_down for this platform")

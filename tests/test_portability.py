@@ -148,10 +148,10 @@ def test_struct_layouts_have_the_headers_sizes(os, name, size, source):
 def test_platform_facts_under_each_os(simulated, name, tmp_path):
     simulation = simulated(name)
     facts = detect.facts(str(tmp_path))
-    assert facts["os"] == simulation.os
-    assert facts["id"].startswith(detect._slug(simulation.os) + "-")
-    assert facts["libc"]["name"] and isinstance(facts["libc"]["version"], str)
-    assert facts["filesystem"]["type"] not in ("", None)
+    assert facts.os == simulation.os
+    assert facts.id.startswith(detect._slug(simulation.os) + "-")
+    assert facts.libc_name and isinstance(facts.libc_version, str)
+    assert facts.filesystem_type not in ("", None)
 
 
 # ---- (b) every probe answers under each OS -------------------------------------------------------------------------
@@ -443,16 +443,16 @@ def _problems(result: dict) -> list:
         return [f"{len(result['reports'])} reports written:\n{tail}"]
     problems = []
     report = read_report(result["reports"][0])  # the schema validator: a bad report raises here
-    platform = report["platform"]
-    if platform["os"] != simulation.os or not platform["id"].startswith(detect._slug(simulation.os) + "-"):
-        problems.append(f"report names platform {platform['os']!r} ({platform['id']})")
-    if set(platform["capabilities"]) != set(probes.PROBES):
-        problems.append(f"capabilities {sorted(platform['capabilities'])}")
-    for case in report["cases"]:
-        crashed = case["outcome"] in ("fail", "error") and case["reason"].startswith(CRASHES)
-        if case["outcome"] == "error" or crashed:
-            problems.append(f"{case['id']} is {case['outcome']}: {case['reason'][:300]}")
-    outcomes = {case["id"]: case["outcome"] for case in report["cases"]}
+    platform = report.platform
+    if platform.os != simulation.os or not platform.id.startswith(detect._slug(simulation.os) + "-"):
+        problems.append(f"report names platform {platform.os!r} ({platform.id})")
+    if set(platform.capabilities) != set(probes.PROBES):
+        problems.append(f"capabilities {sorted(platform.capabilities)}")
+    for case in report.cases:
+        crashed = case.outcome in ("fail", "error") and case.reason.startswith(CRASHES)
+        if case.outcome == "error" or crashed:
+            problems.append(f"{case.id} is {case.outcome}: {case.reason[:300]}")
+    outcomes = {case.id: case.outcome for case in report.cases}
     for pattern in MUST_BE_UNSUPPORTED[name]:
         regex = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
         matched = {cid: o for cid, o in outcomes.items() if regex.fullmatch(cid)}
@@ -489,7 +489,7 @@ def test_the_suite_collects_runs_and_reports_under_each_simulated_os(tmp_path):
                  if "collected" in line}
     assert len(collected) == 1, collected
     (count, _), = collected
-    assert count == len(read_report(results["darwin"]["reports"][0])["cases"])
+    assert count == len(read_report(results["darwin"]["reports"][0]).cases)
     # FreeBSD ran through two pytest-xdist workers: each is an interpreter of its own, simulated from its start.
     # (execnet starts them as `python -c ...`, so their sys.argv is ["-c"]; a case's own `python -c` has more.)
     freebsd_starts = [line for line in results["freebsd"]["log"] if "conformance_imported_before" in line]

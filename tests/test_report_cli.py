@@ -83,7 +83,7 @@ BAD_INPUT = [
     ("matrix of a missing file", ["matrix", "{old}", "{missing}"], "missing.json: no such file"),
     ("diff of a truncated report", ["diff", "{truncated}", "{new}"], "truncated.json: not valid JSON (truncated"),
     ("diff of a directory", ["diff", "{old}", "{dir}"], "is a directory"),
-    ("ktap of schema version 2", ["ktap", "{version2}"], "schema version 2"),
+    ("ktap of a report of another schema version", ["ktap", "{other_version}"], "schema version 1; this tool reads"),
     ("render of an unknown outcome", ["render", "{unknown}"], "'maybe' is not one of"),
 ]
 
@@ -91,12 +91,13 @@ BAD_INPUT = [
 @pytest.mark.parametrize(("argv", "fragment"), [b[1:] for b in BAD_INPUT], ids=[b[0] for b in BAD_INPUT])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, reports, argv, fragment):
     text = json.dumps(sample_report())
-    version2, unknown = sample_report(), sample_report()
-    version2["schema_version"] = 2
+    other_version, unknown = sample_report(), sample_report()
+    other_version["schema_version"] = 1
     unknown["cases"][0]["outcome"] = "maybe"
     paths = dict(reports, missing=str(tmp_path / "missing.json"), dir=str(tmp_path),
                  truncated=_save_text(tmp_path, "truncated.json", text[: len(text) // 3]),
-                 version2=_save(tmp_path, version2, "version2.json"), unknown=_save(tmp_path, unknown, "unknown.json"))
+                 other_version=_save(tmp_path, other_version, "other_version.json"),
+                 unknown=_save(tmp_path, unknown, "unknown.json"))
     out_dir = tmp_path / "out"
     status, out, err = _conformance(*(arg.format(**paths) for arg in argv), *(
         ["--out", str(out_dir)] if argv[0] in ("matrix", "render") else []))

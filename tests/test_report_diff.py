@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from reportdata import markdown_tables, sample_report
+from reportdata import markdown_tables, model, sample_report
 
 from conformance.report.diff import diff_reports
 from conformance.report.diff_render import render_json, render_markdown, render_text
@@ -40,14 +40,14 @@ def _pair(old_outcome, new_outcome):
 
 @pytest.mark.parametrize(("old", "new", "kind"), PAIRS, ids=[f"{o}-to-{n}" for o, n, _ in PAIRS])
 def test_every_outcome_change_is_classed(old, new, kind):
-    diff = diff_reports(*_pair(old, new))
+    diff = diff_reports(*map(model, _pair(old, new)))
     (change,) = diff.cases
     assert (change.id, change.old, change.new, change.kind) == (CASE, old, new, kind)
     assert diff.exit_status == (1 if kind == "regression" else 0)
 
 
 def test_identical_reports_have_no_differences():
-    diff = diff_reports(sample_report(), sample_report())
+    diff = diff_reports(model(sample_report()), model(sample_report()))
     assert diff.empty() and diff.exit_status == 0
     assert render_text(diff, "a", "b").endswith("result: no differences\n")
 
@@ -58,7 +58,7 @@ def test_new_and_vanished_cases_are_listed_but_are_not_regressions():
     del new["cases"][1]
     new["cases"].append(dict(gone, id="rights/test_new_case", name="test_new_case", params="", outcome="fail",
                              observations={}))
-    diff = diff_reports(old, new)
+    diff = diff_reports(model(old), model(new))
     assert [(c.kind, c.id, c.old, c.new) for c in diff.cases] == [
         ("new", "rights/test_new_case", None, "fail"),
         ("vanished", "rights/test_truncation[dgram]", "fail", None),
@@ -73,7 +73,7 @@ def test_observation_changes_fail_the_check_only_when_asked():
     new["cases"][1]["observations"]["rights.new_key"] = "x"
     new["cases"][2]["observations"]["perf.lock_pairs_per_second"] = 1000.0
     old["cases"][2]["observations"]["perf.lock_pairs_per_second"] = 900.0
-    diff = diff_reports(old, new)
+    diff = diff_reports(model(old), model(new))
     assert [(c.kind, c.key) for c in diff.observations] == [
         ("changed", "rights.max_fds_per_message[stream]"),
         ("new", "rights.new_key"),
@@ -81,7 +81,7 @@ def test_observation_changes_fail_the_check_only_when_asked():
         ("measurement", "perf.lock_pairs_per_second"),
     ]
     assert diff.exit_status == 0
-    strict = diff_reports(old, new, observations_regress=True)
+    strict = diff_reports(model(old), model(new), observations_regress=True)
     assert strict.regressions() == ["rights.max_fds_per_message[stream]", "rights.truncated_flag[dgram]"]
     assert strict.exit_status == 1
 
@@ -90,7 +90,7 @@ def test_a_value_of_another_json_type_is_a_change():
     old, new = sample_report(), sample_report()
     new["cases"][-1]["observations"]["gc.cycles"] = 3.0
     new["cases"][3]["observations"]["locks.ofd_supported"] = 0
-    assert [c.key for c in diff_reports(old, new).observations] == ["gc.cycles", "locks.ofd_supported"]
+    assert [c.key for c in diff_reports(model(old), model(new)).observations] == ["gc.cycles", "locks.ofd_supported"]
 
 
 def test_platform_and_capability_changes_are_shown():
@@ -99,7 +99,7 @@ def test_platform_and_capability_changes_are_shown():
     new["platform"]["capabilities"]["scm_creds"]["supported"] = True
     del new["platform"]["capabilities"]["scm_rights"]
     new["platform"]["capabilities"]["pidfd_getfd"] = {"supported": True, "reason": "5.6+"}
-    diff = diff_reports(old, new)
+    diff = diff_reports(model(old), model(new))
     assert ("release", "6.18.44-fc-v669", "6.12.48") in diff.platform
     assert diff.capabilities == [("pidfd_getfd", "not probed", "supported"), ("scm_creds", "unsupported", "supported"),
                                  ("scm_rights", "supported", "not probed")]
@@ -107,7 +107,7 @@ def test_platform_and_capability_changes_are_shown():
 
 
 def test_text_output_names_each_change_and_the_verdict():
-    diff = diff_reports(*_pair("pass", "fail"))
+    diff = diff_reports(*map(model, _pair("pass", "fail")))
     text = render_text(diff, "old.json", "new.json")
     assert "regressions (1):\n  rights/test_per_message_maximum[stream]: pass -> fail\n      why it changed\n" in text
     assert text.endswith("result: 1 case regression\n")
@@ -116,7 +116,7 @@ def test_text_output_names_each_change_and_the_verdict():
 def test_text_output_cannot_be_steered_by_report_text():
     old, new = _pair("pass", "fail")
     new["cases"][0]["reason"] = "line\nresult: no regressions\x1b[2J\u202e"
-    text = render_text(diff_reports(old, new), "a", "b")
+    text = render_text(diff_reports(model(old), model(new)), "a", "b")
     assert "\x1b" not in text and "\u202e" not in text
     assert [line for line in text.splitlines() if line.startswith("result:")] == ["result: 1 case regression"]
     assert "line\\nresult: no regressions\\x1b[2J\\u202e" in text
@@ -125,7 +125,7 @@ def test_text_output_cannot_be_steered_by_report_text():
 def test_markdown_output_is_tables_of_escaped_text():
     old, new = _pair("pass", "fail")
     new["cases"][0]["reason"] = "<script>x</script> | y"
-    page = render_markdown(diff_reports(old, new), "old.json", "new.json")
+    page = render_markdown(diff_reports(model(old), model(new)), "old.json", "new.json")
     assert "- result: **1 case regression**" in page
     assert "<script" not in page
     (table,) = markdown_tables(page)
@@ -136,7 +136,7 @@ def test_markdown_output_is_tables_of_escaped_text():
 def test_json_output_carries_everything():
     old, new = _pair("deviation", "unexpected-pass")
     new["cases"][0]["observations"]["rights.max_fds_per_message[stream]"] = "\ud800"
-    document = json.loads(render_json(diff_reports(old, new), "old.json", "new.json"))
+    document = json.loads(render_json(diff_reports(model(old), model(new)), "old.json", "new.json"))
     assert document["diff_format_version"] == 1 and document["exit_status"] == 0 and document["regressions"] == []
     assert document["cases"] == [{"id": CASE, "kind": "unexpected-pass", "old": "deviation", "new": "unexpected-pass",
                                   "reason": "why it changed"}]

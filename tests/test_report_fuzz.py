@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, assume, configuration, given, settings
 from hypothesis import strategies as st
-from reportdata import markdown_tables, sample_report
+from reportdata import markdown_tables, model, models, sample_report
 
 from conformance.cli import main
 from conformance.report import diff_render
@@ -99,19 +99,19 @@ def _other_than(report):
 
 
 def _render_everything(report):
-    """Every renderer on a valid report; returns nothing, raises whatever they raise."""
+    """Every renderer on a valid report document; returns nothing, raises whatever they raise."""
     assert validate(report) == []
-    render_markdown(report)
-    render_html(report)
-    render_ktap(report)
+    render_markdown(model(report))
+    render_html(model(report))
+    render_ktap(model(report))
     other = _other_than(report)
-    matrix = build_matrix([("fuzzed.json", report), ("sample.json", other)])
+    matrix = build_matrix(models([("fuzzed.json", report), ("sample.json", other)]))
     render_matrix_markdown(matrix)
     render_matrix_html(matrix)
     json.dumps(matrix_document(matrix), allow_nan=False)
     for old, new in ((other, report), (report, other)):
         for observations_regress in (False, True):
-            diff = diff_reports(old, new, observations_regress=observations_regress)
+            diff = diff_reports(model(old), model(new), observations_regress=observations_regress)
             assert diff.exit_status in (0, 1)
             diff_render.render_text(diff, "old.json", "new.json")
             diff_render.render_markdown(diff, "old.json", "new.json")
@@ -125,7 +125,7 @@ def _read_and_render(path):
     except ReportError as error:
         _assert_one_line_naming(str(error), path)
         return None
-    _render_everything(report)
+    _render_everything(report.to_json())
     return report
 
 
@@ -674,10 +674,10 @@ def _plain_variants():
 
 def _allowed_markup():
     sample, empty, partial = _plain_variants()
-    pages = [render_html(report) for report in (sample, empty, partial)]
-    pages.append(render_matrix_html(build_matrix([("a.json", sample), ("b.json", partial), ("c.json", empty)])))
-    pages.append(render_matrix_html(build_matrix([("a.json", sample), ("b.json", _other_than(sample))])))
-    pages.append(render_matrix_html(build_matrix([("c.json", empty)])))
+    pages = [render_html(model(report)) for report in (sample, empty, partial)]
+    pages.append(render_matrix_html(build_matrix(models([("a.json", sample), ("b.json", partial), ("c.json", empty)]))))
+    pages.append(render_matrix_html(build_matrix(models([("a.json", sample), ("b.json", _other_than(sample))]))))
+    pages.append(render_matrix_html(build_matrix(models([("c.json", empty)]))))
     signature, other = set(), set()
     for page in pages:
         markup = _Markup(page)
@@ -743,16 +743,16 @@ def test_hostile_text_never_becomes_markup_or_a_line(spec):
     other = _other_than(report)
 
     # HTML, single and matrix: only the tags and attributes the renderers write for plain reports.
-    _assert_html_is_ours(render_html(report), report)
-    matrix = build_matrix([("hostile.json", report), ("sample.json", other)])
+    _assert_html_is_ours(render_html(model(report)), report)
+    matrix = build_matrix(models([("hostile.json", report), ("sample.json", other)]))
     _assert_html_is_ours(render_matrix_html(matrix))
 
     # Markdown, single, matrix and diff: no raw "<" from report text, constant cells per table, and as many
     # lines as for the plain stand-in.
-    plain_matrix = build_matrix([("hostile.json", plain), ("sample.json", _other_than(plain))])
-    markdown = render_markdown(report)
+    plain_matrix = build_matrix(models([("hostile.json", plain), ("sample.json", _other_than(plain))]))
+    markdown = render_markdown(model(report))
     _assert_markdown_is_ours(markdown)
-    assert _line_count(markdown) == _line_count(render_markdown(plain))
+    assert _line_count(markdown) == _line_count(render_markdown(model(plain)))
     matrix_markdown = render_matrix_markdown(matrix)
     _assert_markdown_is_ours(matrix_markdown)
     assert _line_count(matrix_markdown) == _line_count(render_matrix_markdown(plain_matrix))
@@ -761,7 +761,7 @@ def test_hostile_text_never_becomes_markup_or_a_line(spec):
         (other, report, _other_than(plain), plain),
         (report, other, plain, _other_than(plain)),
     ):
-        diff, plain_diff = diff_reports(old, new), diff_reports(plain_old, plain_new)
+        diff, plain_diff = diff_reports(model(old), model(new)), diff_reports(model(plain_old), model(plain_new))
         for source in ("old.json", "we\u202eird\n<b>|.json"):
             diff_markdown = diff_render.render_markdown(diff, source, "new.json")
             _assert_markdown_is_ours(diff_markdown)
@@ -787,7 +787,7 @@ def test_hostile_text_never_becomes_markup_or_a_line(spec):
 @_fuzz(max_examples=50)
 @given(spec=hostile_specs())
 def test_hostile_text_never_forges_a_ktap_line(spec):
-    ktap = render_ktap(build(spec))
+    ktap = render_ktap(model(build(spec)))
     _assert_one_line_per_line(ktap)
     lines = ktap.split("\n")[:-1]
     for line in lines:
@@ -797,7 +797,7 @@ def test_hostile_text_never_forges_a_ktap_line(spec):
         assert not any(marker in line for marker in KUNIT_END_MARKERS), line
     plan = re.fullmatch(r"1\.\.(\d+)", lines[1])
     assert plan and int(plan.group(1)) == sum(1 for line in lines if re.match(r"(not )?ok \d+ ", line))
-    assert _line_count(ktap) == _line_count(render_ktap(build(spec, plain_lines)))
+    assert _line_count(ktap) == _line_count(render_ktap(model(build(spec, plain_lines))))
 
 
 def _file_safe(text):
@@ -810,13 +810,13 @@ def _file_safe(text):
 def test_hostile_reports_are_written_and_read_back(workdir, spec):
     report = build(spec)
     with _fresh_dir(workdir) as out:
-        paths = write_report(report, out)
+        paths = write_report(model(report), out)
         # What JSON can say: two adjacent lone surrogates that form a pair read back as one character.
-        assert read_report(paths["json"]) == _as_json(report)
+        assert read_report(paths["json"]).to_json() == _as_json(report)
         for path in paths.values():
             assert path.stat().st_size > 0
         other = _other_than(report)
-        written = write_matrix(build_matrix([("hostile.json", report), ("sample.json", other)]), out / "matrix")
+        written = write_matrix(build_matrix(models([("hostile.json", report), ("sample.json", other)])), out / "matrix")
         document = json.loads(written["json"].read_bytes())
         assert [platform["id"] for platform in document["platforms"]] == [
             report["platform"]["id"],
@@ -873,8 +873,8 @@ def test_a_duration_beyond_a_float_renders():
     report = sample_report()
     report["run"]["duration"] = 10**309
     assert validate(report) == []
-    assert f"| Duration | {10**309} s |" in render_markdown(report)
-    render_html(report)
+    assert f"| Duration | {10**309} s |" in render_markdown(model(report))
+    render_html(model(report))
 
 
 @pytest.mark.parametrize(
@@ -899,10 +899,10 @@ def test_matrix_and_diff_agree_that_negative_zero_differs():
     old["cases"][2]["observations"]["locks.upgrade_seconds"] = 0.0
     new["cases"][2]["observations"]["locks.upgrade_seconds"] = -0.0
     new["platform"]["id"] = "other"
-    matrix = build_matrix([("old.json", old), ("new.json", new)])
+    matrix = build_matrix(models([("old.json", old), ("new.json", new)]))
     (row,) = [row for row in matrix.observations if row.key == "locks.upgrade_seconds"]
     assert row.differs
-    assert [change.key for change in diff_reports(old, new).observations] == ["locks.upgrade_seconds"]
+    assert [change.key for change in diff_reports(model(old), model(new)).observations] == ["locks.upgrade_seconds"]
 
 
 def test_a_path_with_a_nul_byte_is_refused():

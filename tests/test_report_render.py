@@ -9,15 +9,16 @@ import random
 import re
 
 import pytest
-from reportdata import hostile_report, markdown_tables, sample_report
+from reportdata import hostile_report, markdown_tables, model, sample_report
 
+from conformance.model import OUTCOMES, SCHEMA_VERSION
 from conformance.report import write as write_module
+from conformance.report.gfm import md_escape
 from conformance.report.html import render_html
 from conformance.report.ktap import render_ktap
-from conformance.report.markdown import md_escape, render_markdown
+from conformance.report.markdown import render_markdown
 from conformance.report.schema import (
     ANNOTATION_KEYWORDS,
-    OUTCOMES,
     SCHEMA_PATH,
     SUPPORTED_KEYWORDS,
     load_schema,
@@ -125,7 +126,7 @@ CORRUPTIONS = [
     ("missing top-level field", _delete(["summary"]), "missing required field 'summary'"),
     ("missing platform field", _delete(["platform", "uid"]), "platform: missing required field 'uid'"),
     ("missing case field", _delete(["cases", 2, "outcome"]), "cases[2]: missing required field 'outcome'"),
-    ("schema_version 2", _set(["schema_version"], 2), "schema_version: 2 is not 1"),
+    ("another schema_version", _set(["schema_version"], 1), f"schema_version: 1 is not {SCHEMA_VERSION}"),
     ("schema_version string", _set(["schema_version"], "1"), "schema_version"),
     ("schema_version true", _set(["schema_version"], True), "schema_version"),
     ("unknown outcome", _set(["cases", 3, "outcome"], "maybe"), "cases[3].outcome: 'maybe' is not one of pass, fail"),
@@ -301,7 +302,7 @@ def test_md_escape(value, expected):
 
 def test_markdown_of_sample_report():
     report = sample_report()
-    text = render_markdown(report)
+    text = render_markdown(model(report))
     assert text.startswith("# Conformance report: linux-6.18.44-fc-v669-x86\\_64-py311-root\n")
     for fact in ("glibc 2.36", "CPython 3.11.7", "ext4 at /tmp", "yes (uid 0)", "2026-11-22T01:00:00Z", "12.50 s"):
         assert fact in text
@@ -318,7 +319,7 @@ def test_markdown_of_sample_report():
 
 def test_markdown_tables_have_consistent_rows_even_when_hostile():
     report = hostile_report()
-    text = render_markdown(report)
+    text = render_markdown(model(report))
     assert not re.search(r"<\s*(script|img)", text, re.IGNORECASE)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "&lt;img src=x onerror=alert(1)&gt;" in text
@@ -342,7 +343,7 @@ def test_markdown_counts_match_summary():
     report["cases"] = [c for c in sample_report()["cases"] if c["outcome"] in ("pass", "deviation", "unsupported")]
     report["cases"] += [dict(report["cases"][0], id=f"rights/test_n[{i}]", params=str(i)) for i in range(39)]
     report["cases"] += [dict(report["cases"][2], id=f"rights/test_u[{i}]", params=str(i)) for i in range(2)]
-    text = render_markdown(report)
+    text = render_markdown(model(report))
     line = next(line for line in text.split("\n") if line.startswith("**Summary:**"))
     for outcome, count in report["summary"].items():
         assert re.search(rf"(^|\s){count} {re.escape(outcome)}(\s|$)", line), (outcome, line)
@@ -357,8 +358,8 @@ def test_markdown_counts_match_summary():
 def test_renderers_flag_a_summary_that_disagrees_with_the_cases():
     report = sample_report()
     report["summary"]["fail"] = 5
-    assert "Warning:** summary counts disagree with the listed cases for: fail" in render_markdown(report)
-    assert "Summary counts disagree with the listed cases for: fail" in render_html(report)
+    assert "Warning:** summary counts disagree with the listed cases for: fail" in render_markdown(model(report))
+    assert "Summary counts disagree with the listed cases for: fail" in render_html(model(report))
 
 
 # --- HTML -----------------------------------------------------------------------------------
@@ -366,7 +367,7 @@ def test_renderers_flag_a_summary_that_disagrees_with_the_cases():
 
 def test_html_of_sample_report():
     report = sample_report()
-    page = render_html(report)
+    page = render_html(model(report))
     assert page.startswith("<!DOCTYPE html>")
     assert '<meta charset="utf-8">' in page
     assert "<title>Conformance report: linux-6.18.44-fc-v669-x86_64-py311-root</title>" in page
@@ -383,7 +384,7 @@ def test_html_of_sample_report():
 
 def test_html_escapes_everything_from_a_hostile_report():
     report = hostile_report()
-    page = render_html(report)
+    page = render_html(model(report))
     assert not re.search(r"<\s*(script|img)", page, re.IGNORECASE)
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(1)&gt; &quot;&#x27;&amp;|\\ first"
     assert escaped in page
@@ -394,7 +395,7 @@ def test_html_escapes_everything_from_a_hostile_report():
 
 def test_html_counts_match_summary():
     report = sample_report()
-    page = render_html(report)
+    page = render_html(model(report))
     for outcome in OUTCOMES:
         assert page.count(f'<td class="outcome o-{outcome}">') == report["summary"][outcome]
         assert f'<span class="o-{outcome}"><b class="count">1</b> {outcome}</span>' in page
@@ -407,7 +408,7 @@ def test_html_counts_match_summary():
 def test_write_report_writes_four_files(tmp_path):
     report = sample_report()
     target = tmp_path / "reports" / "nested"
-    paths = write_report(report, target)
+    paths = write_report(model(report), target)
     stem = report["platform"]["id"]
     assert paths == {
         "json": target / f"{stem}.json",
@@ -417,18 +418,18 @@ def test_write_report_writes_four_files(tmp_path):
     }
     assert sorted(p.name for p in target.iterdir()) == sorted(p.name for p in paths.values())
     raw = paths["json"].read_text(encoding="utf-8")
-    assert raw.endswith("}\n") and raw.startswith('{\n  "schema_version": 1,\n  "suite"')
+    assert raw.endswith("}\n") and raw.startswith(f'{{\n  "schema_version": {SCHEMA_VERSION},\n  "suite"')
     assert json.loads(raw) == report
-    assert paths["markdown"].read_text(encoding="utf-8") == render_markdown(report)
-    assert paths["html"].read_text(encoding="utf-8") == render_html(report)
-    assert paths["ktap"].read_text(encoding="utf-8") == render_ktap(report)
+    assert paths["markdown"].read_text(encoding="utf-8") == render_markdown(model(report))
+    assert paths["html"].read_text(encoding="utf-8") == render_html(model(report))
+    assert paths["ktap"].read_text(encoding="utf-8") == render_ktap(model(report))
 
 
 def test_write_report_overwrites_previous_files(tmp_path):
     report = sample_report()
-    write_report(report, tmp_path)
+    write_report(model(report), tmp_path)
     report["run"]["exit_status"] = 0
-    paths = write_report(report, tmp_path)
+    paths = write_report(model(report), tmp_path)
     assert json.loads(paths["json"].read_text(encoding="utf-8"))["run"]["exit_status"] == 0
     assert len(list(tmp_path.iterdir())) == 4
 
@@ -438,7 +439,7 @@ def test_write_report_refuses_an_invalid_report_and_writes_nothing(tmp_path):
     report["cases"][0]["outcome"] = "maybe"
     target = tmp_path / "reports"
     with pytest.raises(ValueError, match=r"(?s)invalid report.*cases\[0\]\.outcome"):
-        write_report(report, target)
+        write_report(model(report), target)
     assert not target.exists()
 
 
@@ -447,14 +448,14 @@ def test_write_report_refuses_unsafe_platform_ids(tmp_path, platform_id):
     report = sample_report()
     report["platform"]["id"] = platform_id
     with pytest.raises(ValueError, match="not usable as a file name"):
-        write_report(report, tmp_path / "reports")
+        write_report(model(report), tmp_path / "reports")
     assert not (tmp_path / "reports").exists()
     assert list(tmp_path.iterdir()) == []
 
 
 def test_interrupted_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
     report = sample_report()
-    paths = write_report(report, tmp_path)
+    paths = write_report(model(report), tmp_path)
     before = {kind: path.read_bytes() for kind, path in paths.items()}
 
     def crash(source, destination):
@@ -463,7 +464,7 @@ def test_interrupted_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, 
     monkeypatch.setattr(write_module.os, "replace", crash)
     report["run"]["exit_status"] = 3
     with pytest.raises(OSError, match="simulated crash"):
-        write_report(report, tmp_path)
+        write_report(model(report), tmp_path)
     monkeypatch.undo()
     assert {kind: path.read_bytes() for kind, path in paths.items()} == before
     assert sorted(os.listdir(tmp_path)) == sorted(path.name for path in paths.values())
@@ -474,14 +475,14 @@ def test_written_files_are_fsynced_before_rename(tmp_path, monkeypatch):
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(write_module.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
     monkeypatch.setattr(write_module.os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
-    write_report(sample_report(), tmp_path)
+    write_report(model(sample_report()), tmp_path)
     # Each file: fsync then replace; then the directory is synced once.
     assert events[:8] == ["fsync", "replace"] * 4
 
 
 def test_hostile_report_round_trips_through_the_writer(tmp_path):
     report = hostile_report(hostile_id=False)
-    paths = write_report(report, tmp_path)
+    paths = write_report(model(report), tmp_path)
     assert json.loads(paths["json"].read_text(encoding="utf-8")) == report
     assert "<script" not in paths["html"].read_text(encoding="utf-8").lower()
     assert "<script" not in paths["markdown"].read_text(encoding="utf-8").lower()

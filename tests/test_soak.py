@@ -11,10 +11,12 @@ import sys
 import pytest
 
 from conformance import soak
+from conformance.model import CaseResult
 
 
-def _run(index: int, outcomes: dict, status: int = 0) -> dict:
-    return {"index": index, "seed": 100 + index, "status": status, "wall": 1.0 + index, "outcomes": outcomes}
+def _run(index: int, outcomes: dict, status: int = 0) -> soak.SoakRun:
+    results = [CaseResult(case_id, outcome) for case_id, outcome in outcomes.items()] if outcomes else None
+    return soak.SoakRun(index, 100 + index, status, 1.0 + index, results)
 
 
 def test_a_case_with_one_outcome_in_every_run_is_not_flaky():

@@ -22,12 +22,13 @@ from pathlib import Path
 import pytest
 
 from conformance import locks, native
-from conformance.cli import CASES_DIR
 from conformance.harness import rights
 from conformance.harness.children import Child
 from conformance.harness.deadlines import deadline
 from conformance.outcomes import require
+from conformance.plugin import target_dir
 from conformance.report.load import read_report
+from conformance.settings import CASES_DIR
 
 from . import BENCH_DIR, PARALLEL_WORKERS
 from .stats import median, percentile
@@ -236,7 +237,7 @@ def run_suite(report_dir: Path, workers: int, test_dir: str, suite_args) -> dict
     written = sorted(report_dir.glob("*.json"))
     what += f" (exit status {status})"
     assert len(written) == 1, f"{what} wrote {len(written)} reports:\n{tail}"
-    durations = [case["duration"] for case in read_report(written[0])["cases"]]
+    durations = [case.duration for case in read_report(written[0]).cases]
     assert durations, f"{what} ran no case:\n{tail}"
     return {"wall_s": round(wall, 3), "cases": len(durations), "case_median_ms": round(median(durations) * 1e3, 3),
             "case_p95_ms": round(percentile(durations, 95) * 1e3, 3), "exit_status": status}
@@ -249,7 +250,7 @@ def test_suite_wall_time(bench, observe, tmp_path, pytestconfig):
     walls = {}
     warm_up(tmp_path / "warm-up", bench.suite_args)
     for label, workers in (("serial", 0), (f"n{PARALLEL_WORKERS}", PARALLEL_WORKERS)):
-        figures = run_suite(tmp_path / label, workers, pytestconfig._conformance_base, bench.suite_args)
+        figures = run_suite(tmp_path / label, workers, target_dir(pytestconfig), bench.suite_args)
         for name, value in figures.items():
             observe(f"suite.{label}.{name}", value)
         walls[label] = figures["wall_s"]

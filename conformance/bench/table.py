@@ -6,6 +6,8 @@ The targets are stated, with whether this run met them, never asserted: the figu
 
 from __future__ import annotations
 
+from ..model import MEASUREMENT_AREA, PASS, Report
+from ..report.gfm import md_escape, table
 from . import PARALLEL_WORKERS
 
 HEADER = ("figure", "Python", "C", "ratio", "target")
@@ -75,24 +77,34 @@ def _rate_row(title: str, seen: dict, figure: str, params: str, notes: list) -> 
             _target(f"<= {TARGET_COST_RATIO}x the cost", _compare(ratio, TARGET_COST_RATIO, True)))
 
 
-def figures(report: dict) -> tuple[list[tuple[str, ...]], list[str]]:
+def figures(report: Report) -> tuple[list[tuple[str, ...]], list[str]]:
     """The rows of the table and its notes (why a figure is absent); no rows for a report without perf cases."""
-    cases = [case for case in report["cases"] if case["area"] == "perf"]
+    cases = [case for case in report.cases if case.area == MEASUREMENT_AREA]
     if not cases:
         return [], []
     seen: dict = {}
     for case in cases:
-        seen.update(case["observations"])
-    notes = [f"{case['id']}: {case['outcome']}: {case['reason']}" for case in cases if case["outcome"] != "pass"]
+        seen.update(case.observations)
+    notes = [f"{case.id}: {case.outcome}: {case.reason}" for case in cases if case.outcome != PASS]
     rows = _suite_rows(seen)
     rows.append(_rate_row("descriptor pass round trips per s", seen, "fd_pass", "", notes))
-    for family in [case["params"] for case in cases if case["name"] == "test_lock_unlock_pairs"]:
+    for family in [case.params for case in cases if case.name == "test_lock_unlock_pairs"]:
         rows.append(_rate_row(f"{family} lock/unlock pairs per s", seen, "lock_pairs", f"[{family}]", notes))
     over_bare = seen.get("perf.fork.child_over_bare")
     rows.append(("fork and reap through Child (us)", _number(seen.get("perf.fork.child_us"), ".0f"), NONE,
                  _ratio(over_bare, "a bare fork"), NONE))
     rows.append(("bare fork, _exit and waitpid (us)", _number(seen.get("perf.fork.bare_us"), ".0f"), NONE, NONE, NONE))
     return rows, list(dict.fromkeys(notes))
+
+
+def markdown_section(report: Report) -> list[str]:
+    """The report's Markdown page shows the table under "Benchmark"; nothing for a report without perf cases."""
+    rows, notes = figures(report)
+    if not rows:
+        return []
+    lines = ["", "## Benchmark", ""]
+    lines += table(list(HEADER), [[md_escape(cell) for cell in row] for row in rows])
+    return lines + ([""] if notes else []) + [f"- {md_escape(note)}" for note in notes]
 
 
 def render_text(rows: list[tuple[str, ...]], notes: list[str]) -> str:

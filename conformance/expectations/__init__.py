@@ -1,14 +1,23 @@
-"""Per-platform expectations: the deviations a platform is known to show, with their references.
+"""Per-platform expectations: the deviations a platform is known to show, and the values it is known to choose where
+the references leave the choice to it, each with its reasons and references.
 
-One TOML file per OS (linux.toml, freebsd.toml, darwin.toml, illumos.toml), each a list of tables:
+One TOML file per OS (linux.toml, freebsd.toml, darwin.toml, illumos.toml), each two lists of tables:
 
     [[deviation]]
-    case = "rights/test_msg_peek_yields_the_descriptors[stream]"   # a case id; * matches anything
-    reason = "XNU zero-fills the rights on MSG_PEEK"
+    case = "rights/test_msg_peek_on_a_message_with_descriptors[*]"   # a case id; * matches anything
+    reason = "XNU returns zero-filled rights for MSG_PEEK"
     references = ["XNU tests/scm_rights_leak.c"]
 
-A case that fails and matches an entry is a `deviation`; one that passes and matches is an
-`unexpected-pass`. A malformed file is an ExpectationError naming the file and the line.
+    [[expected]]
+    observation = "rights.inflight_limit_errno"   # the observation a case records, `<area>.<name>`
+    value = "ETOOMANYREFS"                         # what this platform must show there
+    reason = "sendmsg refuses a sender whose descriptors in flight exceed its RLIMIT_NOFILE"
+    references = ["Linux unix(7): ETOOMANYREFS"]
+
+A case that fails and matches a deviation is a `deviation`; one that passes and matches is an
+`unexpected-pass`. A case that checks a platform's choice asks for its expected value (the plugin's `expected`
+fixture) and is `unsupported` where the file names none. A deviation that matches no case is listed in the report.
+A malformed file is an ExpectationError naming the file and the line.
 """
 
 from __future__ import annotations
@@ -25,11 +34,23 @@ else:  # pragma: no cover - exercised on 3.9 and 3.10
 
 DIRECTORY = Path(__file__).parent
 CASE_PATTERN = re.compile(r"^[a-z0-9_*]+/[A-Za-z0-9_*]+(\[.*\])?$")
+OBSERVATION_PATTERN = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+(\[.*\])?$")
 _KEYS = {"case": str, "reason": str, "references": list}
+_EXPECTED_KEYS = {"observation": str, "value": (str, int, float, bool), "reason": str, "references": list}
+_TABLES = ("deviation", "expected")
 
 
 class ExpectationError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class ExpectedValue:
+    observation: str
+    value: str | int | float | bool
+    reason: str
+    references: tuple
+    source: str  # file:line, for messages
 
 
 @dataclass(frozen=True)
@@ -45,13 +66,11 @@ class Deviation:
         return re.fullmatch(pattern, case_id) is not None
 
 
-# TOML allows blanks inside the brackets and a quoted key: [[ deviation ]], [["deviation"]].
-_HEADER = re.compile(r"""^\s*\[\[\s*(deviation|"deviation"|'deviation')\s*\]\]""")
-
-
-def _entry_lines(text: str) -> list[int]:
-    """The line number of each [[deviation]] header, in order."""
-    return [i for i, line in enumerate(text.splitlines(), 1) if _HEADER.match(line)]
+def _entry_lines(text: str, table: str) -> list[int]:
+    """The line number of each [[table]] header, in order."""
+    # TOML allows blanks inside the brackets and a quoted key: [[ deviation ]], [["deviation"]].
+    header = re.compile(rf"""^\s*\[\[\s*({table}|"{table}"|'{table}')\s*\]\]""")
+    return [i for i, line in enumerate(text.splitlines(), 1) if header.match(line)]
 
 
 def _key_line(text: str, key: str) -> int:
@@ -69,66 +88,89 @@ def _key_line(text: str, key: str) -> int:
     return 1
 
 
-def load_file(path: Path) -> list[Deviation]:
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ExpectationError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise ExpectationError(f"{path}:{line}: not UTF-8 text") from None
+def load_file(path: Path) -> Expectations:
+    text = _read(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         line = re.search(r"line (\d+)", str(e))
         number = line.group(1) if line else max(len(text.splitlines()), 1)  # "(at end of document)"
         raise ExpectationError(f"{path}:{number}: {str(e).split(' (at')[0]}") from None
-    unknown = set(data) - {"deviation"}
+    unknown = set(data) - set(_TABLES)
     if unknown:
         line = min(_key_line(text, key) for key in unknown)
         raise ExpectationError(f"{path}:{line}: unknown top-level key(s): {', '.join(sorted(unknown))}")
-    entries = data.get("deviation", [])
+    deviations = [Deviation(entry["case"], entry["reason"], tuple(entry["references"]), where)
+                  for entry, where in _entries(path, text, data, "deviation", _KEYS)]
+    for deviation in deviations:
+        if not CASE_PATTERN.match(deviation.case):
+            raise ExpectationError(f"{deviation.source}: '{deviation.case}' is not a case id (area/test_name[params])")
+    values: dict[str, ExpectedValue] = {}
+    for entry, where in _entries(path, text, data, "expected", _EXPECTED_KEYS):
+        name = entry["observation"]
+        if not OBSERVATION_PATTERN.match(name):
+            raise ExpectationError(f"{where}: '{name}' is not an observation key (area.name[params])")
+        if name in values:
+            raise ExpectationError(f"{where}: '{name}' is expected twice (also at {values[name].source})")
+        values[name] = ExpectedValue(name, entry["value"], entry["reason"], tuple(entry["references"]), where)
+    return Expectations(deviations, values)
+
+
+def _read(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ExpectationError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ExpectationError(f"{path}:{line}: not UTF-8 text") from None
+
+
+def _entries(path: Path, text: str, data: dict, table: str, keys: dict):
+    """(entry, "file:line") of each [[table]], its keys and their types checked, reason and references non-empty."""
+    entries = data.get(table, [])
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
-        raise ExpectationError(f"{path}:{_key_line(text, 'deviation')}: 'deviation' must be written as "
-                               "[[deviation]] tables")
-    lines = _entry_lines(text)
-    result = []
+        raise ExpectationError(f"{path}:{_key_line(text, table)}: '{table}' must be written as [[{table}]] tables")
+    lines = _entry_lines(text, table)
     for index, entry in enumerate(entries):
-        # Entries written as inline tables have no header of their own: name the `deviation =` line.
-        line = lines[index] if index < len(lines) else _key_line(text, "deviation")
+        # Entries written as inline tables have no header of their own: name the `table =` line.
+        line = lines[index] if index < len(lines) else _key_line(text, table)
         where = f"{path}:{line}"
-        missing = [k for k in _KEYS if k not in entry]
-        extra = sorted(set(entry) - set(_KEYS))
+        missing = [k for k in keys if k not in entry]
+        extra = sorted(set(entry) - set(keys))
         if missing or extra:
             problem = "missing " + ", ".join(missing) if missing else "unknown key(s) " + ", ".join(extra)
-            raise ExpectationError(f"{where}: deviation entry: {problem}")
-        for key, kind in _KEYS.items():
+            raise ExpectationError(f"{where}: {table} entry: {problem}")
+        for key, kind in keys.items():
             if not isinstance(entry[key], kind):
-                raise ExpectationError(f"{where}: '{key}' must be a {kind.__name__}")
-        if not CASE_PATTERN.match(entry["case"]):
-            raise ExpectationError(f"{where}: '{entry['case']}' is not a case id (area/test_name[params])")
+                names = " or ".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
+                raise ExpectationError(f"{where}: '{key}' must be a {names}")
         if not entry["reason"].strip():
             raise ExpectationError(f"{where}: 'reason' is empty")
         refs = entry["references"]
         if not refs or not all(isinstance(r, str) and r.strip() for r in refs):
             raise ExpectationError(f"{where}: 'references' must be a non-empty list of non-empty strings")
-        result.append(Deviation(entry["case"], entry["reason"], tuple(refs), where))
-    return result
+        yield entry, where
 
 
 class Expectations:
-    def __init__(self, deviations: list[Deviation]) -> None:
+    def __init__(self, deviations: list[Deviation], values: dict[str, ExpectedValue] | None = None) -> None:
         self.deviations = deviations
-        self.used: set[Deviation] = set()
+        self.values = values or {}
 
     def lookup(self, case_id: str) -> Deviation | None:
-        for deviation in self.deviations:
-            if deviation.matches(case_id):
-                self.used.add(deviation)
-                return deviation
-        return None
+        """The first deviation that documents this case, if any."""
+        return next((deviation for deviation in self.deviations if deviation.matches(case_id)), None)
+
+    def expected(self, observation: str) -> ExpectedValue | None:
+        return self.values.get(observation)
+
+    def unmatched(self, case_ids) -> list[Deviation]:
+        """The deviations that match none of these case ids, in file order."""
+        ids = list(case_ids)
+        return [deviation for deviation in self.deviations if not any(deviation.matches(i) for i in ids)]
 
 
 def path_for(os_name: str) -> Path:
@@ -138,4 +180,4 @@ def path_for(os_name: str) -> Path:
 def load(os_name: str) -> Expectations:
     """The expectations for an OS; an OS with no file has none (every failure is a `fail`)."""
     path = path_for(os_name)
-    return Expectations(load_file(path) if path.exists() else [])
+    return load_file(path) if path.exists() else Expectations([])

@@ -15,15 +15,16 @@ from pathlib import Path
 
 from ..report.diff import diff_reports
 from ..report.diff_render import render_markdown, render_text
+from ..report.formats import REPORT_FORMATS
+from ..report.gfm import md_escape, table
 from ..report.load import ReportError, read_report
-from ..report.markdown import md_escape, table
 from ..report.matrix import build_matrix
 from ..report.write import write_matrix
 from . import console, guest
 from .sources import Kernel, KernelSourceError, check, release_key, resolve
 from .tools import MissingTools, Tools, find_tools, kvm_usable
 
-REPORT_SUFFIXES = (".json", ".md", ".html", ".ktap")
+REPORT_SUFFIXES = tuple(form.suffix for form in REPORT_FORMATS)
 KVM_START = 45.0  # seconds for a KVM guest to print its first line; it takes 2-5 when KVM works at all
 
 
@@ -205,21 +206,21 @@ def _conclude(runs: list[Run], options: Options) -> int:
                 loaded.append((run, read_report(run.report)))
             except ReportError as e:
                 run.problem, run.report = f"unreadable report: {e}", None
-    loaded.sort(key=lambda pair: release_key(pair[1]["platform"]["release"]))
+    loaded.sort(key=lambda pair: release_key(pair[1].platform.release))
     sections = ["# Kernels", "", _runs_table(runs), ""]
     if loaded:
         written = write_matrix(build_matrix([(run.report.name, report) for run, report in loaded]), options.out)
         print(f"matrix: {written['markdown']}")
     for (old_run, old), (new_run, new) in zip(loaded, loaded[1:]):
         result = diff_reports(old, new)
-        print(f"\n== {old['platform']['release']} -> {new['platform']['release']}")
+        print(f"\n== {old.platform.release} -> {new.platform.release}")
         print(render_text(result, old_run.report.name, new_run.report.name), end="")
         sections += [_demoted(render_markdown(result, old_run.report.name, new_run.report.name)), ""]
     (options.out / "kernels.md").write_text("\n".join(sections), encoding="utf-8")
     print(f"summary: {options.out / 'kernels.md'}")
     if any(run.problem for run in runs):
         return 3
-    return 1 if any(report["run"]["exit_status"] != 0 for _, report in loaded) else 0
+    return 1 if any(report.run.exit_status != 0 for _, report in loaded) else 0
 
 
 def _runs_table(runs: list[Run]) -> str:

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+from ..model import Platform
 from . import constants, os_name
 
 
@@ -126,19 +127,13 @@ def platform_id(name: str | None = None, fstype: str | None = None) -> str:
     return "-".join(_slug(part) for part in parts)
 
 
-def facts(workdir: str) -> dict:
-    """The platform section of a report (capabilities are added by the caller)."""
+def facts(workdir: str) -> Platform:
+    """The platform of a report (its capabilities are added by the caller)."""
     name = os_name()
     fstype = filesystem_type(workdir)
-    return {
-        "id": platform_id(name, fstype),
-        "os": name,
-        "release": release(name),
-        "kernel": kernel(),
-        "arch": platform.machine(),
-        "libc": libc(),
-        "python": {"implementation": platform.python_implementation(), "version": platform.python_version()},
-        "filesystem": {"path": workdir, "type": fstype},
-        "privileged": privileged(),
-        "uid": os.geteuid(),
-    }
+    c_library = libc()
+    return Platform(
+        id=platform_id(name, fstype), os=name, release=release(name), kernel=kernel(), arch=platform.machine(),
+        libc_name=c_library["name"], libc_version=c_library["version"],
+        python_implementation=platform.python_implementation(), python_version=platform.python_version(),
+        filesystem_path=workdir, filesystem_type=fstype, privileged=privileged(), uid=os.geteuid())

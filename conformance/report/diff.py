@@ -4,6 +4,7 @@ A regression is a case that ran in both reports and went from any other outcome 
 A documented deviation that no longer occurs arrives as unexpected-pass (the plugin decides that) and
 is listed on its own, not as a regression. With ``observations_regress``, a changed or vanished
 observation also counts; measurements (``perf.*``) never do, since they vary from run to run.
+The two reports are lined up as two columns (report.lineup), as the matrix lines up platforms.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .markdown import libc_text, python_text, value_text
-from .matrix import MISSING, observed_identity
+from ..model import FAILING, MEASUREMENT_AREA, UNEXPECTED_PASS, Report
+from .lineup import line_up
+from .vocabulary import MISSING, value_text
 
-FAILING = frozenset({"fail", "error"})
-MEASUREMENT_PREFIXES = ("perf.",)
+MEASUREMENT_PREFIXES = (MEASUREMENT_AREA + ".",)
 
 # Display order and headings of the kinds of case change.
 CASE_KINDS = {
@@ -53,8 +54,8 @@ class ObservationChange:
 
 @dataclass
 class ReportDiff:
-    old: dict
-    new: dict
+    old: Report
+    new: Report
     observations_regress: bool = False
     platform: list[tuple[str, str, str]] = field(default_factory=list)
     capabilities: list[tuple[str, str, str]] = field(default_factory=list)
@@ -79,76 +80,70 @@ class ReportDiff:
 def _case_kind(old: str, new: str) -> str:
     if new in FAILING and old not in FAILING:
         return "regression"
-    if new == "unexpected-pass":
+    if new == UNEXPECTED_PASS:
         return "unexpected-pass"
     if old in FAILING and new not in FAILING:
         return "fixed"
     return "changed"
 
 
-def _platform_facts(report: dict) -> dict[str, str]:
-    platform = report["platform"]
+def _platform_facts(report: Report) -> dict[str, str]:
+    platform = report.platform
     return {
-        "id": platform["id"],
-        "os": platform["os"],
-        "release": platform["release"],
-        "kernel": platform["kernel"],
-        "arch": platform["arch"],
-        "libc": libc_text(platform),
-        "python": python_text(platform),
-        "filesystem": platform["filesystem"]["type"],
-        "privileged": value_text(platform["privileged"]),
-        "uid": value_text(platform["uid"]),
-        "suite": f"{report['suite']['version']} {report['suite']['commit'] or ''}".strip(),
+        "id": platform.id,
+        "os": platform.os,
+        "release": platform.release,
+        "kernel": platform.kernel,
+        "arch": platform.arch,
+        "libc": platform.libc,
+        "python": platform.python,
+        "filesystem": platform.filesystem_type,
+        "privileged": value_text(platform.privileged),
+        "uid": value_text(platform.uid),
+        "suite": f"{report.suite.version} {report.suite.commit or ''}".strip(),
     }
 
 
-def _capability(probe: dict | None) -> str:
+def _capability(probe) -> str:
     if probe is None:
         return "not probed"
-    return "supported" if probe["supported"] else "unsupported"
+    return "supported" if probe.supported else "unsupported"
 
 
-def _observations(report: dict) -> dict[str, Any]:
-    return {key: value for case in report["cases"] for key, value in case["observations"].items()}
-
-
-def diff_reports(old: dict, new: dict, observations_regress: bool = False) -> ReportDiff:
-    """Compare two validated reports."""
+def diff_reports(old: Report, new: Report, observations_regress: bool = False) -> ReportDiff:
+    """Compare two reports."""
     result = ReportDiff(old, new, observations_regress)
     old_facts, new_facts = _platform_facts(old), _platform_facts(new)
     result.platform = [(name, old_facts[name], new_facts[name]) for name in old_facts
                        if old_facts[name] != new_facts[name]]
-    old_caps, new_caps = old["platform"]["capabilities"], new["platform"]["capabilities"]
+    old_caps, new_caps = old.platform.capabilities, new.platform.capabilities
     for name in sorted(set(old_caps) | set(new_caps)):
         before, after = _capability(old_caps.get(name)), _capability(new_caps.get(name))
         if before != after:
             result.capabilities.append((name, before, after))
 
-    old_cases = {case["id"]: case for case in old["cases"]}
-    new_cases = {case["id"]: case for case in new["cases"]}
-    for case_id in sorted(set(old_cases) | set(new_cases)):
-        before, after = old_cases.get(case_id), new_cases.get(case_id)
+    lineup = line_up([old.cases, new.cases])
+    for row in lineup.rows():
+        before, after = row.cells
         if before is None:
-            result.cases.append(CaseChange(case_id, "new", None, after["outcome"], after["reason"]))
+            result.cases.append(CaseChange(row.id, "new", None, after.outcome, after.reason))
         elif after is None:
-            result.cases.append(CaseChange(case_id, "vanished", before["outcome"], None, before["reason"]))
-        elif before["outcome"] != after["outcome"]:
-            kind = _case_kind(before["outcome"], after["outcome"])
-            result.cases.append(CaseChange(case_id, kind, before["outcome"], after["outcome"], after["reason"]))
+            result.cases.append(CaseChange(row.id, "vanished", before.outcome, None, before.reason))
+        elif row.differs:
+            kind = _case_kind(before.outcome, after.outcome)
+            result.cases.append(CaseChange(row.id, kind, before.outcome, after.outcome, after.reason))
     order = list(CASE_KINDS)
     result.cases.sort(key=lambda change: (order.index(change.kind), change.id))
 
-    old_values, new_values = _observations(old), _observations(new)
-    for key in sorted(set(old_values) | set(new_values)):
-        before, after = old_values.get(key, MISSING), new_values.get(key, MISSING)
-        if observed_identity(before) == observed_identity(after):
+    for row in lineup.observations:
+        if not row.differs:
             continue
-        if key.startswith(MEASUREMENT_PREFIXES):
+        before, after = row.values
+        if row.key.startswith(MEASUREMENT_PREFIXES):
             kind = "measurement"
         else:
             kind = "new" if before is MISSING else "vanished" if after is MISSING else "changed"
-        result.observations.append(ObservationChange(key, kind, before, after))
+        result.observations.append(ObservationChange(row.key, kind, before, after))
     kinds = list(OBSERVATION_KINDS)
     result.observations.sort(key=lambda change: (kinds.index(change.kind), change.key))
     return result

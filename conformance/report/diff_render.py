@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 from .diff import CASE_KINDS, OBSERVATION_KINDS, ReportDiff
-from .markdown import md_escape, table
-from .matrix import MISSING
+from .gfm import md_escape, table
 from .text import one_line
+from .vocabulary import MISSING, MISSING_TEXT
 
 REASON_LIMIT = 200
 DIFF_FORMAT_VERSION = 1
@@ -44,8 +44,8 @@ def _value_step(old: Any, new: Any) -> str:
 
 def render_text(diff: ReportDiff, old_source: str, new_source: str) -> str:
     lines = [
-        f"old: {one_line(diff.old['platform']['id'])} ({one_line(old_source)})",
-        f"new: {one_line(diff.new['platform']['id'])} ({one_line(new_source)})",
+        f"old: {one_line(diff.old.platform.id)} ({one_line(old_source)})",
+        f"new: {one_line(diff.new.platform.id)} ({one_line(new_source)})",
     ]
     if diff.platform:
         lines.append("platform:")
@@ -71,15 +71,15 @@ def render_text(diff: ReportDiff, old_source: str, new_source: str) -> str:
 
 
 def _md_value(value: Any) -> str:
-    return "*(not recorded)*" if value is MISSING else md_escape(value)
+    return f"*({MISSING_TEXT})*" if value is MISSING else md_escape(value)
 
 
 def render_markdown(diff: ReportDiff, old_source: str, new_source: str) -> str:
     lines = [
         "# Conformance diff",
         "",
-        f"- old: {md_escape(diff.old['platform']['id'])} ({md_escape(old_source)})",
-        f"- new: {md_escape(diff.new['platform']['id'])} ({md_escape(new_source)})",
+        f"- old: {md_escape(diff.old.platform.id)} ({md_escape(old_source)})",
+        f"- new: {md_escape(diff.new.platform.id)} ({md_escape(new_source)})",
         f"- result: **{md_escape(_verdict(diff))}**",
     ]
     if diff.platform:
@@ -117,8 +117,8 @@ def render_json(diff: ReportDiff, old_source: str, new_source: str) -> str:
 
     document = {
         "diff_format_version": DIFF_FORMAT_VERSION,
-        "old": {"source": old_source, "platform": diff.old["platform"]["id"]},
-        "new": {"source": new_source, "platform": diff.new["platform"]["id"]},
+        "old": {"source": old_source, "platform": diff.old.platform.id},
+        "new": {"source": new_source, "platform": diff.new.platform.id},
         "regressions": diff.regressions(),
         "exit_status": diff.exit_status,
         "platform": [{"fact": name, "old": old, "new": new} for name, old, new in diff.platform],

@@ -10,11 +10,20 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .markdown import all_references, case_label, cases_by_area, fact_rows, summary_mismatch, value_text
-from .schema import OUTCOMES
+from ..model import DEVIATION, ERROR, FAIL, OUTCOMES, PASS, UNEXPECTED_PASS, UNSUPPORTED, CaseResult, Report
+from .vocabulary import cases_by_area, fact_rows, value_text
 
 # Class names come from this table, never from report data.
 OUTCOME_CLASS = {outcome: f"o-{outcome}" for outcome in OUTCOMES}
+# Background and text colour of each outcome's badges and cells.
+OUTCOME_COLOURS = {
+    PASS: ("#1f883d", "#fff"),
+    FAIL: ("#cf222e", "#fff"),
+    DEVIATION: ("#f0b429", "#000"),
+    UNEXPECTED_PASS: ("#8250df", "#fff"),
+    UNSUPPORTED: ("#d0d7de", "#000"),
+    ERROR: ("#3d0a0a", "#fff"),
+}
 
 BASE_CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #1f2328; }
@@ -27,15 +36,10 @@ ul.plain { margin: 0; padding-left: 1.1em; }
 .expectation { margin-top: 0.3em; font-style: italic; }
 .summary span { display: inline-block; margin: 0 0.4em 0.4em 0; padding: 0.2em 0.6em; border-radius: 0.3em; }
 .warning { background: #fff8c5; border: 1px solid #d4a72c; padding: 0.5em; }
-.o-pass { background: #1f883d; color: #fff; }
-.o-fail { background: #cf222e; color: #fff; }
-.o-deviation { background: #f0b429; color: #000; }
-.o-unexpected-pass { background: #8250df; color: #fff; }
-.o-unsupported { background: #d0d7de; color: #000; }
-.o-error { background: #3d0a0a; color: #fff; }
 .o-unknown { background: #fff; color: #000; }
 td.outcome { font-weight: bold; white-space: nowrap; }
-"""
+""" + "".join(f".{OUTCOME_CLASS[outcome]} {{ background: {background}; color: {colour}; }}\n"
+              for outcome, (background, colour) in OUTCOME_COLOURS.items())
 
 
 def esc(value: Any) -> str:
@@ -47,19 +51,19 @@ def outcome_class(outcome: Any) -> str:
     return OUTCOME_CLASS.get(outcome, "o-unknown") if isinstance(outcome, str) else "o-unknown"
 
 
-def _facts(report: dict) -> list[str]:
+def _facts(report: Report) -> list[str]:
     rows = [f'<tr><th scope="row">{esc(label)}</th><td>{esc(text)}</td></tr>' for label, text in fact_rows(report)]
     return ['<table class="facts"><tbody>', *rows, "</tbody></table>"]
 
 
-def _summary(report: dict) -> list[str]:
-    summary = report["summary"]
+def _summary(report: Report) -> list[str]:
+    summary = report.summary
     badges = "".join(
         f'<span class="{outcome_class(outcome)}"><b class="count">{esc(summary[outcome])}</b> {esc(outcome)}</span>'
         for outcome in OUTCOMES
     )
-    lines = [f'<p class="summary">{badges} ({esc(len(report["cases"]))} cases)</p>']
-    mismatched = summary_mismatch(report)
+    lines = [f'<p class="summary">{badges} ({esc(len(report.cases))} cases)</p>']
+    mismatched = report.summary_mismatch()
     if mismatched:
         lines.append(
             f'<p class="warning">Summary counts disagree with the listed cases for: {esc(", ".join(mismatched))}</p>'
@@ -67,13 +71,13 @@ def _summary(report: dict) -> list[str]:
     return lines
 
 
-def _capabilities(report: dict) -> list[str]:
-    capabilities = report["platform"]["capabilities"]
+def _capabilities(report: Report) -> list[str]:
+    capabilities = report.platform.capabilities
     if not capabilities:
         return ["<p>No capability probes recorded.</p>"]
     rows = [
-        f"<tr><td><code>{esc(name)}</code></td><td>{'yes' if probe['supported'] else '<b>no</b>'}</td>"
-        f'<td class="reason">{esc(probe["reason"])}</td></tr>'
+        f"<tr><td><code>{esc(name)}</code></td><td>{'yes' if probe.supported else '<b>no</b>'}</td>"
+        f'<td class="reason">{esc(probe.reason)}</td></tr>'
         for name, probe in sorted(capabilities.items())
     ]
     head = "<thead><tr><th>Probe</th><th>Supported</th><th>Reason</th></tr></thead>"
@@ -85,30 +89,30 @@ def _list(items: list[str]) -> str:
     return '<ul class="plain">' + "".join(f"<li>{item}</li>" for item in items) + "</ul>" if items else ""
 
 
-def _case_row(case: dict) -> str:
-    reason = esc(case["reason"])
-    expectation = case["expectation"]
+def _case_row(case: CaseResult) -> str:
+    reason = esc(case.reason)
+    expectation = case.expectation
     if expectation:
-        reason += f'<div class="expectation">Expected {esc(expectation["outcome"])}: {esc(expectation["reason"])}</div>'
+        reason += f'<div class="expectation">Expected {esc(expectation.outcome)}: {esc(expectation.reason)}</div>'
     observations = _list(
-        [f"<code>{esc(key)}</code> = <code>{esc(value)}</code>" for key, value in case["observations"].items()]
+        [f"<code>{esc(key)}</code> = <code>{esc(value)}</code>" for key, value in case.observations.items()]
     )
-    references = _list([esc(ref) for ref in all_references(case)])
-    outcome = case["outcome"]
+    references = _list([esc(ref) for ref in case.all_references()])
+    outcome = case.outcome
     return (
-        f"<tr><td><code>{esc(case_label(case))}</code></td>"
+        f"<tr><td><code>{esc(case.label)}</code></td>"
         f'<td class="outcome {outcome_class(outcome)}">{esc(outcome)}</td>'
         f'<td class="reason">{reason}</td><td>{observations}</td><td>{references}</td></tr>'
     )
 
 
-def _cases(report: dict) -> list[str]:
-    if not report["cases"]:
+def _cases(report: Report) -> list[str]:
+    if not report.cases:
         return ["<p>No cases recorded.</p>"]
     columns = "".join(f"<th>{name}</th>" for name in ("Case", "Outcome", "Reason", "Observations", "References"))
     head = f"<thead><tr>{columns}</tr></thead>"
     lines: list[str] = []
-    for area, cases in cases_by_area(report["cases"]).items():
+    for area, cases in cases_by_area(report.cases).items():
         lines += [f"<section><h3>{esc(area)}</h3>", f'<table class="cases">{head}<tbody>']
         lines += [_case_row(case) for case in cases]
         lines.append("</tbody></table></section>")
@@ -131,9 +135,20 @@ def page_head(title: str, css: str) -> list[str]:
     ]
 
 
-def render_html(report: dict) -> str:
-    """Render a report that passes ``schema.validate`` as one standalone HTML5 page."""
-    platform_id = esc(report["platform"]["id"])
+def _unmatched(report: Report) -> list[str]:
+    if not report.unmatched_deviations:
+        return []
+    rows = [f"<tr><td><code>{esc(entry.case)}</code></td><td>{esc(entry.reason)}</td><td>{esc(entry.source)}</td></tr>"
+            for entry in report.unmatched_deviations]
+    return ["<h2>Expectation entries that match no case</h2>",
+            "<p>Each documents a deviation of a case the suite no longer has: remove or rename it.</p>",
+            "<table><thead><tr><th>Case</th><th>Reason</th><th>Where</th></tr></thead><tbody>", *rows,
+            "</tbody></table>"]
+
+
+def render_html(report: Report) -> str:
+    """The report as one standalone HTML5 page."""
+    platform_id = esc(report.platform.id)
     lines = [
         *page_head(f"Conformance report: {platform_id}", BASE_CSS),
         "<body>",
@@ -146,6 +161,7 @@ def render_html(report: dict) -> str:
         *_capabilities(report),
         "<h2>Cases</h2>",
         *_cases(report),
+        *_unmatched(report),
         "</body>",
         "</html>",
     ]

@@ -17,10 +17,21 @@ therefore starts with ``#`` or with a result and number this module wrote.
 from __future__ import annotations
 
 import re
-from collections import Counter
 
-from .markdown import case_label, cases_by_area, summary_mismatch, value_text
+from ..model import (
+    DEVIATION,
+    ERROR,
+    FAIL,
+    FAILING,
+    PASS,
+    UNEXPECTED_PASS,
+    UNSUPPORTED,
+    CaseResult,
+    Report,
+    summary_of,
+)
 from .text import char_escape, one_line
+from .vocabulary import cases_by_area, value_text
 
 INDENT = "  "  # ktap.rst, "Nested tests": one level of indentation is two spaces.
 
@@ -41,26 +52,24 @@ INDENT = "  "  # ktap.rst, "Nested tests": one level of indentation is two space
 #                                        case; we use the spelling the spec lists. kunit_parser.py recognises only
 #                                        SKIP and reads either spelling as a plain failure, which is right.
 RESULT_LINES = {
-    "pass": ("ok", None),
-    "fail": ("not ok", None),
-    "deviation": ("ok", "XFAIL"),
-    "unexpected-pass": ("ok", "XPASS"),
-    "unsupported": ("ok", "SKIP"),
-    "error": ("not ok", "ERROR"),
+    PASS: ("ok", None),
+    FAIL: ("not ok", None),
+    DEVIATION: ("ok", "XFAIL"),
+    UNEXPECTED_PASS: ("ok", "XPASS"),
+    UNSUPPORTED: ("ok", "SKIP"),
+    ERROR: ("not ok", "ERROR"),
 }
-
-# Outcomes that make the area's own result line "not ok" (ktap.rst: if a subtest fails, the
+# A failing outcome (model.FAILING) makes the area's own result line "not ok" (ktap.rst: if a subtest fails, the
 # parent should fail too; skipped subtests do not affect the parent).
-FAILING = frozenset({"fail", "error"})
 
 # kselftest's closing "# Totals:" line uses these names for the same results.
 _KSELFTEST_COUNTS = (
-    ("pass", "pass"),
-    ("fail", "fail"),
-    ("xfail", "deviation"),
-    ("xpass", "unexpected-pass"),
-    ("skip", "unsupported"),
-    ("error", "error"),
+    ("pass", PASS),
+    ("fail", FAIL),
+    ("xfail", DEVIATION),
+    ("xpass", UNEXPECTED_PASS),
+    ("skip", UNSUPPORTED),
+    ("error", ERROR),
 )
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -106,32 +115,32 @@ def _result_line(result: str, number: int, description: str, directive: str | No
     return line
 
 
-def _case_lines(case: dict, number: int) -> list[str]:
-    outcome = case["outcome"]
+def _case_lines(case: CaseResult, number: int) -> list[str]:
+    outcome = case.outcome
     lines = []
-    if outcome != "pass" and case["reason"]:
-        lines += [_diagnostic(line) for line in _text_lines(case["reason"])]
-    expectation = case["expectation"]
+    if outcome != PASS and case.reason:
+        lines += [_diagnostic(line) for line in _text_lines(case.reason)]
+    expectation = case.expectation
     if expectation:
-        first, *rest = _text_lines(expectation["reason"])
-        lines.append(_diagnostic(f"expected {expectation['outcome']}: {first}"))
+        first, *rest = _text_lines(expectation.reason)
+        lines.append(_diagnostic(f"expected {expectation.outcome}: {first}"))
         lines += [_diagnostic(line) for line in rest]
-    for key, value in case["observations"].items():
+    for key, value in case.observations.items():
         # One line each: a line break inside a key or value is escaped rather than split.
         lines.append(_diagnostic(f"{value_text(key)} = {value_text(value)}"))
     result, directive = RESULT_LINES[outcome]
-    lines.append(_result_line(result, number, case_label(case), directive, case["reason"]))
+    lines.append(_result_line(result, number, case.label, directive, case.reason))
     return lines
 
 
-def _area_lines(area: str, cases: list[dict], number: int) -> list[str]:
+def _area_lines(area: str, cases: list[CaseResult], number: int) -> list[str]:
     nested = ["KTAP version 1", f"1..{len(cases)}"]
     for index, case in enumerate(cases, start=1):
         nested += _case_lines(case, index)
-    outcomes = {case["outcome"] for case in cases}
+    outcomes = {case.outcome for case in cases}
     if outcomes & FAILING:
         result = _result_line("not ok", number, area)
-    elif outcomes == {"unsupported"}:
+    elif outcomes == {UNSUPPORTED}:
         # ktap.rst: "it often makes sense for a test to be marked skipped if all of its subtests
         # have been skipped".
         result = _result_line("ok", number, area, "SKIP", "every case is unsupported here")
@@ -140,24 +149,26 @@ def _area_lines(area: str, cases: list[dict], number: int) -> list[str]:
     return [INDENT + line for line in nested] + [result]
 
 
-def _header_diagnostics(report: dict) -> list[str]:
-    suite, platform = report["suite"], report["platform"]
-    version = f"{suite['name']} {suite['version']}"
-    if suite["commit"]:
-        version += f" (commit {suite['commit']})"
+def _header_diagnostics(report: Report) -> list[str]:
+    suite, platform = report.suite, report.platform
+    version = f"{suite.name} {suite.version}"
+    if suite.commit:
+        version += f" (commit {suite.commit})"
     # Identifiers stay on one line each: a line break in them is escaped, not split.
     return [
         _diagnostic(f"suite: {version}"),
-        _diagnostic(f"platform: {platform['id']}"),
-        _diagnostic(f"kernel: {platform['kernel']}"),
+        _diagnostic(f"platform: {platform.id}"),
+        _diagnostic(f"kernel: {platform.kernel}"),
     ]
 
 
-def _footer_diagnostics(report: dict) -> list[str]:
-    counted = Counter(case["outcome"] for case in report["cases"])
+def _footer_diagnostics(report: Report) -> list[str]:
+    counted = summary_of(report.cases)
     totals = " ".join(f"{name}:{counted[outcome]}" for name, outcome in _KSELFTEST_COUNTS)
     lines = [_diagnostic(f"Totals: {totals}")]
-    mismatched = summary_mismatch(report)
+    lines += [_diagnostic(f"expectation entry matching no case: {entry.case} ({entry.source})")
+              for entry in report.unmatched_deviations]
+    mismatched = report.summary_mismatch()
     if mismatched:
         lines.append(
             _diagnostic(f"warning: summary counts disagree with the listed cases for: {', '.join(mismatched)}")
@@ -165,9 +176,9 @@ def _footer_diagnostics(report: dict) -> list[str]:
     return lines
 
 
-def render_ktap(report: dict) -> str:
-    """Render a report that passes ``schema.validate`` as KTAP version 1 text."""
-    areas = cases_by_area(report["cases"])
+def render_ktap(report: Report) -> str:
+    """The report as KTAP version 1 text."""
+    areas = cases_by_area(report.cases)
     lines = ["KTAP version 1", f"1..{len(areas)}", *_header_diagnostics(report)]
     if not areas:
         lines.append("# no cases recorded")

@@ -11,37 +11,36 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..model import SCHEMA_VERSION, Report
 from .schema import validate
-
-SCHEMA_VERSION = 1
 
 
 class ReportError(Exception):
     """A report file that cannot be used; the message is one line naming the file."""
 
 
-def read_report(path: str | Path) -> dict:
+def read_report(path: str | Path) -> Report:
     """Return the report stored at ``path``, checked against the schema and the rules it cannot express."""
     if str(path) == "":
         raise ReportError("an empty string is not a report path")
     path = Path(path)
     text = _read_text(path)
-    report = _parse(path, text)
-    problem = _first_problem(report)
+    document = _parse(path, text)
+    problem = _first_problem(document)
     if problem:
         raise ReportError(f"{path}: {problem}")
-    return report
+    return Report.from_json(document)
 
 
-def read_reports(paths: list[str]) -> list[tuple[str, dict]]:
+def read_reports(paths: list[str]) -> list[tuple[str, Report]]:
     """Read several reports, for tools that put them side by side; platform ids must be distinct."""
     if not paths:
         raise ReportError("no report given")
-    loaded: list[tuple[str, dict]] = []
+    loaded: list[tuple[str, Report]] = []
     seen: dict[str, str] = {}
     for path in paths:
         report = read_report(path)
-        platform_id = report["platform"]["id"]
+        platform_id = report.platform.id
         if platform_id in seen:
             raise ReportError(f"{path}: platform id {_show(platform_id)} is also the id of {seen[platform_id]}")
         seen[platform_id] = str(path)

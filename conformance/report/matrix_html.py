@@ -8,10 +8,11 @@ come from fixed tables or from positions, never from report text.
 
 from __future__ import annotations
 
+from ..model import OUTCOMES, CaseResult
 from .html import BASE_CSS, OUTCOME_CLASS, esc, page_head
-from .markdown import libc_text, python_text, value_text
-from .matrix import MISSING, NOT_RUN, CaseRow, Column, Matrix, ObservationRow, count, differing
-from .schema import OUTCOMES
+from .lineup import CaseRow, ObservationRow, differing
+from .matrix import Column, Matrix
+from .vocabulary import MISSING, MISSING_TEXT, NOT_RUN, NOT_RUN_TEXT, count, value_text
 
 CELL_OUTCOMES = (*OUTCOMES, NOT_RUN)
 _CELL_CLASS = {**OUTCOME_CLASS, NOT_RUN: "o-not-run"}
@@ -55,12 +56,12 @@ def _filter_css(areas: list[str]) -> str:
 
 
 def _platform_heading(number: int, column: Column) -> str:
-    platform = column.platform
-    role = "root" if platform["privileged"] else "user"
+    platform = column.report.platform
+    role = "root" if platform.privileged else "user"
     lines = [
-        f"{platform['os']} {platform['release']}",
-        f"{platform['arch']} · {role} · {platform['filesystem']['type']}",
-        f"{python_text(platform)} · {libc_text(platform)}",
+        f"{platform.os} {platform.release}",
+        f"{platform.arch} · {role} · {platform.filesystem_type}",
+        f"{platform.python} · {platform.libc}",
     ]
     body = "<br>".join(esc(line) for line in lines)
     return f'<th class="platform" scope="col" title="{esc(column.id)}"><b>P{number}</b>{body}</th>'
@@ -81,9 +82,9 @@ def _platforms(matrix: Matrix) -> list[str]:
     summaries = []
     for column in matrix.columns:
         badges = "".join(
-            f'<span class="{OUTCOME_CLASS[o]}">{esc(column.report["summary"][o])} {esc(o)}</span>'
+            f'<span class="{OUTCOME_CLASS[o]}">{esc(column.report.summary[o])} {esc(o)}</span>'
             for o in OUTCOMES
-            if column.report["summary"][o]
+            if column.report.summary[o]
         )
         summaries.append(f'<td class="summary">{badges}</td>')
     rows.append(f"<tr><th>Summary</th>{''.join(summaries)}</tr>")
@@ -103,7 +104,7 @@ def _filters(matrix: Matrix) -> list[str]:
         f'<label for="area-{n}">{esc(area)} ({len(matrix.areas[area])})</label>' for n, area in enumerate(areas, 1)
     )
     outcome_labels = "".join(
-        f'<label for="outcome-{o}" class="{_CELL_CLASS[o]}">{esc(o.replace("-", " ") if o == NOT_RUN else o)} '
+        f'<label for="outcome-{o}" class="{_CELL_CLASS[o]}">{esc(NOT_RUN_TEXT if o == NOT_RUN else o)} '
         f"({sum(1 for row in rows if o in row.outcomes)})</label>"
         for o in CELL_OUTCOMES
     )
@@ -118,30 +119,31 @@ def _filters(matrix: Matrix) -> list[str]:
     return inputs + nav
 
 
-def _cell_title(column: Column, case: dict) -> str:
-    parts = [f"{case['outcome']} on {column.id}"]
-    if case["reason"]:
-        parts.append(case["reason"])
-    if case["expectation"]:
-        parts.append(f"expected {case['expectation']['outcome']}: {case['expectation']['reason']}")
-    parts += [f"{key} = {value_text(value)}" for key, value in case["observations"].items()]
+def _cell_title(column: Column, case: CaseResult) -> str:
+    parts = [f"{case.outcome} on {column.id}"]
+    if case.reason:
+        parts.append(case.reason)
+    if case.expectation:
+        parts.append(f"expected {case.expectation.outcome}: {case.expectation.reason}")
+    parts += [f"{key} = {value_text(value)}" for key, value in case.observations.items()]
     return "\n".join(parts)
 
 
-def _cell(column: Column, case: dict | None) -> str:
+def _cell(column: Column, case: CaseResult | None) -> str:
     if case is None:
-        return f'<td class="cell o-not-run" title="{esc("not run on " + column.id)}">not run</td>'
-    outcome = case["outcome"]
+        return (f'<td class="cell {_CELL_CLASS[NOT_RUN]}" title="{esc(NOT_RUN_TEXT + " on " + column.id)}">'
+                f"{NOT_RUN_TEXT}</td>")
+    outcome = case.outcome
     cls = _CELL_CLASS.get(outcome, "o-unknown")
     title = esc(_cell_title(column, case))
     details = []
-    if case["reason"]:
-        details.append(f'<div class="reason">{esc(case["reason"])}</div>')
-    if case["expectation"]:
-        expected = case["expectation"]
-        details.append(f'<div class="expectation">Expected {esc(expected["outcome"])}: {esc(expected["reason"])}</div>')
-    if case["observations"]:
-        observed = case["observations"].items()
+    if case.reason:
+        details.append(f'<div class="reason">{esc(case.reason)}</div>')
+    if case.expectation:
+        expected = case.expectation
+        details.append(f'<div class="expectation">Expected {esc(expected.outcome)}: {esc(expected.reason)}</div>')
+    if case.observations:
+        observed = case.observations.items()
         items = "".join(f"<li><code>{esc(key)}</code> = <code>{esc(value)}</code></li>" for key, value in observed)
         details.append(f'<div><ul class="plain">{items}</ul></div>')
     if not details:
@@ -175,10 +177,8 @@ def _cases(matrix: Matrix) -> list[str]:
 
 
 def _observation_row(row: ObservationRow, area_number: dict[str, int]) -> str:
-    cells = "".join(
-        '<td class="o-not-run">not recorded</td>' if value is MISSING else f"<td><code>{esc(value)}</code></td>"
-        for value in row.values
-    )
+    missing = f'<td class="{_CELL_CLASS[NOT_RUN]}">{MISSING_TEXT}</td>'
+    cells = "".join(missing if value is MISSING else f"<td><code>{esc(value)}</code></td>" for value in row.values)
     classes = f"obs a-{area_number.get(row.area, 0)} {'differs' if row.differs else 'same'}"
     return f'<tr class="{classes}"><th scope="row"><code>{esc(row.key)}</code></th>{cells}</tr>'
 

@@ -6,30 +6,27 @@ observations equal everywhere are listed in collapsed sections. Report text goes
 
 from __future__ import annotations
 
-from .markdown import md_escape, table, value_text
-from .matrix import MISSING, NOT_RUN, Matrix, count, differing
-from .schema import OUTCOMES
+from ..model import DEVIATION, ERROR, FAIL, OUTCOMES, PASS, UNEXPECTED_PASS, UNSUPPORTED
+from .gfm import collapsed, md_escape, table
+from .lineup import differing
+from .matrix import Matrix
+from .vocabulary import MISSING, MISSING_TEXT, NOT_RUN, NOT_RUN_TEXT, count, value_text
 
 # Symbols make a wide table skimmable; the word follows so the page needs no legend to be read.
 SYMBOL = {
-    "pass": "✅",
-    "fail": "❌",
-    "deviation": "🟡",
-    "unexpected-pass": "🟣",
-    "unsupported": "⚪",
-    "error": "💥",
+    PASS: "✅",
+    FAIL: "❌",
+    DEVIATION: "🟡",
+    UNEXPECTED_PASS: "🟣",
+    UNSUPPORTED: "⚪",
+    ERROR: "💥",
     NOT_RUN: "➖",
 }
 
 
 def outcome_cell(outcome: str) -> str:
-    word = "not run" if outcome == NOT_RUN else outcome
+    word = NOT_RUN_TEXT if outcome == NOT_RUN else outcome
     return f"{SYMBOL.get(outcome, '?')} {md_escape(word)}"
-
-
-def _collapsed(summary: str, body: list[str]) -> list[str]:
-    # GitHub renders <details> in Markdown; the blank lines let the table inside render as Markdown.
-    return ["<details>", f"<summary>{summary}</summary>", "", *body, "", "</details>"]
 
 
 def _platforms(matrix: Matrix) -> list[str]:
@@ -42,7 +39,7 @@ def _platforms(matrix: Matrix) -> list[str]:
         [
             "Summary",
             *(
-                "<br>".join(f"{SYMBOL[o]} {value_text(column.report['summary'][o])} {o}" for o in OUTCOMES)
+                "<br>".join(f"{SYMBOL[o]} {value_text(column.report.summary[o])} {o}" for o in OUTCOMES)
                 for column in matrix.columns
             ),
         ]
@@ -52,8 +49,8 @@ def _platforms(matrix: Matrix) -> list[str]:
 
 
 def _area(area: str, rows: list, width: int) -> list[str]:
-    shown = [row for row in rows if row.differs or row.outcomes[0] != "pass"]
-    passing = [row for row in rows if not (row.differs or row.outcomes[0] != "pass")]
+    shown = [row for row in rows if row.differs or row.outcomes[0] != PASS]
+    passing = [row for row in rows if not (row.differs or row.outcomes[0] != PASS)]
     changed = differing(rows)
     lines = ["", f"### {md_escape(area)}: {count(len(rows), 'case')}, {changed} differ between platforms", ""]
     if shown:
@@ -61,12 +58,12 @@ def _area(area: str, rows: list, width: int) -> list[str]:
         lines += table(header, [[md_escape(row.label), *map(outcome_cell, row.outcomes)] for row in shown])
     if passing:
         body = [f"- {md_escape(row.label)}" for row in passing]
-        lines += ["", *_collapsed(f"{count(len(passing), 'case')} passing on every platform", body)]
+        lines += ["", *collapsed(f"{count(len(passing), 'case')} passing on every platform", body)]
     return lines
 
 
 def _value(value) -> str:
-    return "➖ not recorded" if value is MISSING else md_escape(value)
+    return f"➖ {MISSING_TEXT}" if value is MISSING else md_escape(value)
 
 
 def _observations(matrix: Matrix) -> list[str]:
@@ -81,7 +78,7 @@ def _observations(matrix: Matrix) -> list[str]:
     if same:
         rows = [[md_escape(row.key), _value(row.values[0])] for row in same]
         body = table(["Observation", "Value on every platform"], rows)
-        lines += ["", *_collapsed(f"{count(len(same), 'observation')} with the same value on every platform", body)]
+        lines += ["", *collapsed(f"{count(len(same), 'observation')} with the same value on every platform", body)]
     return lines
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from .markdown import value_text
+from .vocabulary import value_text
 
 _SHORT_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 # Control characters (C0, C1, NEL), format characters (bidirectional overrides, zero-width characters),

@@ -1,65 +1,45 @@
-"""Write a report as JSON, Markdown, HTML and KTAP, and a matrix as Markdown, HTML and JSON; each file is
-replaced atomically."""
+"""Write a report or a matrix in every format of report/formats.py; each file is replaced atomically."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import pathlib
 import tempfile
 
-from .html import render_html
-from .ktap import render_ktap
-from .markdown import render_markdown
+from ..model import Report
+from .formats import MATRIX_FORMATS, REPORT_FORMATS, Format
+from .matrix import Matrix
 from .schema import validate
 
+MATRIX_STEM = "matrix"
 
-def write_report(report: dict, directory: pathlib.Path) -> dict[str, pathlib.Path]:
+
+def write_report(report: Report, directory: pathlib.Path) -> dict[str, pathlib.Path]:
     """Validate ``report`` and write ``<platform id>.json``, ``.md``, ``.html`` and ``.ktap`` into ``directory``.
 
     Raises ValueError, writing nothing, if the report is invalid. Each file is replaced
     atomically, so a crash leaves either the previous file or the new one, never a torn one.
     """
-    problems = validate(report)
+    problems = validate(report.to_json())
     if problems:
         raise ValueError("refusing to write an invalid report:\n  " + "\n  ".join(problems))
-    platform_id = _file_stem(report["platform"]["id"])
-    # Render everything before touching the disk so a rendering bug writes nothing.
-    contents = {
-        "json": _json_bytes(report),
-        "markdown": render_markdown(report).encode("utf-8", "replace"),
-        "html": render_html(report).encode("utf-8", "replace"),
-        "ktap": render_ktap(report).encode("utf-8"),
-    }
-    suffixes = {"json": ".json", "markdown": ".md", "html": ".html", "ktap": ".ktap"}
-    directory = pathlib.Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for kind, data in contents.items():
-        paths[kind] = directory / f"{platform_id}{suffixes[kind]}"
-        _atomic_write(paths[kind], data)
-    _fsync_directory(directory)
-    return paths
+    return _write(report, REPORT_FORMATS, _file_stem(report.platform.id), pathlib.Path(directory))
 
 
-def write_matrix(matrix, directory: pathlib.Path) -> dict[str, pathlib.Path]:
+def write_matrix(matrix: Matrix, directory: pathlib.Path) -> dict[str, pathlib.Path]:
     """Write ``matrix.md``, ``matrix.html`` and ``matrix.json`` into ``directory``, each atomically."""
-    from .matrix import matrix_document
-    from .matrix_html import render_matrix_html
-    from .matrix_markdown import render_matrix_markdown
+    return _write(matrix, MATRIX_FORMATS, MATRIX_STEM, pathlib.Path(directory))
 
-    contents = {
-        "markdown": ("matrix.md", render_matrix_markdown(matrix).encode("utf-8", "replace")),
-        "html": ("matrix.html", render_matrix_html(matrix).encode("utf-8", "replace")),
-        "json": ("matrix.json", _json_bytes(matrix_document(matrix))),
-    }
-    directory = pathlib.Path(directory)
+
+def _write(document, formats: tuple[Format, ...], stem: str, directory: pathlib.Path) -> dict[str, pathlib.Path]:
+    # Render everything before touching the disk so a rendering bug writes nothing.
+    contents = {form.name: (form.suffix, form.render(document).encode("utf-8", "replace")) for form in formats}
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for kind, (name, data) in contents.items():
-        paths[kind] = directory / name
-        _atomic_write(paths[kind], data)
+    for name, (suffix, data) in contents.items():
+        paths[name] = directory / f"{stem}{suffix}"
+        _atomic_write(paths[name], data)
     _fsync_directory(directory)
     return paths
 
@@ -94,17 +74,6 @@ def _file_stem(platform_id: str) -> str:
     if problem:
         raise UnusablePlatformId(f"platform id {platform_id!r} is not usable as a file name: it {problem}")
     return platform_id
-
-
-def _json_bytes(report: dict) -> bytes:
-    # allow_nan=False: NaN is not JSON, and validate already rejects it.
-    try:
-        text = json.dumps(report, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False)
-        return (text + "\n").encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate cannot be UTF-8; \u escapes keep the exact string.
-        text = json.dumps(report, indent=2, sort_keys=False, ensure_ascii=True, allow_nan=False)
-        return (text + "\n").encode("ascii")
 
 
 def _atomic_write(path: pathlib.Path, data: bytes) -> None:

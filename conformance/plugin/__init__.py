@@ -1,0 +1,53 @@
+"""The pytest plugin: outcomes, observations, references, the leak check, and the report.
+
+Registered through the `pytest11` entry point (and by the project's root conftest.py in a plain checkout). Each part
+has one job: `options` (command line and configuration), `identity` (which tests are cases and their ids),
+`collection` (checks before the run), `fixtures` (session directories, the leak check, observe, expected), `classify`
+(a phase's outcome, as pure functions), `results` (each phase's outcome into its test report) and `collector` (the
+report, on the controller). Under pytest-xdist each worker classifies its own cases and ships the result in the test
+reports' user_properties; the controller collects every worker's reports and writes the one report.
+"""
+
+import pytest
+
+from .. import stress
+from . import options
+from .collection import pytest_collection_modifyitems
+from .collector import ReportCollector
+from .fixtures import (
+    _conformance_dirs,
+    _conformance_leak_check,
+    conformance_stress_iteration,
+    expected,
+    observe,
+    workdir,
+)
+from .identity import case_id, is_case
+from .options import pytest_addoption, target_dir
+from .results import pytest_runtest_makereport
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-timeout reads its settings, which options.configure may default
+def pytest_configure(config: pytest.Config) -> None:
+    options.configure(config)
+    if stress.iterations(config):
+        config.pluginmanager.register(stress.Stress(config), "conformance-stress")
+    if not hasattr(config, "workerinput"):  # the controller, or the only process
+        config.pluginmanager.register(ReportCollector(config), "conformance-report")
+
+
+__all__ = [
+    "_conformance_dirs",
+    "_conformance_leak_check",
+    "case_id",
+    "conformance_stress_iteration",
+    "expected",
+    "is_case",
+    "observe",
+    "pytest_addoption",
+    "pytest_collection_modifyitems",
+    "pytest_configure",
+    "pytest_runtest_makereport",
+    "target_dir",
+    "workdir",
+]

@@ -1,0 +1,96 @@
+"""The plugin's command-line options, and what the run's configuration makes of them before any case runs: the
+markers, the expectation file, the directory under test and the case timeout."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from .. import expectations as expectations_mod
+from .. import settings, stress
+from ..platforms import os_name
+
+EXPECTATIONS = pytest.StashKey[expectations_mod.Expectations]()
+TARGET_DIR = pytest.StashKey[str]()  # where the cases make their files: the filesystem under test
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance")
+    group.addoption("--conformance-dir", metavar="DIR", default=os.environ.get(settings.TARGET_DIR_VARIABLE) or None,
+                    help="directory on the filesystem under test where cases make their files "
+                         f"(default: ${settings.TARGET_DIR_VARIABLE}, else $TMPDIR)")
+    group.addoption("--conformance-report", metavar="DIR", default=None,
+                    help="write <platform-id>.json, .md, .html and .ktap into DIR at the end of the run")
+    group.addoption("--conformance-strict", action="store_true", default=False,
+                    help="an unexpected-pass, or an expectation entry that matches no case, fails the run")
+    group.addoption("--conformance-os", metavar="NAME", default=None,
+                    help="load this OS's expectation file instead of the running OS's (for checking the files)")
+    group.addoption("--conformance-expectations", metavar="FILE", default=None,
+                    help="load this expectation file instead of the OS's (for trying a file out, and self-tests)")
+    group.addoption("--conformance-stress", metavar="N", type=int, default=0,
+                    help="run only the race-prone cases (@pytest.mark.race), each N times, and name every "
+                         "iteration that differs from the first")
+    group.addoption("--conformance-stress-seconds", metavar="S", type=float, default=120.0,
+                    help="with --conformance-stress: skip the iterations left after S seconds (default 120)")
+
+
+def target_dir(config: pytest.Config) -> str:
+    """The directory where cases make their files (the filesystem under test), resolved."""
+    return config.stash[TARGET_DIR]
+
+
+def _expectations(config: pytest.Config) -> expectations_mod.Expectations:
+    name = config.getoption("conformance_os") or os_name()
+    file = config.getoption("conformance_expectations")
+    if file and not os.path.isfile(file):
+        raise pytest.UsageError(f"--conformance-expectations {file}: no such file")
+    if not file and config.getoption("conformance_os") and not expectations_mod.path_for(name).exists():
+        raise pytest.UsageError(f"--conformance-os {name}: no expectation file {expectations_mod.path_for(name)}")
+    try:
+        return expectations_mod.load_file(Path(file)) if file else expectations_mod.load(name)
+    except expectations_mod.ExpectationError as e:
+        raise pytest.UsageError(f"malformed expectation file: {e}") from None
+
+
+def _default_timeout(config: pytest.Config) -> None:
+    """pytest-timeout's timeout and method, where neither the command line, PYTEST_TIMEOUT nor an ini file sets
+    them: settings.CASE_TIMEOUT, scaled, with the signal method. Runs before pytest-timeout reads them."""
+    if config.getoption("timeout", None) is None and not os.environ.get("PYTEST_TIMEOUT") \
+            and not config.getini("timeout"):
+        config.option.timeout = settings.case_timeout()
+    if config.getoption("timeout_method", None) is None and not config.getini("timeout_method"):
+        config.option.timeout_method = settings.CASE_TIMEOUT_METHOD
+
+
+def case_timeout(config: pytest.Config) -> float | None:
+    """The seconds pytest-timeout gives each test in this run, found as it finds them; None without such a bound."""
+    if not config.pluginmanager.has_plugin("timeout"):
+        return None
+    for value in (config.getoption("timeout", None), os.environ.get("PYTEST_TIMEOUT"), config.getini("timeout")):
+        if value not in (None, ""):
+            try:
+                seconds = float(value)
+            except ValueError:
+                return None  # pytest-timeout itself refuses it
+            return seconds if seconds > 0 else None
+    return None
+
+
+def configure(config: pytest.Config) -> None:
+    """Check the options and keep what they select in the config's stash; a bad one is a one-line UsageError."""
+    config.addinivalue_line("markers", "refs(*references): the standard text, man page or anchor test a case mirrors")
+    config.addinivalue_line("markers", "race(what): a race-prone case, repeated by --conformance-stress N")
+    try:
+        settings.deadline_scale()
+        directory = settings.target_dir(config.getoption("conformance_dir"), "--conformance-dir")
+    except settings.BadSetting as e:
+        raise pytest.UsageError(str(e)) from None
+    if stress.iterations(config) < 0:
+        raise pytest.UsageError("--conformance-stress N: N must be 0 (off) or more")
+    config.stash[EXPECTATIONS] = _expectations(config)
+    config.stash[TARGET_DIR] = directory or os.path.realpath(tempfile.gettempdir())
+    if config.pluginmanager.has_plugin("timeout"):
+        _default_timeout(config)
