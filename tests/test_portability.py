@@ -14,6 +14,7 @@ as slow) and take about 7 s together; the in-process checks take about 1 s.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+import typing
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,7 @@ from conformance.harness import fds, leaks
 from conformance.harness.barriers import Event
 from conformance.harness.children import Child
 from conformance.platforms import constants, detect, os_name, probes
+from conformance.platforms.facts import Facts
 from conformance.report.load import read_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,46 +80,73 @@ def test_every_simulated_difference_names_its_source():
                 assert isinstance(entry.value, int), entry
 
 
-# ---- (a) the platform modules under each OS ------------------------------------------------------------------------
+# ---- (a) the platform facts under each OS --------------------------------------------------------------------------
 
+# The type of every field, from its annotation in the record.
+FIELD_TYPES = typing.get_type_hints(Facts)
 PATHS = {"FD_DIR", "UNIX_SOCKET_TABLE", "CHILDREN_FILE", "MOUNTINFO", "MNTTAB", "PROC_LOCKS", "PIDFD_FDINFO"}
 
 
+def _of_type(value, hint) -> bool:
+    """Whether value is of the annotated type (Optional, Tuple[X, ...] and Dict[K, V] looked into; no bool for int)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        return any(_of_type(value, arg) for arg in args)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_of_type(item, args[0]) for item in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_of_type(k, args[0]) and _of_type(v, args[1]) for k, v in value.items())
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
 def _sane(name: str, value) -> bool:
-    """The type every OS module must give a name (None: the OS has no such thing)."""
+    """Of the field's annotated type, and what that kind of fact must look like (None: the OS has no such thing)."""
+    if not _of_type(value, FIELD_TYPES[name]):
+        return False
     if name == "NAME":
-        return isinstance(value, str) and value.isidentifier()
+        return value.isidentifier()
     if value is None:
         return True
     if name in PATHS:
-        return isinstance(value, str) and value.startswith("/")
+        return value.startswith("/")
     if name.endswith("_FORMAT"):
-        return isinstance(value, str) and struct.calcsize(value) > 0
+        return struct.calcsize(value) > 0
     if name == "FLOCK_FIELDS":
-        return isinstance(value, tuple) and all(isinstance(f, str) and f.startswith("l_") for f in value)
-    if name == "SYSCALL_PIDFD_GETFD":
-        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, int) for k, v in value.items())
+        return all(f.startswith("l_") for f in value)
     if name == "NATIVE_LDLIBS":
-        return isinstance(value, tuple) and all(isinstance(a, str) and a.startswith("-l") for a in value)
+        return all(a.startswith("-l") for a in value)
     if name == "INFLIGHT_LIMIT_ERRNO":
-        return isinstance(value, str) and value.startswith("E")
-    return isinstance(value, int) and not isinstance(value, bool)
+        return value.startswith("E")
+    return True
+
+
+def test_every_default_is_of_its_type_and_means_no_such_thing():
+    unnamed = Facts(NAME="generic")
+    for name, hint in FIELD_TYPES.items():
+        if name != "NAME":
+            default = getattr(unnamed, name)
+            assert _of_type(default, hint), f"{name}: default {default!r} is not a {hint}"
+            assert default in (None, (), {}), f"{name}: the default must be 'no such thing', not {default!r}"
 
 
 @pytest.mark.parametrize("name", OSES)
-def test_platform_module_is_chosen_and_exports_sane_names(simulated, name):
+def test_platform_record_is_chosen_and_holds_sane_values(simulated, name):
     simulated(name)
-    module = constants()
-    assert MODULE_FOR[name] == module.NAME
-    reference = {n for n in dir(constants("linux")) if n.isupper()}
-    assert {n for n in dir(module) if n.isupper()} == reference
-    insane = {n: getattr(module, n) for n in reference if not _sane(n, getattr(module, n))}
+    facts = constants()
+    assert isinstance(facts, Facts)
+    assert MODULE_FOR[name] == facts.NAME
+    values = {f.name: getattr(facts, f.name) for f in dataclasses.fields(facts)}
+    insane = {field: value for field, value in values.items() if not _sane(field, value)}
     assert not insane, insane
-    if module.FLOCK_FORMAT:
-        layout_items = len(struct.unpack(module.FLOCK_FORMAT, bytes(struct.calcsize(module.FLOCK_FORMAT))))
-        assert layout_items == len(module.FLOCK_FIELDS)
-        assert {"l_type", "l_whence", "l_start", "l_len", "l_pid"} <= set(module.FLOCK_FIELDS)
-        assert len({module.F_RDLCK, module.F_WRLCK, module.F_UNLCK}) == 3
+    if facts.FLOCK_FORMAT:
+        layout_items = len(struct.unpack(facts.FLOCK_FORMAT, bytes(struct.calcsize(facts.FLOCK_FORMAT))))
+        assert layout_items == len(facts.FLOCK_FIELDS)
+        assert {"l_type", "l_whence", "l_start", "l_len", "l_pid"} <= set(facts.FLOCK_FIELDS)
+        assert len({facts.F_RDLCK, facts.F_WRLCK, facts.F_UNLCK}) == 3
 
 
 # The size of each structure on LP64, from the OS's header (and golang.org/x/sys unix/ztypes_<os>_amd64.go, made by
@@ -125,6 +155,7 @@ def test_platform_module_is_chosen_and_exports_sane_names(simulated, name):
 STRUCT_SIZES = [
     ("linux", "FLOCK_FORMAT", 32, "Linux include/uapi/asm-generic/fcntl.h struct flock"),
     ("linux", "UCRED_FORMAT", 12, "Linux include/linux/socket.h struct ucred"),
+    ("linux", "MQ_ATTR_FORMAT", 64, "glibc bits/types/struct_mq_attr.h struct mq_attr (four longs, four reserved)"),
     ("freebsd", "FLOCK_FORMAT", 32, "FreeBSD sys/sys/fcntl.h struct flock (l_sysid last, padded to 8)"),
     ("freebsd", "CMSGCRED_FORMAT", 84, "FreeBSD sys/sys/socket.h struct cmsgcred (CMGROUP_MAX 16)"),
     ("freebsd", "XUCRED_FORMAT", 88, "FreeBSD sys/sys/ucred.h struct xucred (union with cr_pid, LP64)"),
@@ -141,7 +172,16 @@ STRUCT_SIZES = [
 @pytest.mark.parametrize(("os", "name", "size", "source"), STRUCT_SIZES,
                          ids=[f"{o}-{n}" for o, n, _, _ in STRUCT_SIZES])
 def test_struct_layouts_have_the_headers_sizes(os, name, size, source):
+    assert FIELD_TYPES[name] == typing.Optional[str], f"{name} is no layout field of the record"
     assert struct.calcsize(getattr(constants(os), name)) == size, source
+
+
+@pytest.mark.parametrize("name", sorted(set(MODULE_FOR.values())))
+def test_every_layout_an_os_sets_has_its_size_checked(name):
+    facts = constants(name)
+    layouts = {f.name for f in dataclasses.fields(facts) if f.name.endswith("_FORMAT") and getattr(facts, f.name)}
+    checked = {field for os, field, _, _ in STRUCT_SIZES if os == name}
+    assert layouts == checked, f"{name}: no size from a header for {sorted(layouts - checked)}"
 
 
 @pytest.mark.parametrize("name", OSES)
