@@ -24,8 +24,10 @@ FACTS = Facts(
     # OFD locks: F_OFD_SETLK 90, F_OFD_SETLKW 91, F_OFD_GETLK 92 (bsd/sys/fcntl.h, public from macOS 14) (src).
     F_OFD_GETLK=92, F_OFD_SETLK=90, F_OFD_SETLKW=91,
 
-    # No per-message credentials: SCM_CREDS (3) is defined but sendmsg refuses it with EINVAL
-    # (bsd/kern/uipc_usrreq.c unp_internalize) (src). No SO_PASSCRED/SCM_CREDENTIALS.
+    # No per-message credentials: SCM_CREDS (3) is defined, "process creds (struct cmsgcred)", but struct cmsgcred
+    # is declared only #ifndef __APPLE__, so macOS has none (bsd/sys/socket.h), and sendmsg refuses every control
+    # message but SCM_RIGHTS with EINVAL (bsd/kern/uipc_usrreq.c unp_internalize) (src, xnu-11417.101.15). So
+    # CMSGCRED_FORMAT stays unset. No SO_PASSCRED/SCM_CREDENTIALS.
     SCM_CREDS=0x03,
     # Connect-time peer credentials: getsockopt(SOL_LOCAL = 0, LOCAL_PEERCRED = 1) returns struct xucred
     # { u_int version; uid_t uid; short ngroups; gid_t groups[16]; }, 76 bytes, no pid (bsd/sys/un.h,
