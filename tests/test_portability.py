@@ -34,7 +34,7 @@ from conformance import native
 from conformance.harness import fds, leaks
 from conformance.harness.barriers import Event
 from conformance.harness.children import Child
-from conformance.platforms import constants, detect, os_name, probes
+from conformance.platforms import constants, descriptors, detect, os_name, probes
 from conformance.platforms.facts import Facts
 from conformance.report.load import read_report
 
@@ -84,7 +84,8 @@ def test_every_simulated_difference_names_its_source():
 
 # The type of every field, from its annotation in the record.
 FIELD_TYPES = typing.get_type_hints(Facts)
-PATHS = {"FD_DIR", "UNIX_SOCKET_TABLE", "CHILDREN_FILE", "MOUNTINFO", "MNTTAB", "PROC_LOCKS", "PIDFD_FDINFO"}
+PATHS = {"FD_DIR", "FD_LINKS", "UNIX_SOCKET_TABLE", "CHILDREN_FILE", "MOUNTINFO", "MNTTAB", "PROC_LOCKS",
+         "PIDFD_FDINFO"}
 
 
 def _of_type(value, hint) -> bool:
@@ -235,10 +236,19 @@ def test_fd_listing_without_a_trustworthy_fd_directory(monkeypatch, tmp_path):
         (fake / n).touch()
     real = fds.open_fds()
     monkeypatch.setattr(constants(), "FD_DIR", str(fake))
-    monkeypatch.setattr(fds, "_TRUSTED", {})
+    monkeypatch.setattr(descriptors, "_TRUSTED", {})
     scanned = fds.open_fds()
-    assert {str(fake): False} == fds._TRUSTED
+    assert {str(fake): False} == descriptors._TRUSTED
     assert scanned == real
+
+
+def test_a_descriptor_is_named_only_where_the_os_links_it(simulated, tmp_path):
+    path = tmp_path / "named"
+    with open(path, "w") as f:
+        if constants().FD_LINKS:  # Linux: /proc/self/fd links
+            assert fds.describe(f.fileno()) == f"fd {f.fileno()} (file {path})"
+        simulated("darwin")  # /dev/fd lists descriptors but links to nothing
+        assert fds.describe(f.fileno()) == f"fd {f.fileno()} (file)"
 
 
 # A ps that reads -o as POSIX.1-2024 XCU ps says, as the BSDs', macOS's and illumos's do: "pid=,ppid=" is the pid

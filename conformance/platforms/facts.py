@@ -18,6 +18,8 @@ class Facts:
     # ---- descriptors: listing this process's own, and naming one ---------------------------------------------------
     # A directory listing every open descriptor by number (checked before it is trusted: harness.fds).
     FD_DIR: Optional[str] = None
+    # A directory of symbolic links, one per open descriptor, to what it refers to (read for leak messages only).
+    FD_LINKS: Optional[str] = None
 
     # ---- descriptor passing ----------------------------------------------------------------------------------------
     # The alignment of control message data (CMSG_ALIGN), which CMSG_SPACE and CMSG_LEN round to.

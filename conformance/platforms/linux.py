@@ -7,6 +7,8 @@ FACTS = Facts(
 
     # Where a process lists its own descriptors (procfs, always mounted on the systems we support).
     FD_DIR="/proc/self/fd",
+    # Its entries are symbolic links to the file, or "pipe:[inode]", "socket:[inode]" (proc(5)) (seen).
+    FD_LINKS="/proc/self/fd",
 
     # CMSG data alignment: sizeof(long) (seen on x86-64; include/linux/socket.h CMSG_ALIGN).
     CMSG_ALIGNMENT=8,
