@@ -34,7 +34,8 @@ from conformance import native
 from conformance.harness import fds, leaks
 from conformance.harness.barriers import Event
 from conformance.harness.children import Child
-from conformance.platforms import constants, descriptors, detect, os_name, probes
+from conformance.harness.privileges import NOBODY
+from conformance.platforms import constants, descriptors, detect, os_name, probes, process
 from conformance.platforms.facts import Facts
 from conformance.report.load import read_report
 
@@ -84,7 +85,7 @@ def test_every_simulated_difference_names_its_source():
 
 # The type of every field, from its annotation in the record.
 FIELD_TYPES = typing.get_type_hints(Facts)
-PATHS = {"FD_DIR", "FD_LINKS", "UNIX_SOCKET_TABLE", "CHILDREN_FILE", "MOUNTINFO", "MNTTAB", "PROC_LOCKS",
+PATHS = {"FD_DIR", "FD_LINKS", "UNIX_SOCKET_TABLE", "CHILDREN_FILE", "PROC_ROOT", "MOUNTINFO", "MNTTAB", "PROC_LOCKS",
          "PIDFD_FDINFO"}
 
 
@@ -284,6 +285,18 @@ def test_leak_check_finds_a_running_child_with_a_posix_ps(simulated, monkeypatch
         finally:
             go.set()
         child.join()
+
+
+def test_a_process_of_another_uid_is_found_in_the_process_directory(simulated, monkeypatch, tmp_path):
+    for name in ("12", "7", "self"):
+        (tmp_path / name).mkdir()
+    monkeypatch.setattr(constants(), "PROC_ROOT", str(tmp_path))
+    assert process.process_of_another_uid() is None, "every entry is this uid's"
+    if os.geteuid() == 0:
+        os.chown(tmp_path / "12", NOBODY, NOBODY)
+        assert process.process_of_another_uid() == 12
+    simulated("darwin")  # no process directory recorded: nothing to find, nothing raised
+    assert process.process_of_another_uid() is None
 
 
 def test_becoming_a_reaper_never_raises_under_each_os(simulated):

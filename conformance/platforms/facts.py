@@ -42,6 +42,8 @@ class Facts:
     # prctl option (Linux) and procctl command (FreeBSD) that adopt orphaned descendants.
     PR_SET_CHILD_SUBREAPER: Optional[int] = None
     PROC_REAP_ACQUIRE: Optional[int] = None
+    # A directory with one entry per process, named by its pid and owned by its effective uid.
+    PROC_ROOT: Optional[str] = None
 
     # ---- mounts: the filesystem type under test --------------------------------------------------------------------
     # Linux's per-process mount table, and the System V mount table (illumos); else mount(8) is read.

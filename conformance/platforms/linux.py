@@ -66,6 +66,9 @@ FACTS = Facts(
     # prctl(PR_SET_CHILD_SUBREAPER): orphaned grandchildren of the suite become its children, so the
     # leak check sees them (include/uapi/linux/prctl.h) (doc).
     PR_SET_CHILD_SUBREAPER=36,
+    # /proc/<pid> for every process, owned by its effective uid and gid (root's where it is not dumpable)
+    # (proc_pid(5)) (doc).
+    PROC_ROOT="/proc",
 
     # Channel-independent duplication (conformance/duplication.py). A process's start time, in clock ticks since
     # boot, is field 22 of /proc/<pid>/stat (proc(5)): with the pid it names one process for the life of the system
