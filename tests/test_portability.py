@@ -23,6 +23,7 @@ import struct
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import textwrap
 import typing
 from pathlib import Path
@@ -35,7 +36,7 @@ from conformance.harness import fds, leaks
 from conformance.harness.barriers import Event
 from conformance.harness.children import Child
 from conformance.harness.privileges import NOBODY
-from conformance.platforms import constants, descriptors, detect, os_name, probes, process
+from conformance.platforms import constants, descriptors, detect, os_name, probes, process, socket_paths
 from conformance.platforms.facts import Facts
 from conformance.report.load import read_report
 
@@ -250,6 +251,35 @@ def test_a_descriptor_is_named_only_where_the_os_links_it(simulated, tmp_path):
             assert fds.describe(f.fileno()) == f"fd {f.fileno()} (file {path})"
         simulated("darwin")  # /dev/fd lists descriptors but links to nothing
         assert fds.describe(f.fileno()) == f"fd {f.fileno()} (file)"
+
+
+# How long a socket path may be under each OS: its sun_path less the margin (platforms.socket_paths); an OS the
+# suite knows nothing of gets POSIX's smallest typical sun_path.
+SOCKET_PATH_ROOM = {"linux": 100, "freebsd": 96, "darwin": 96, "illumos": 100, "haiku": 84}
+
+
+@pytest.mark.parametrize("name", OSES)
+def test_socket_path_room_comes_from_each_oss_sun_path(simulated, name):
+    simulated(name)
+    assert socket_paths.room() == SOCKET_PATH_ROOM[name]
+
+
+@pytest.mark.skipif(constants().NAME != "linux", reason="Linux's room")
+def test_socket_path_room_on_linux_is_what_it_always_was():
+    assert socket_paths.room() == SOCKET_PATH_ROOM["linux"]
+
+
+def test_a_socket_directory_too_deep_for_sun_path_moves_to_the_short_tmp(monkeypatch, tmp_path):
+    deep = tmp_path / ("d" * socket_paths.room())
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    directory, path = socket_paths.new_directory("sock")
+    try:
+        assert os.path.dirname(directory) == socket_paths.SHORT_TMP
+        assert path == os.path.join(directory, "sock") and socket_paths.fits(path)
+        assert not list(deep.iterdir()), "the directory that did not fit is left behind"
+    finally:
+        os.rmdir(directory)
 
 
 # A ps that reads -o as POSIX.1-2024 XCU ps says, as the BSDs', macOS's and illumos's do: "pid=,ppid=" is the pid

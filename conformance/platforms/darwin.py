@@ -11,6 +11,9 @@ FACTS = Facts(
     # bsd/sys/socket.h __DARWIN_ALIGN32: cmsg data is 4-byte aligned even on LP64 (src).
     CMSG_ALIGNMENT=4,
 
+    # struct sockaddr_un's char sun_path[104] (bsd/sys/un.h) (src).
+    SUN_PATH_SIZE=104,
+
     # No MSG_CMSG_CLOEXEC in bsd/sys/socket.h (src).
 
     # struct flock: l_start, l_len, l_pid, l_type, l_whence (bsd/sys/fcntl.h) (src).

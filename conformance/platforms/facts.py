@@ -30,6 +30,8 @@ class Facts:
     INFLIGHT_LIMIT_ERRNO: Optional[str] = None
     # A table of every UNIX socket with its inode (proves garbage-collected sockets are gone).
     UNIX_SOCKET_TABLE: Optional[str] = None
+    # sizeof(sockaddr_un.sun_path): how long a socket's path may be (platforms.socket_paths).
+    SUN_PATH_SIZE: Optional[int] = None
     # Linux socket options newer than some Pythons: pidfds of the peer and of each sender, and refusing rights.
     SO_PASSPIDFD: Optional[int] = None
     SO_PEERPIDFD: Optional[int] = None

@@ -14,6 +14,9 @@ FACTS = Facts(
     # sys/sys/socket.h MSG_CMSG_CLOEXEC 0x00040000 (src).
     MSG_CMSG_CLOEXEC=0x00040000,
 
+    # struct sockaddr_un's char sun_path[104] (sys/sys/un.h) (src).
+    SUN_PATH_SIZE=104,
+
     # No per-user in-flight descriptor limit is documented (?): INFLIGHT_LIMIT_ERRNO stays unset.
 
     # struct flock: l_start, l_len, l_pid, l_type, l_whence, l_sysid (sys/sys/fcntl.h) (src).

@@ -12,6 +12,9 @@ FACTS = Facts(
     # (src).
     CMSG_ALIGNMENT=4,
 
+    # struct sockaddr_un's char sun_path[108] (usr/src/uts/common/sys/un.h) (src).
+    SUN_PATH_SIZE=108,
+
     # No MSG_CMSG_CLOEXEC among the MSG_* flags of usr/src/uts/common/sys/socket.h (src); Python's name wins if
     # present.
 

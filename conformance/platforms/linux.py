@@ -23,6 +23,10 @@ FACTS = Facts(
     # The unix socket table, used to prove that garbage-collected sockets are gone (net/unix/af_unix.c).
     UNIX_SOCKET_TABLE="/proc/net/unix",
 
+    # struct sockaddr_un's sun_path[UNIX_PATH_MAX], UNIX_PATH_MAX 108 (include/uapi/linux/un.h; glibc sys/un.h)
+    # (seen).
+    SUN_PATH_SIZE=108,
+
     # The per-process list of children (fs/proc/array.c, CONFIG_PROC_CHILDREN).
     CHILDREN_FILE="/proc/self/task/{tid}/children",
 
