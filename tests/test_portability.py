@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shlex
+import socket
 import struct
 import subprocess
 import sys
@@ -36,7 +37,16 @@ from conformance.harness import fds, leaks
 from conformance.harness.barriers import Event
 from conformance.harness.children import Child
 from conformance.harness.privileges import NOBODY
-from conformance.platforms import constants, descriptors, detect, os_name, probes, process, socket_paths
+from conformance.platforms import (
+    constants,
+    descriptors,
+    detect,
+    os_name,
+    probes,
+    process,
+    socket_paths,
+    socket_table,
+)
 from conformance.platforms.facts import Facts
 from conformance.report.load import read_report
 
@@ -280,6 +290,15 @@ def test_a_socket_directory_too_deep_for_sun_path_moves_to_the_short_tmp(monkeyp
         assert not list(deep.iterdir()), "the directory that did not fit is left behind"
     finally:
         os.rmdir(directory)
+
+
+def test_the_unix_socket_table_lists_a_live_socket_only_where_the_os_has_one(simulated):
+    a, b = socket.socketpair(socket.AF_UNIX)
+    with a, b:
+        if constants().UNIX_SOCKET_TABLE:  # Linux /proc/net/unix
+            assert {os.fstat(a.fileno()).st_ino, os.fstat(b.fileno()).st_ino} <= socket_table.listed_inodes()
+        simulated("freebsd")
+        assert socket_table.listed_inodes() is None
 
 
 # A ps that reads -o as POSIX.1-2024 XCU ps says, as the BSDs', macOS's and illumos's do: "pid=,ppid=" is the pid
