@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 import simulate_os
 
-from conformance import native
+from conformance import native, platforms
 from conformance.harness import fds, leaks
 from conformance.harness.barriers import Event
 from conformance.harness.children import Child
@@ -56,6 +56,8 @@ OSES = list(simulate_os.SIMULATIONS)
 
 # conformance.platforms module each simulated sys.platform must select.
 MODULE_FOR = {"freebsd": "freebsd", "darwin": "darwin", "illumos": "illumos", "haiku": "generic"}
+# Every OS module: those os_name() maps a sys.platform to, and the fallback for any other OS.
+OS_MODULES = sorted({*platforms._MODULES.values(), "generic"})
 
 
 @pytest.fixture
@@ -147,11 +149,16 @@ def test_every_default_is_of_its_type_and_means_no_such_thing():
 
 
 @pytest.mark.parametrize("name", OSES)
-def test_platform_record_is_chosen_and_holds_sane_values(simulated, name):
+def test_platform_record_is_chosen_under_each_os(simulated, name):
     simulated(name)
-    facts = constants()
-    assert isinstance(facts, Facts)
-    assert MODULE_FOR[name] == facts.NAME
+    assert MODULE_FOR[name] == constants().NAME
+    assert constants() is constants(MODULE_FOR[name])
+
+
+@pytest.mark.parametrize("name", OS_MODULES)
+def test_platform_record_holds_sane_values(name):
+    facts = constants(name)
+    assert type(facts) is Facts
     values = {f.name: getattr(facts, f.name) for f in dataclasses.fields(facts)}
     insane = {field: value for field, value in values.items() if not _sane(field, value)}
     assert not insane, insane
@@ -189,7 +196,7 @@ def test_struct_layouts_have_the_headers_sizes(os, name, size, source):
     assert struct.calcsize(getattr(constants(os), name)) == size, source
 
 
-@pytest.mark.parametrize("name", sorted(set(MODULE_FOR.values())))
+@pytest.mark.parametrize("name", OS_MODULES)
 def test_every_layout_an_os_sets_has_its_size_checked(name):
     facts = constants(name)
     layouts = {f.name for f in dataclasses.fields(facts) if f.name.endswith("_FORMAT") and getattr(facts, f.name)}

@@ -14,13 +14,15 @@ import socket
 
 import pytest
 
+from conformance import platforms
 from conformance.cases.conftest import require
 from conformance.outcomes import Unsupported
 from conformance.platforms import constants, os_name
 from conformance.platforms.facts import Facts
 from conformance.platforms.probes import PROBES, Capability, probe, run_probe
 
-OS_MODULES = ("linux", "freebsd", "darwin", "illumos", "generic")
+# Every OS module: those os_name() maps a sys.platform to, then the fallback for any other OS.
+OS_MODULES = (*dict.fromkeys(platforms._MODULES.values()), "generic")
 
 
 @pytest.mark.parametrize("name", sorted(PROBES))
