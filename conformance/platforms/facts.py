@@ -1,7 +1,7 @@
 """What the suite knows about an OS, as one typed record.
 
-Every field defaults to "this OS has no such thing" (None, an empty tuple or dict); an OS module sets only what
-its OS has, each value with its source. The names are the C names where there is one: `lookup()` falls back to
+Every field but NAME defaults to "this OS has no such thing" (None, an empty tuple or dict); an OS module sets only
+what its OS has, each value with its source. The names are the C names where there is one: `lookup()` falls back to
 this record for a constant Python's own module lacks, by the same name.
 """
 
@@ -16,7 +16,7 @@ class Facts:
     NAME: str
 
     # ---- descriptors: listing this process's own, and naming one ---------------------------------------------------
-    # A directory listing every open descriptor by number (checked before it is trusted: harness.fds).
+    # A directory listing every open descriptor by number (checked before it is trusted: platforms.descriptors).
     FD_DIR: Optional[str] = None
     # A directory of symbolic links, one per open descriptor, to what it refers to (read for leak messages only).
     FD_LINKS: Optional[str] = None
