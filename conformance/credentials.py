@@ -10,7 +10,8 @@ Per message:
 - FreeBSD: SCM_CREDS that the sender attaches (struct cmsgcred, filled in by the kernel); LOCAL_CREDS on the
   receiver (struct sockcred, one-shot on a stream, every datagram); LOCAL_CREDS_PERSISTENT (SCM_CREDS2 with
   struct sockcred2, every message);
-- macOS: none (SCM_CREDS is refused), so `message_mechanism()` falls back to LOCAL_PEERCRED and says so.
+- macOS: none (SCM_CREDS is named, but there is no struct cmsgcred and the kernel refuses it), so
+  `message_mechanism()` falls back to LOCAL_PEERCRED and says so.
 Where there is nothing, `CredentialsUnavailable` with the reason.
 
 Struct layouts and constants come from the platform module (conformance/platforms/<os>.py); the decoders take
@@ -152,11 +153,17 @@ def stated_ucred(pid: int, uid: int, gid: int) -> tuple[int, int, bytes]:
 
 
 def stated_cmsgcred(pid: int, uid: int, euid: int, gid: int) -> tuple[int, int, bytes]:
-    """A BSD SCM_CREDS control message with these values filled in (FreeBSD overwrites them with the truth)."""
+    """A BSD SCM_CREDS control message with these values filled in (FreeBSD overwrites them with the truth).
+
+    Where the platform names SCM_CREDS but has no struct cmsgcred (macOS), there is nothing to fill in: the message
+    is SCM_CREDS with no data, all that a program there can state, and only the type is put to the kernel.
+    """
     c = constants()
-    layout = c.CMSGCRED_FORMAT or constants("freebsd").CMSGCRED_FORMAT  # macOS has the name, not the struct
+    scm_creds = _need("SCM_CREDS", socket)
+    if not c.CMSGCRED_FORMAT:
+        return socket.SOL_SOCKET, scm_creds, b""
     groups = [gid] + [0] * 15
-    return socket.SOL_SOCKET, _need("SCM_CREDS", socket), struct.pack(layout, pid, uid, euid, gid, 1, *groups)
+    return socket.SOL_SOCKET, scm_creds, struct.pack(c.CMSGCRED_FORMAT, pid, uid, euid, gid, 1, *groups)
 
 
 # ---- per message: mechanisms ----------------------------------------------------------------------------------

@@ -180,6 +180,18 @@ def test_stated_cmsgcred_packs_the_forged_values(simulate, monkeypatch):
     assert struct.unpack("=iIIIh2x16I", data)[:5] == (1, 0, 0, 0, 1)
 
 
+def test_macos_states_scm_creds_with_no_struct_to_fill(simulate, monkeypatch):
+    simulate("darwin")  # XNU has SCM_CREDS but no struct cmsgcred: nothing is borrowed from another OS
+    monkeypatch.setattr(socket, "SCM_CREDS", 3, raising=False)
+    assert stated_cmsgcred(1, 0, 0, 0) == (socket.SOL_SOCKET, 3, b"")
+
+
+def test_stating_bsd_credentials_without_scm_creds_is_unavailable(simulate):
+    simulate("illumos")
+    with pytest.raises(CredentialsUnavailable, match="SCM_CREDS"):
+        stated_cmsgcred(1, 0, 0, 0)
+
+
 @pytest.mark.skipif(constants().NAME != "linux", reason="SCM_PIDFD is Linux's")
 def test_take_pidfds_separates_an_error_the_kernel_put_in_place_of_a_pidfd():
     # Before pidfds of reaped tasks, the kernel wrote -EINVAL where the pidfd of an exited sender would be.

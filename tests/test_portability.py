@@ -14,25 +14,40 @@ as slow) and take about 7 s together; the in-process checks take about 1 s.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import shlex
+import socket
 import struct
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import textwrap
+import typing
 from pathlib import Path
 
 import pytest
 import simulate_os
 
-from conformance import native
+from conformance import native, platforms
 from conformance.harness import fds, leaks
 from conformance.harness.barriers import Event
 from conformance.harness.children import Child
-from conformance.platforms import constants, detect, os_name, probes
+from conformance.harness.privileges import NOBODY
+from conformance.platforms import (
+    constants,
+    descriptors,
+    detect,
+    os_name,
+    probes,
+    process,
+    socket_paths,
+    socket_table,
+)
+from conformance.platforms.facts import Facts
 from conformance.report.load import read_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +56,8 @@ OSES = list(simulate_os.SIMULATIONS)
 
 # conformance.platforms module each simulated sys.platform must select.
 MODULE_FOR = {"freebsd": "freebsd", "darwin": "darwin", "illumos": "illumos", "haiku": "generic"}
+# Every OS module: those os_name() maps a sys.platform to, and the fallback for any other OS.
+OS_MODULES = sorted({*platforms._MODULES.values(), "generic"})
 
 
 @pytest.fixture
@@ -77,46 +94,79 @@ def test_every_simulated_difference_names_its_source():
                 assert isinstance(entry.value, int), entry
 
 
-# ---- (a) the platform modules under each OS ------------------------------------------------------------------------
+# ---- (a) the platform facts under each OS --------------------------------------------------------------------------
 
-PATHS = {"FD_DIR", "UNIX_SOCKET_TABLE", "CHILDREN_FILE", "MOUNTINFO", "MNTTAB", "PROC_LOCKS", "PIDFD_FDINFO"}
+# The type of every field, from its annotation in the record.
+FIELD_TYPES = typing.get_type_hints(Facts)
+PATHS = {"FD_DIR", "FD_LINKS", "UNIX_SOCKET_TABLE", "CHILDREN_FILE", "PROC_ROOT", "MOUNTINFO", "MNTTAB", "PROC_LOCKS",
+         "PIDFD_FDINFO"}
+
+
+def _of_type(value, hint) -> bool:
+    """Whether value is of the annotated type (Optional, Tuple[X, ...] and Dict[K, V] looked into; no bool for int)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        return any(_of_type(value, arg) for arg in args)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_of_type(item, args[0]) for item in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_of_type(k, args[0]) and _of_type(v, args[1]) for k, v in value.items())
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
 
 
 def _sane(name: str, value) -> bool:
-    """The type every OS module must give a name (None: the OS has no such thing)."""
+    """Of the field's annotated type, and what that kind of fact must look like (None: the OS has no such thing)."""
+    if not _of_type(value, FIELD_TYPES[name]):
+        return False
     if name == "NAME":
-        return isinstance(value, str) and value.isidentifier()
+        return value.isidentifier()
     if value is None:
         return True
     if name in PATHS:
-        return isinstance(value, str) and value.startswith("/")
+        return value.startswith("/")
     if name.endswith("_FORMAT"):
-        return isinstance(value, str) and struct.calcsize(value) > 0
+        return struct.calcsize(value) > 0
     if name == "FLOCK_FIELDS":
-        return isinstance(value, tuple) and all(isinstance(f, str) and f.startswith("l_") for f in value)
-    if name == "SYSCALL_PIDFD_GETFD":
-        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, int) for k, v in value.items())
+        return all(f.startswith("l_") for f in value)
     if name == "NATIVE_LDLIBS":
-        return isinstance(value, tuple) and all(isinstance(a, str) and a.startswith("-l") for a in value)
+        return all(a.startswith("-l") for a in value)
     if name == "INFLIGHT_LIMIT_ERRNO":
-        return isinstance(value, str) and value.startswith("E")
-    return isinstance(value, int) and not isinstance(value, bool)
+        return value.startswith("E")
+    return True
+
+
+def test_every_default_is_of_its_type_and_means_no_such_thing():
+    unnamed = Facts(NAME="generic")
+    for name, hint in FIELD_TYPES.items():
+        if name != "NAME":
+            default = getattr(unnamed, name)
+            assert _of_type(default, hint), f"{name}: default {default!r} is not a {hint}"
+            assert default in (None, (), {}), f"{name}: the default must be 'no such thing', not {default!r}"
 
 
 @pytest.mark.parametrize("name", OSES)
-def test_platform_module_is_chosen_and_exports_sane_names(simulated, name):
+def test_platform_record_is_chosen_under_each_os(simulated, name):
     simulated(name)
-    module = constants()
-    assert MODULE_FOR[name] == module.NAME
-    reference = {n for n in dir(constants("linux")) if n.isupper()}
-    assert {n for n in dir(module) if n.isupper()} == reference
-    insane = {n: getattr(module, n) for n in reference if not _sane(n, getattr(module, n))}
+    assert MODULE_FOR[name] == constants().NAME
+    assert constants() is constants(MODULE_FOR[name])
+
+
+@pytest.mark.parametrize("name", OS_MODULES)
+def test_platform_record_holds_sane_values(name):
+    facts = constants(name)
+    assert type(facts) is Facts
+    values = {f.name: getattr(facts, f.name) for f in dataclasses.fields(facts)}
+    insane = {field: value for field, value in values.items() if not _sane(field, value)}
     assert not insane, insane
-    if module.FLOCK_FORMAT:
-        layout_items = len(struct.unpack(module.FLOCK_FORMAT, bytes(struct.calcsize(module.FLOCK_FORMAT))))
-        assert layout_items == len(module.FLOCK_FIELDS)
-        assert {"l_type", "l_whence", "l_start", "l_len", "l_pid"} <= set(module.FLOCK_FIELDS)
-        assert len({module.F_RDLCK, module.F_WRLCK, module.F_UNLCK}) == 3
+    if facts.FLOCK_FORMAT:
+        layout_items = len(struct.unpack(facts.FLOCK_FORMAT, bytes(struct.calcsize(facts.FLOCK_FORMAT))))
+        assert layout_items == len(facts.FLOCK_FIELDS)
+        assert {"l_type", "l_whence", "l_start", "l_len", "l_pid"} <= set(facts.FLOCK_FIELDS)
+        assert len({facts.F_RDLCK, facts.F_WRLCK, facts.F_UNLCK}) == 3
 
 
 # The size of each structure on LP64, from the OS's header (and golang.org/x/sys unix/ztypes_<os>_amd64.go, made by
@@ -125,6 +175,7 @@ def test_platform_module_is_chosen_and_exports_sane_names(simulated, name):
 STRUCT_SIZES = [
     ("linux", "FLOCK_FORMAT", 32, "Linux include/uapi/asm-generic/fcntl.h struct flock"),
     ("linux", "UCRED_FORMAT", 12, "Linux include/linux/socket.h struct ucred"),
+    ("linux", "MQ_ATTR_FORMAT", 64, "glibc bits/types/struct_mq_attr.h struct mq_attr (four longs, four reserved)"),
     ("freebsd", "FLOCK_FORMAT", 32, "FreeBSD sys/sys/fcntl.h struct flock (l_sysid last, padded to 8)"),
     ("freebsd", "CMSGCRED_FORMAT", 84, "FreeBSD sys/sys/socket.h struct cmsgcred (CMGROUP_MAX 16)"),
     ("freebsd", "XUCRED_FORMAT", 88, "FreeBSD sys/sys/ucred.h struct xucred (union with cr_pid, LP64)"),
@@ -141,7 +192,16 @@ STRUCT_SIZES = [
 @pytest.mark.parametrize(("os", "name", "size", "source"), STRUCT_SIZES,
                          ids=[f"{o}-{n}" for o, n, _, _ in STRUCT_SIZES])
 def test_struct_layouts_have_the_headers_sizes(os, name, size, source):
+    assert FIELD_TYPES[name] == typing.Optional[str], f"{name} is no layout field of the record"
     assert struct.calcsize(getattr(constants(os), name)) == size, source
+
+
+@pytest.mark.parametrize("name", OS_MODULES)
+def test_every_layout_an_os_sets_has_its_size_checked(name):
+    facts = constants(name)
+    layouts = {f.name for f in dataclasses.fields(facts) if f.name.endswith("_FORMAT") and getattr(facts, f.name)}
+    checked = {field for os, field, _, _ in STRUCT_SIZES if os == name}
+    assert layouts == checked, f"{name}: no size from a header for {sorted(layouts - checked)}"
 
 
 @pytest.mark.parametrize("name", OSES)
@@ -195,10 +255,57 @@ def test_fd_listing_without_a_trustworthy_fd_directory(monkeypatch, tmp_path):
         (fake / n).touch()
     real = fds.open_fds()
     monkeypatch.setattr(constants(), "FD_DIR", str(fake))
-    monkeypatch.setattr(fds, "_TRUSTED", {})
+    monkeypatch.setattr(descriptors, "_TRUSTED", {})
     scanned = fds.open_fds()
-    assert {str(fake): False} == fds._TRUSTED
+    assert {str(fake): False} == descriptors._TRUSTED
     assert scanned == real
+
+
+def test_a_descriptor_is_named_only_where_the_os_links_it(simulated, tmp_path):
+    path = tmp_path / "named"
+    with open(path, "w") as f:
+        if constants().FD_LINKS:  # Linux: /proc/self/fd links
+            assert fds.describe(f.fileno()) == f"fd {f.fileno()} (file {path})"
+        simulated("darwin")  # /dev/fd lists descriptors but links to nothing
+        assert fds.describe(f.fileno()) == f"fd {f.fileno()} (file)"
+
+
+# How long a socket path may be under each OS: its sun_path less the margin (platforms.socket_paths); an OS the
+# suite knows nothing of gets POSIX's smallest typical sun_path.
+SOCKET_PATH_ROOM = {"linux": 100, "freebsd": 96, "darwin": 96, "illumos": 100, "haiku": 84}
+
+
+@pytest.mark.parametrize("name", OSES)
+def test_socket_path_room_comes_from_each_oss_sun_path(simulated, name):
+    simulated(name)
+    assert socket_paths.room() == SOCKET_PATH_ROOM[name]
+
+
+@pytest.mark.skipif(constants().NAME != "linux", reason="Linux's room")
+def test_socket_path_room_on_linux_is_what_it_always_was():
+    assert socket_paths.room() == SOCKET_PATH_ROOM["linux"]
+
+
+def test_a_socket_directory_too_deep_for_sun_path_moves_to_the_short_tmp(monkeypatch, tmp_path):
+    deep = tmp_path / ("d" * socket_paths.room())
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    directory, path = socket_paths.new_directory("sock")
+    try:
+        assert os.path.dirname(directory) == socket_paths.SHORT_TMP
+        assert path == os.path.join(directory, "sock") and socket_paths.fits(path)
+        assert not list(deep.iterdir()), "the directory that did not fit is left behind"
+    finally:
+        os.rmdir(directory)
+
+
+def test_the_unix_socket_table_lists_a_live_socket_only_where_the_os_has_one(simulated):
+    a, b = socket.socketpair(socket.AF_UNIX)
+    with a, b:
+        if constants().UNIX_SOCKET_TABLE:  # Linux /proc/net/unix
+            assert {os.fstat(a.fileno()).st_ino, os.fstat(b.fileno()).st_ino} <= socket_table.listed_inodes()
+        simulated("freebsd")
+        assert socket_table.listed_inodes() is None
 
 
 # A ps that reads -o as POSIX.1-2024 XCU ps says, as the BSDs', macOS's and illumos's do: "pid=,ppid=" is the pid
@@ -234,6 +341,18 @@ def test_leak_check_finds_a_running_child_with_a_posix_ps(simulated, monkeypatch
         finally:
             go.set()
         child.join()
+
+
+def test_a_process_of_another_uid_is_found_in_the_process_directory(simulated, monkeypatch, tmp_path):
+    for name in ("12", "7", "self"):
+        (tmp_path / name).mkdir()
+    monkeypatch.setattr(constants(), "PROC_ROOT", str(tmp_path))
+    assert process.process_of_another_uid() is None, "every entry is this uid's"
+    if os.geteuid() == 0:
+        os.chown(tmp_path / "12", NOBODY, NOBODY)
+        assert process.process_of_another_uid() == 12
+    simulated("darwin")  # no process directory recorded: nothing to find, nothing raised
+    assert process.process_of_another_uid() is None
 
 
 def test_becoming_a_reaper_never_raises_under_each_os(simulated):

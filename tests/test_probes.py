@@ -1,21 +1,28 @@
-"""Self-tests for the capability probes, `require`, and the per-OS constants modules."""
+"""Self-tests for the capability probes, `require`, and the facts of each OS."""
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import errno
 import fcntl
+import importlib
+import inspect
 import os
 import re
 import socket
 
 import pytest
 
+from conformance import platforms
 from conformance.cases.conftest import require
 from conformance.outcomes import Unsupported
 from conformance.platforms import constants, os_name
+from conformance.platforms.facts import Facts
 from conformance.platforms.probes import PROBES, Capability, probe, run_probe
 
-OS_MODULES = ("linux", "freebsd", "darwin", "illumos", "generic")
+# Every OS module: those os_name() maps a sys.platform to, then the fallback for any other OS.
+OS_MODULES = (*dict.fromkeys(platforms._MODULES.values()), "generic")
 
 
 @pytest.mark.parametrize("name", sorted(PROBES))
@@ -50,7 +57,7 @@ def test_absent_mechanism_is_unsupported_with_a_reason(monkeypatch, name, delete
     for module, attribute in deleted:
         monkeypatch.delattr(module, attribute, raising=False)
     for constant in nulled:
-        # constants() is conformance.platforms.linux here: the fallback lookup() consults after Python's modules
+        # constants() is Linux's facts here: the fallback lookup() consults after Python's modules
         monkeypatch.setattr(constants(), constant, None)
     capability = run_probe(name)
     assert capability == Capability(name, False, capability.reason)
@@ -94,18 +101,39 @@ def test_require_raises_unsupported_with_the_probe_reason(monkeypatch, fresh_pro
     assert str(info.value) == "unsupported: the selftest mechanism is missing"
 
 
-# ---- constants modules ----------------------------------------------------------------------------------------------
-
-def public_names(module) -> set:
-    return {name for name in dir(module) if name.isupper()}
-
+# ---- the facts of each OS -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", [*OS_MODULES, "aix"])
-def test_every_os_module_exports_the_same_names(name):
-    reference = public_names(constants("linux"))
-    assert "NAME" in reference and "FD_DIR" in reference
-    names = public_names(constants(name))
-    assert names == reference, f"{name}: missing {sorted(reference - names)}, extra {sorted(names - reference)}"
+def test_every_os_has_one_facts_record(name):
+    facts = constants(name)
+    assert type(facts) is Facts
+    assert facts is constants(name), "a second record: what a self-test sets on one, callers would not read"
+
+
+def _keywords_set(name: str) -> list:
+    """The fields an OS module passes to Facts(...), as its source spells them."""
+    module = importlib.import_module(f"conformance.platforms.{name}")
+    tree = ast.parse(inspect.getsource(module))
+    calls = [node.value for node in tree.body if isinstance(node, ast.Assign)
+             and [target.id for target in node.targets if isinstance(target, ast.Name)] == ["FACTS"]]
+    assert len(calls) == 1 and isinstance(calls[0], ast.Call), f"{name}: no single FACTS = Facts(...)"
+    assert not calls[0].args, f"{name}: facts are set by name only"
+    return [keyword.arg for keyword in calls[0].keywords]
+
+
+@pytest.mark.parametrize("name", OS_MODULES)
+def test_no_os_module_sets_a_field_to_its_default(name):
+    """An OS module sets only what its OS has: a default restated would read as a fact with a source."""
+    defaults = Facts(NAME=name)
+    set_here = _keywords_set(name)
+    unknown = sorted(set(set_here) - {f.name for f in dataclasses.fields(Facts)})
+    assert not unknown, f"{name}: no such fields {unknown}"
+    restated = sorted(field for field in set_here
+                      if field != "NAME" and getattr(constants(name), field) == getattr(defaults, field))
+    assert not restated, f"{name} sets these to their defaults: {restated}"
+    assert len(set_here) == len(set(set_here))
+    if name == "generic":
+        assert set_here == ["NAME"], "an unknown OS is assumed to have nothing"
 
 
 def test_constants_picks_the_module_by_os_name():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import tempfile
 
 import pytest
 
 from conformance.outcomes import Unsupported, require
+from conformance.platforms import socket_paths
 
 SOCKET_TYPES = ("stream", "dgram", "seqpacket")
 
@@ -44,26 +44,12 @@ def stream_pair():
     b.close()
 
 
-# sun_path holds 104 bytes on the BSDs and macOS, 108 on Linux; keep well inside both.
-SUN_PATH_ROOM = 100
-
-
-# Where a socket goes when the run's temporary directory is too deep for sun_path (macOS's per-user $TMPDIR,
-# /private/var/folders/xx/<28 characters>/T/, leaves little room): /tmp exists on every system the suite supports.
-SHORT_TMP = "/tmp"
-
-
 @pytest.fixture
 def socket_path():
     """A path for a named AF_UNIX socket, short enough for sun_path, in a directory any uid may traverse."""
-    directory = tempfile.mkdtemp(prefix="s")
-    path = os.path.join(directory, "sock")
-    if len(os.fsencode(path)) > SUN_PATH_ROOM and os.path.isdir(SHORT_TMP):
-        os.rmdir(directory)
-        directory = tempfile.mkdtemp(prefix="conformance-s", dir=SHORT_TMP)
-        path = os.path.join(directory, "sock")
+    directory, path = socket_paths.new_directory("sock")
     try:
-        if len(os.fsencode(path)) > SUN_PATH_ROOM:
+        if not socket_paths.fits(path):
             raise Unsupported(f"the temporary directory's path is too long for a socket name: {path}")
         os.chmod(directory, 0o711)  # a sender that dropped privileges must reach the socket
         yield path

@@ -30,7 +30,7 @@ from conformance.harness.children import Child
 from conformance.harness.deadlines import DEFAULT_DEADLINE
 from conformance.harness.privileges import NOBODY, drop_privileges
 from conformance.outcomes import Unsupported
-from conformance.platforms import constants
+from conformance.platforms import constants, process
 
 from ._support import errno_name, or_unsupported
 from .conftest import require
@@ -416,18 +416,6 @@ def test_process_exited_but_not_reaped_is_refused(observe):
         go.close()
 
 
-def _process_of_another_uid() -> int | None:
-    """A pid whose owner is not this process's uid (procfs shows the owner as the directory's), or None."""
-    for name in sorted(os.listdir("/proc"), key=lambda n: (len(n), n)):
-        if name.isdigit():
-            try:
-                if os.stat(f"/proc/{name}").st_uid != os.geteuid():
-                    return int(name)
-            except FileNotFoundError:
-                continue
-    return None
-
-
 def _try_duplicate_of(pid: int, fd: int) -> str:
     _become_unprivileged()
     pidfd = duplication.pidfd_open(pid)
@@ -446,7 +434,7 @@ def test_caller_of_another_uid_without_privilege_is_eperm(observe):
     if os.geteuid() == 0:
         target, fd = os.getpid(), 0  # this root process, asked from a child that became nobody
     else:
-        target, fd = _process_of_another_uid(), 0
+        target, fd = process.process_of_another_uid(), 0
         if target is None:
             raise Unsupported("no process of another uid is visible in /proc to ask for")
     with Child(_try_duplicate_of, target, fd) as child:

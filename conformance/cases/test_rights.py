@@ -23,7 +23,7 @@ from conformance.harness.children import run_in_child
 from conformance.harness.deadlines import deadline
 from conformance.harness.privileges import drop_privileges
 from conformance.outcomes import Unsupported
-from conformance.platforms import constants, lookup
+from conformance.platforms import constants, lookup, socket_table
 
 from ._support import (
     RELEASE_WAIT,
@@ -386,15 +386,6 @@ def test_kind_of_descriptor_can_be_passed(pair, workdir, kind):
 
 # ---- garbage collection of unreachable sockets ----------------------------------------------------------------
 
-def _unix_inodes() -> set | None:
-    table = constants().UNIX_SOCKET_TABLE
-    if not table:
-        return None
-    with open(table) as f:
-        next(f)
-        return {int(line.split()[6]) for line in f if len(line.split()) > 6}
-
-
 def _assert_reclaimed(marker: InFlightMarker, inodes: list, kind: str) -> None:
     """The cycle's sockets, and the pipe end they carried, are freed once the collector runs.
 
@@ -408,7 +399,7 @@ def _assert_reclaimed(marker: InFlightMarker, inodes: list, kind: str) -> None:
     assert marker.released(), "the unreachable sockets were never collected (the pipe end they carried stayed open)"
     deadline = time.monotonic() + RELEASE_WAIT
     while True:
-        listed = _unix_inodes()
+        listed = socket_table.listed_inodes()
         left = set(inodes) & listed if listed is not None else set()
         if not left or time.monotonic() > deadline:
             break

@@ -6,14 +6,12 @@ cleans up what it found (closes, kills and reaps, removes), so that one leaky ca
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import signal
-import subprocess
 from dataclasses import dataclass
 
-from ..platforms import constants
+from ..platforms import process
 from . import children, fds
 from .deadlines import DEFAULT_DEADLINE
 
@@ -35,72 +33,14 @@ def _temp_entries(root: str) -> frozenset:
 def become_subreaper() -> bool:
     """Where the OS allows it, adopt orphaned grandchildren so that check() can see and reap them.
 
-    Linux: prctl(PR_SET_CHILD_SUBREAPER); FreeBSD: procctl(PROC_REAP_ACQUIRE). Never raises: without it the
-    check still sees this process's own children.
+    Never raises: without it the check still sees this process's own children (platforms.process says how).
     """
-    c = constants()
-    if c.PR_SET_CHILD_SUBREAPER is None and c.PROC_REAP_ACQUIRE is None:
-        return False
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if c.PR_SET_CHILD_SUBREAPER is not None:
-            return libc.prctl(c.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-        # int procctl(idtype_t idtype, id_t id, int cmd, void *data): id_t is 64 bits (sys/sys/_types.h __id_t),
-        # so the argument types must be declared; P_PID is 0 (sys/sys/wait.h).
-        procctl = libc.procctl
-        procctl.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int, ctypes.c_void_p)
-        procctl.restype = ctypes.c_int
-        return procctl(0, os.getpid(), c.PROC_REAP_ACQUIRE, None) == 0
-    except (OSError, AttributeError):  # no such function in this libc
-        return False
+    return process.become_subreaper()
 
 
 def child_pids() -> set[int]:
     """Every child of this process, running or zombie, by the cheapest means the OS offers."""
-    pattern = constants().CHILDREN_FILE
-    files = glob.glob(pattern.format(tid="*")) if pattern else []
-    if files:  # none where the kernel lacks CONFIG_PROC_CHILDREN: then ask as the other systems do
-        found: set[int] = set()
-        for path in files:
-            try:
-                with open(path) as f:
-                    found.update(int(p) for p in f.read().split())
-            except OSError:
-                pass
-        return found
-    zombies: set[int] = set()
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return zombies  # no child left at all: the common case costs one syscall
-        if not pid:
-            break  # some child is still running
-        zombies.add(pid)  # reaped just now; the caller reports it
-    # A child is running: ask ps for our children (BSD, macOS and illumos ps all accept -A -o). One -o per
-    # column: in "pid=,ppid=" POSIX ps (and the BSDs', macOS's and illumos's) reads everything after the first "="
-    # as pid's header, so ppid would never be printed (POSIX.1-2024 XCU ps, -o: "the rest of the characters in
-    # the argument shall be used as the header text").
-    try:
-        ps = subprocess.Popen(["ps", "-A", "-o", "pid=", "-o", "ppid="], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
-    except OSError:
-        return zombies
-    try:
-        out, _ = ps.communicate(timeout=DEFAULT_DEADLINE)
-    except subprocess.SubprocessError:
-        ps.kill()  # and reap it, or it would be the next check's leaked child
-        ps.communicate()
-        return zombies
-    me = os.getpid()
-    listed = set()
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1] == str(me) and parts[0].isdigit():
-            listed.add(int(parts[0]))
-    return zombies | (listed - {ps.pid})
+    return process.child_pids(DEFAULT_DEADLINE)
 
 
 def snapshot(temp_root: str) -> Snapshot:

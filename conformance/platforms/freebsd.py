@@ -1,83 +1,58 @@
-"""FreeBSD constants and layouts (amd64/arm64, LP64). Not run here: each value cites its source.
+"""FreeBSD facts (amd64/arm64, LP64). Not run here: each value cites its source (marks as in conformance.platforms)."""
 
-Same names as linux.py; None means "this OS has no such thing".
-"""
+from .facts import Facts
 
-NAME = "freebsd"
+FACTS = Facts(
+    NAME="freebsd",
 
-# /dev/fd shows only 0-2 unless fdescfs is mounted (fdescfs(5)); the harness checks before trusting it.
-FD_DIR = "/dev/fd"
+    # /dev/fd shows only 0-2 unless fdescfs is mounted (fdescfs(5)); the harness checks before trusting it.
+    FD_DIR="/dev/fd",
 
-# sys/sys/socket.h _ALIGNBYTES on LP64 (src).
-CMSG_ALIGNMENT = 8
+    # sys/sys/socket.h _ALIGNBYTES on LP64 (src).
+    CMSG_ALIGNMENT=8,
 
-# sys/sys/socket.h MSG_CMSG_CLOEXEC 0x00040000 (src).
-MSG_CMSG_CLOEXEC = 0x00040000
+    # sys/sys/socket.h MSG_CMSG_CLOEXEC 0x00040000 (src).
+    MSG_CMSG_CLOEXEC=0x00040000,
 
-# No per-user in-flight descriptor limit is documented (PLATFORM-FACTS.md: ?).
-INFLIGHT_LIMIT_ERRNO = None
+    # struct sockaddr_un's char sun_path[104] (sys/sys/un.h) (src).
+    SUN_PATH_SIZE=104,
 
-UNIX_SOCKET_TABLE = None
-CHILDREN_FILE = None
-MNTTAB = None
-MOUNTINFO = None
+    # No per-user in-flight descriptor limit is documented (?): INFLIGHT_LIMIT_ERRNO stays unset.
 
-# struct flock: l_start, l_len, l_pid, l_type, l_whence, l_sysid (sys/sys/fcntl.h) (src).
-FLOCK_FORMAT = "qqihhi4x"
-FLOCK_FIELDS = ("l_start", "l_len", "l_pid", "l_type", "l_whence", "l_sysid")
-F_RDLCK, F_WRLCK, F_UNLCK = 1, 3, 2
+    # struct flock: l_start, l_len, l_pid, l_type, l_whence, l_sysid (sys/sys/fcntl.h) (src).
+    FLOCK_FORMAT="qqihhi4x",
+    FLOCK_FIELDS=("l_start", "l_len", "l_pid", "l_type", "l_whence", "l_sysid"),
+    F_RDLCK=1, F_WRLCK=3, F_UNLCK=2,
 
-# Classic record-lock commands F_GETLK, F_SETLK, F_SETLKW: sys/sys/fcntl.h; 7/8/9 are the old ABI (src).
-F_GETLK, F_SETLK, F_SETLKW = 11, 12, 13
+    # Classic record-lock commands F_GETLK, F_SETLK, F_SETLKW: sys/sys/fcntl.h; 7/8/9 are the old ABI (src).
+    F_GETLK=11, F_SETLK=12, F_SETLKW=13,
 
-PROC_LOCKS = None
+    # No open file description locks (sys/kern/kern_descrip.c has no F_OFD_*) (src).
 
-# No open file description locks (sys/kern/kern_descrip.c has no F_OFD_*) (src).
-F_OFD_GETLK = F_OFD_SETLK = F_OFD_SETLKW = None
+    # Per-message credentials: the sender attaches SCM_CREDS with a struct cmsgcred that the kernel fills in
+    # { pid_t pid; uid_t uid, euid; gid_t gid; short ngroups; gid_t groups[CMGROUP_MAX = 16]; }, 84 bytes
+    # (sys/sys/socket.h) (src). No SO_PASSCRED/SCM_CREDENTIALS.
+    SCM_CREDS=0x03,
+    CMSGCRED_FORMAT="=iIIIh2x16I",
+    # Connect-time peer credentials: getsockopt(SOL_LOCAL = 0, LOCAL_PEERCRED = 1) returns struct xucred
+    # { u_int version; uid_t uid; short ngroups; gid_t groups[16]; union { void *; pid_t pid; } }, 88 bytes on LP64
+    # (sys/sys/un.h, sys/sys/ucred.h) (src).
+    SOL_LOCAL=0, LOCAL_PEERCRED=1,
+    XUCRED_FORMAT="=IIh2x16I4xi4x",
 
-SYSCALL_PIDFD_GETFD = {}
-I_SENDFD = I_RECVFD = I_NREAD = None
-STRBUF_FORMAT = STRRECVFD_FORMAT = MORECTL = MOREDATA = None
+    # Receiver-requested credentials (sys/sys/un.h, sys/sys/socket.h) (src): LOCAL_CREDS delivers SCM_CREDS with
+    # struct sockcred { uid, euid, gid, egid; int ngroups; gid_t groups[] } (one-shot on a stream, every datagram);
+    # LOCAL_CREDS_PERSISTENT (13+) delivers SCM_CREDS2 with struct sockcred2 { int version; pid_t pid; uid, euid,
+    # gid, egid; int ngroups; gid_t groups[] } on every message. Formats cover the fixed part; groups follow.
+    LOCAL_CREDS=2, LOCAL_CREDS_PERSISTENT=3, SCM_CREDS2=0x08,
+    SOCKCRED_FORMAT="=IIIIi",
+    SOCKCRED2_FORMAT="=iiIIIIi",
 
-# Linux socket options (SO_PASSPIDFD, SO_PEERPIDFD, SCM_PIDFD, SO_PASSRIGHTS): none here.
-SO_PASSPIDFD = SO_PEERPIDFD = SCM_PIDFD = SO_PASSRIGHTS = None
+    # procctl(P_PID, getpid(), PROC_REAP_ACQUIRE, NULL) makes the suite the reaper of its descendants, FreeBSD's
+    # counterpart of Linux's child subreaper (sys/sys/procctl.h PROC_REAP_ACQUIRE 2, sys/sys/wait.h P_PID 0;
+    # procctl(2), FreeBSD 10.2+) (src). Orphaned grandchildren then show up in ps(1) with the suite as their parent.
+    PROC_REAP_ACQUIRE=2,
 
-
-# Per-message credentials: the sender attaches SCM_CREDS with a struct cmsgcred that the kernel fills in
-# { pid_t pid; uid_t uid, euid; gid_t gid; short ngroups; gid_t groups[CMGROUP_MAX = 16]; }, 84 bytes
-# (sys/sys/socket.h) (src). No SO_PASSCRED/SCM_CREDENTIALS.
-SO_PASSCRED = SCM_CREDENTIALS = None
-UCRED_FORMAT = None
-SCM_CREDS = 0x03
-CMSGCRED_FORMAT = "=iIIIh2x16I"
-# Connect-time peer credentials: getsockopt(SOL_LOCAL = 0, LOCAL_PEERCRED = 1) returns struct xucred
-# { u_int version; uid_t uid; short ngroups; gid_t groups[16]; union { void *; pid_t pid; } }, 88 bytes on LP64
-# (sys/sys/un.h, sys/sys/ucred.h) (src).
-SOL_LOCAL, LOCAL_PEERCRED = 0, 1
-XUCRED_FORMAT = "=IIh2x16I4xi4x"
-
-# Receiver-requested credentials (sys/sys/un.h, sys/sys/socket.h) (src): LOCAL_CREDS delivers SCM_CREDS with
-# struct sockcred { uid, euid, gid, egid; int ngroups; gid_t groups[] } (one-shot on a stream, every datagram);
-# LOCAL_CREDS_PERSISTENT (13+) delivers SCM_CREDS2 with struct sockcred2 { int version; pid_t pid; uid, euid,
-# gid, egid; int ngroups; gid_t groups[] } on every message. Formats cover the fixed part; groups follow.
-LOCAL_CREDS, LOCAL_CREDS_PERSISTENT, SCM_CREDS2 = 2, 3, 0x08
-SOCKCRED_FORMAT = "=IIIIi"
-SOCKCRED2_FORMAT = "=iiIIIIi"
-SO_PEERCRED = None
-PIDFD_FDINFO = None
-LOCAL_PEERPID = None
-
-# procctl(P_PID, getpid(), PROC_REAP_ACQUIRE, NULL) makes the suite the reaper of its descendants, FreeBSD's
-# counterpart of Linux's child subreaper (sys/sys/procctl.h PROC_REAP_ACQUIRE 2, sys/sys/wait.h P_PID 0; procctl(2),
-# FreeBSD 10.2+) (src). Orphaned grandchildren then show up in ps(1) with the suite as their parent.
-PR_SET_CHILD_SUBREAPER = None
-PROC_REAP_ACQUIRE = 2
-
-# Extra linker arguments for the C peers (conformance/native): none, the socket calls are in libc.
-NATIVE_LDLIBS = ()
-
-# Channel-independent duplication: pidfd_getfd is Linux-only, so neither procfs paths, Yama, nor the POSIX message
-# queue layout (a channel only that case uses) are recorded here.
-PROC_STAT = PROC_PID_FD = YAMA_PTRACE_SCOPE = None
-PR_SET_DUMPABLE = PR_SET_PTRACER = PR_SET_PTRACER_ANY = None
-MQ_LIBRARIES = MQD_IS_POINTER = MQ_ATTR_FORMAT = None
+    # Channel-independent duplication: pidfd_getfd is Linux-only, so neither procfs paths, Yama, nor the POSIX
+    # message queue layout (a channel only that case uses) are recorded here.
+)

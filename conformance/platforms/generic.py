@@ -1,45 +1,5 @@
 """Fallback for an OS the suite has no facts about: every mechanism is probed, nothing is assumed."""
 
-NAME = "generic"
-FD_DIR = None
-CMSG_ALIGNMENT = None
-MSG_CMSG_CLOEXEC = None
-INFLIGHT_LIMIT_ERRNO = None
-UNIX_SOCKET_TABLE = None
-CHILDREN_FILE = None
-MNTTAB = None
-MOUNTINFO = None
-FLOCK_FORMAT = None
-FLOCK_FIELDS = ()
-F_RDLCK = F_WRLCK = F_UNLCK = None
-F_GETLK = F_SETLK = F_SETLKW = None
-PROC_LOCKS = None
-F_OFD_GETLK = F_OFD_SETLK = F_OFD_SETLKW = None
-SYSCALL_PIDFD_GETFD = {}
-I_SENDFD = I_RECVFD = I_NREAD = None
-STRBUF_FORMAT = STRRECVFD_FORMAT = MORECTL = MOREDATA = None
+from .facts import Facts
 
-# Linux socket options (SO_PASSPIDFD, SO_PEERPIDFD, SCM_PIDFD, SO_PASSRIGHTS): none here.
-SO_PASSPIDFD = SO_PEERPIDFD = SCM_PIDFD = SO_PASSRIGHTS = None
-
-
-SO_PASSCRED = SCM_CREDENTIALS = None
-UCRED_FORMAT = None
-SCM_CREDS = None
-CMSGCRED_FORMAT = None
-SOL_LOCAL = LOCAL_PEERCRED = None
-XUCRED_FORMAT = None
-LOCAL_CREDS = LOCAL_CREDS_PERSISTENT = SCM_CREDS2 = None
-SOCKCRED_FORMAT = SOCKCRED2_FORMAT = None
-SO_PEERCRED = None
-PIDFD_FDINFO = None
-LOCAL_PEERPID = None
-
-PR_SET_CHILD_SUBREAPER = PROC_REAP_ACQUIRE = None
-NATIVE_LDLIBS = ()
-
-# Channel-independent duplication: pidfd_getfd is Linux-only, so neither procfs paths, Yama, nor the POSIX message
-# queue layout (a channel only that case uses) are recorded here.
-PROC_STAT = PROC_PID_FD = YAMA_PTRACE_SCOPE = None
-PR_SET_DUMPABLE = PR_SET_PTRACER = PR_SET_PTRACER_ANY = None
-MQ_LIBRARIES = MQD_IS_POINTER = MQ_ATTR_FORMAT = None
+FACTS = Facts(NAME="generic")

@@ -1,86 +1,67 @@
-"""illumos constants and layouts (amd64, LP64). Not run here: each value cites its source; '?' marks a guess.
+"""illumos facts (amd64, LP64). Not run here: each value cites its source (marks as in conformance.platforms)."""
 
-Same names as linux.py; None means "this OS has no such thing".
-"""
+from .facts import Facts
 
-NAME = "illumos"
+FACTS = Facts(
+    NAME="illumos",
 
-# procfs lists descriptors under /proc/self/fd (proc(5)) (doc).
-FD_DIR = "/proc/self/fd"
+    # procfs lists descriptors under /proc/self/fd (proc(5)) (doc).
+    FD_DIR="/proc/self/fd",
 
-# usr/src/uts/common/sys/socket.h: _CMSG_HDR_ALIGNMENT 4 and _CMSG_DATA_ALIGNMENT sizeof(int) on x86 (8 on SPARC) (src).
-CMSG_ALIGNMENT = 4
+    # usr/src/uts/common/sys/socket.h: _CMSG_HDR_ALIGNMENT 4 and _CMSG_DATA_ALIGNMENT sizeof(int) on x86 (8 on SPARC)
+    # (src).
+    CMSG_ALIGNMENT=4,
 
-# No MSG_CMSG_CLOEXEC among the MSG_* flags of usr/src/uts/common/sys/socket.h (src); Python's name wins if present.
-MSG_CMSG_CLOEXEC = None
+    # struct sockaddr_un's char sun_path[108] (usr/src/uts/common/sys/un.h) (src).
+    SUN_PATH_SIZE=108,
 
-INFLIGHT_LIMIT_ERRNO = None
-UNIX_SOCKET_TABLE = None
-CHILDREN_FILE = None
-MOUNTINFO = None
-# The mount table, one tab-separated line per mount: special, mount point, fstype, options, time (mnttab(5)) (doc).
-# illumos mount(8) without -v prints no filesystem type at all, so this file is what detect.py reads.
-MNTTAB = "/etc/mnttab"
+    # No MSG_CMSG_CLOEXEC among the MSG_* flags of usr/src/uts/common/sys/socket.h (src); Python's name wins if
+    # present.
 
-# struct flock (LP64): short l_type, l_whence; off_t l_start, l_len; int l_sysid; pid_t l_pid; long l_pad[4]:
-# 64 bytes, the pad alone is 32 (usr/src/uts/common/sys/fcntl.h; golang.org/x/sys unix/ztypes_solaris_amd64.go
-# Flock_t has Pad [4]int64) (src). A 16-byte pad was 16 bytes short of what the kernel writes back.
-FLOCK_FORMAT = "hhqqii32x"
-FLOCK_FIELDS = ("l_type", "l_whence", "l_start", "l_len", "l_sysid", "l_pid")
-F_RDLCK, F_WRLCK, F_UNLCK = 1, 2, 3
+    # The mount table, one tab-separated line per mount: special, mount point, fstype, options, time (mnttab(5))
+    # (doc). illumos mount(8) without -v prints no filesystem type at all, so this file is what detect.py reads.
+    MNTTAB="/etc/mnttab",
 
-# Classic record-lock commands F_GETLK, F_SETLK, F_SETLKW: usr/src/uts/common/sys/fcntl.h, the _LP64 values; F_RDLCK 1,
-# F_WRLCK 2, F_UNLCK 3 (same header; golang.org/x/sys unix/zerrors_solaris_amd64.go agrees) (src).
-F_GETLK, F_SETLK, F_SETLKW = 14, 6, 7
+    # struct flock (LP64): short l_type, l_whence; off_t l_start, l_len; int l_sysid; pid_t l_pid; long l_pad[4]:
+    # 64 bytes, the pad alone is 32 (usr/src/uts/common/sys/fcntl.h; golang.org/x/sys unix/ztypes_solaris_amd64.go
+    # Flock_t has Pad [4]int64) (src). A 16-byte pad was 16 bytes short of what the kernel writes back.
+    FLOCK_FORMAT="hhqqii32x",
+    FLOCK_FIELDS=("l_type", "l_whence", "l_start", "l_len", "l_sysid", "l_pid"),
+    F_RDLCK=1, F_WRLCK=2, F_UNLCK=3,
 
-PROC_LOCKS = None
+    # Classic record-lock commands F_GETLK, F_SETLK, F_SETLKW: usr/src/uts/common/sys/fcntl.h, the _LP64 values;
+    # F_RDLCK 1, F_WRLCK 2, F_UNLCK 3 (same header; golang.org/x/sys unix/zerrors_solaris_amd64.go agrees) (src).
+    F_GETLK=14, F_SETLK=6, F_SETLKW=7,
 
-# OFD locks: F_OFD_GETLK 47, F_OFD_SETLK 48, F_OFD_SETLKW 49 for _LP64 (sys/fcntl.h of the illumos derivatives
-# that carry them, unless _STRICT_SYMBOLS; golang.org/x/sys unix/zerrors_solaris_amd64.go lists 0x2f-0x31) (src). An
-# illumos-gate sys/fcntl.h without them is possible (?): the ofd_locks probe tries the command before any case uses it.
-F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 47, 48, 49
+    # OFD locks: F_OFD_GETLK 47, F_OFD_SETLK 48, F_OFD_SETLKW 49 for _LP64 (sys/fcntl.h of the illumos derivatives
+    # that carry them, unless _STRICT_SYMBOLS; golang.org/x/sys unix/zerrors_solaris_amd64.go lists 0x2f-0x31) (src).
+    # An illumos-gate sys/fcntl.h without them is possible (?): the ofd_locks probe tries the command before any
+    # case uses it.
+    F_OFD_GETLK=47, F_OFD_SETLK=48, F_OFD_SETLKW=49,
 
-SYSCALL_PIDFD_GETFD = {}
+    # STREAMS ioctls, STR = 'S' << 8 (usr/src/uts/common/sys/stropts.h): I_NREAD = STR|01, I_SENDFD = STR|021, and
+    # the user-level I_RECVFD = STR|016 (the kernel's I_E_RECVFD; STR|022 is the kernel-internal one) (src).
+    I_NREAD=0x5301, I_RECVFD=0x530E, I_SENDFD=0x5311,
+    # struct strbuf { int maxlen; int len; caddr_t buf; }: 16 bytes on LP64 (usr/src/uts/common/sys/stropts.h)
+    # (src).
+    STRBUF_FORMAT="iiP",
+    # struct strrecvfd { int fd; uid_t uid; gid_t gid; char fill[8]; }, uid_t and gid_t unsigned int: 20 bytes,
+    # what the user-level I_RECVFD (kernel I_E_RECVFD) copies out (sys/stropts.h, sys/types.h; os/streamio.c
+    # strioctl) (src).
+    STRRECVFD_FORMAT="iII8x",
+    # getmsg(2)'s return value: MORECTL 1, MOREDATA 2, "more ... is left in message" (sys/stropts.h) (src).
+    MORECTL=1, MOREDATA=2,
 
-# STREAMS ioctls, STR = 'S' << 8 (usr/src/uts/common/sys/stropts.h): I_NREAD = STR|01, I_SENDFD = STR|021, and the
-# user-level I_RECVFD = STR|016 (the kernel's I_E_RECVFD; STR|022 is the kernel-internal one) (src).
-I_NREAD, I_RECVFD, I_SENDFD = 0x5301, 0x530E, 0x5311
-# struct strbuf { int maxlen; int len; caddr_t buf; }: 16 bytes on LP64 (usr/src/uts/common/sys/stropts.h) (src).
-STRBUF_FORMAT = "iiP"
-# struct strrecvfd { int fd; uid_t uid; gid_t gid; char fill[8]; }, uid_t and gid_t unsigned int: 20 bytes, what the
-# user-level I_RECVFD (kernel I_E_RECVFD) copies out (sys/stropts.h, sys/types.h; os/streamio.c strioctl) (src).
-STRRECVFD_FORMAT = "iII8x"
-# getmsg(2)'s return value: MORECTL 1, MOREDATA 2, "more ... is left in message" (sys/stropts.h) (src).
-MORECTL, MOREDATA = 1, 2
+    # Credentials travel as ucred_t (SO_RECVUCRED 0x400 / SCM_UCRED 0x1012 per message, getpeerucred(3C) per
+    # connection), an opaque layout that the suite does not decode yet. None of the Linux or BSD names exists
+    # (usr/src/uts/common/sys/socket.h; golang.org/x/sys unix/zerrors_solaris_amd64.go lists none of them) (src).
 
-# Linux socket options (SO_PASSPIDFD, SO_PEERPIDFD, SCM_PIDFD, SO_PASSRIGHTS): none here.
-SO_PASSPIDFD = SO_PEERPIDFD = SCM_PIDFD = SO_PASSRIGHTS = None
+    # The C peers use the X/Open sendmsg/recvmsg (msg_control exists only with _XPG4_2:
+    # usr/src/uts/common/sys/socket.h), which <sys/socket.h> renames to __xnet_sendmsg/__xnet_recvmsg, found in
+    # libsocket (golang.org/x/sys unix/zsyscall_solaris_amd64.go imports them from libsocket.so); socket(3SOCKET)
+    # says link -lsocket -lnsl (doc).
+    NATIVE_LDLIBS=("-lsocket", "-lnsl"),
 
-
-# Credentials travel as ucred_t (SO_RECVUCRED 0x400 / SCM_UCRED 0x1012 per message, getpeerucred(3C) per
-# connection), an opaque layout that the suite does not decode yet. None of the Linux or BSD names exists
-# (usr/src/uts/common/sys/socket.h; golang.org/x/sys unix/zerrors_solaris_amd64.go lists none of them) (src).
-SO_PASSCRED = SCM_CREDENTIALS = None
-UCRED_FORMAT = None
-SCM_CREDS = None
-CMSGCRED_FORMAT = None
-SOL_LOCAL = LOCAL_PEERCRED = None
-XUCRED_FORMAT = None
-LOCAL_CREDS = LOCAL_CREDS_PERSISTENT = SCM_CREDS2 = None
-SOCKCRED_FORMAT = SOCKCRED2_FORMAT = None
-SO_PEERCRED = None
-PIDFD_FDINFO = None
-LOCAL_PEERPID = None
-
-PR_SET_CHILD_SUBREAPER = PROC_REAP_ACQUIRE = None
-
-# The C peers use the X/Open sendmsg/recvmsg (msg_control exists only with _XPG4_2: usr/src/uts/common/sys/socket.h),
-# which <sys/socket.h> renames to __xnet_sendmsg/__xnet_recvmsg, found in libsocket (golang.org/x/sys
-# unix/zsyscall_solaris_amd64.go imports them from libsocket.so); socket(3SOCKET) says link -lsocket -lnsl (doc).
-NATIVE_LDLIBS = ("-lsocket", "-lnsl")
-
-# Channel-independent duplication: pidfd_getfd is Linux-only, so neither procfs paths, Yama, nor the POSIX message
-# queue layout (a channel only that case uses) are recorded here.
-PROC_STAT = PROC_PID_FD = YAMA_PTRACE_SCOPE = None
-PR_SET_DUMPABLE = PR_SET_PTRACER = PR_SET_PTRACER_ANY = None
-MQ_LIBRARIES = MQD_IS_POINTER = MQ_ATTR_FORMAT = None
+    # Channel-independent duplication: pidfd_getfd is Linux-only, so neither procfs paths, Yama, nor the POSIX
+    # message queue layout (a channel only that case uses) are recorded here.
+)
