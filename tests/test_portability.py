@@ -134,8 +134,6 @@ def _sane(name: str, value) -> bool:
         return all(f.startswith("l_") for f in value)
     if name == "NATIVE_LDLIBS":
         return all(a.startswith("-l") for a in value)
-    if name == "INFLIGHT_LIMIT_ERRNO":
-        return value.startswith("E")
     return True
 
 

@@ -23,7 +23,7 @@ from conformance.harness.children import run_in_child
 from conformance.harness.deadlines import deadline
 from conformance.harness.privileges import drop_privileges
 from conformance.outcomes import Unsupported
-from conformance.platforms import constants, lookup, socket_table
+from conformance.platforms import lookup, socket_table
 
 from ._support import (
     RELEASE_WAIT,

@@ -26,8 +26,6 @@ class Facts:
     CMSG_ALIGNMENT: Optional[int] = None
     # recvmsg flag: received descriptors are close-on-exec.
     MSG_CMSG_CLOEXEC: Optional[int] = None
-    # The errno name sendmsg fails with when an unprivileged sender has too many descriptors in flight.
-    INFLIGHT_LIMIT_ERRNO: Optional[str] = None
     # A table of every UNIX socket with its inode (proves garbage-collected sockets are gone).
     UNIX_SOCKET_TABLE: Optional[str] = None
     # sizeof(sockaddr_un.sun_path): how long a socket's path may be (platforms.socket_paths).

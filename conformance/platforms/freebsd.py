@@ -17,8 +17,6 @@ FACTS = Facts(
     # struct sockaddr_un's char sun_path[104] (sys/sys/un.h) (src).
     SUN_PATH_SIZE=104,
 
-    # No per-user in-flight descriptor limit is documented (?): INFLIGHT_LIMIT_ERRNO stays unset.
-
     # struct flock: l_start, l_len, l_pid, l_type, l_whence, l_sysid (sys/sys/fcntl.h) (src).
     FLOCK_FORMAT="qqihhi4x",
     FLOCK_FIELDS=("l_start", "l_len", "l_pid", "l_type", "l_whence", "l_sysid"),

@@ -16,10 +16,6 @@ FACTS = Facts(
     # MSG_CMSG_CLOEXEC (include/linux/socket.h); used when the socket module lacks the name.
     MSG_CMSG_CLOEXEC=0x40000000,
 
-    # sendmsg fails with this errno when the sender's in-flight descriptors exceed its RLIMIT_NOFILE and it
-    # lacks CAP_SYS_RESOURCE (net/unix/scm.c too_many_unix_fds, since 4.5).
-    INFLIGHT_LIMIT_ERRNO="ETOOMANYREFS",
-
     # The unix socket table, used to prove that garbage-collected sockets are gone (net/unix/af_unix.c).
     UNIX_SOCKET_TABLE="/proc/net/unix",
 
