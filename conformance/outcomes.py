@@ -1,11 +1,8 @@
-"""The outcome model and the exceptions that select an outcome.
+"""The exceptions a case raises to select its outcome (the outcomes themselves are conformance.model's).
 
-pass            the platform does what the reference says
-fail            it does not (an AssertionError, or any exception that is not the harness's own)
-deviation       it does not, and the platform's expectation file documents why
-unexpected-pass a documented deviation did not happen
-unsupported     the mechanism does not exist here (raised as Unsupported with the probe's reason)
-error           the harness broke: a HarnessError (child crashed or timed out, leak found), a timeout
+Unsupported      the mechanism does not exist here (raised with the probe's reason): `unsupported`
+HarnessError     the harness broke (a child crashed or timed out, a leak was found): `error`
+AssertionError, or any exception that is not the harness's own: `fail` (plugin/classify.py decides)
 """
 
 from __future__ import annotations
@@ -13,8 +10,6 @@ from __future__ import annotations
 import pytest
 
 from .harness.errors import HarnessError  # noqa: F401 (part of the outcome model)
-
-OUTCOMES = ("pass", "fail", "deviation", "unexpected-pass", "unsupported", "error")
 
 
 class Unsupported(pytest.skip.Exception):

@@ -21,7 +21,7 @@ MEASUREMENT_PREFIXES = (MEASUREMENT_AREA + ".",)
 # Display order and headings of the kinds of case change.
 CASE_KINDS = {
     "regression": "regressions",
-    "unexpected-pass": "unexpected passes (a documented deviation no longer occurs)",
+    UNEXPECTED_PASS: "unexpected passes (a documented deviation no longer occurs)",
     "fixed": "fixed (fail or error became something else)",
     "changed": "other outcome changes",
     "new": "new cases",
@@ -81,7 +81,7 @@ def _case_kind(old: str, new: str) -> str:
     if new in FAILING and old not in FAILING:
         return "regression"
     if new == UNEXPECTED_PASS:
-        return "unexpected-pass"
+        return UNEXPECTED_PASS
     if old in FAILING and new not in FAILING:
         return "fixed"
     return "changed"

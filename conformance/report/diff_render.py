@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..model import UNEXPECTED_PASS
 from .diff import CASE_KINDS, OBSERVATION_KINDS, ReportDiff
 from .gfm import md_escape, table
 from .text import one_line
@@ -59,7 +60,7 @@ def render_text(diff: ReportDiff, old_source: str, new_source: str) -> str:
             lines.append(f"{heading} ({len(changes)}):")
             for change in changes:
                 lines.append(f"  {one_line(change.id)}: {_outcome_step(change.old, change.new)}")
-                if change.reason and kind in ("regression", "unexpected-pass", "changed"):
+                if change.reason and kind in ("regression", UNEXPECTED_PASS, "changed"):
                     lines.append(f"      {one_line(change.reason, REASON_LIMIT)}")
     for kind, heading in OBSERVATION_KINDS.items():
         changes = [change for change in diff.observations if change.kind == kind]
