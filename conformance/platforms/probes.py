@@ -36,13 +36,16 @@ def _errname(e: OSError) -> str:
     return errno.errorcode.get(e.errno, str(e.errno))
 
 
-def _stream_pair():
-    """A connected AF_UNIX stream pair, or the reason there is none (a probe returns it instead of raising)."""
+def _on_a_stream_pair(check: Callable[[socket.socket, socket.socket], tuple[bool, str]]) -> tuple[bool, str]:
+    """check(a, b) on a fresh connected AF_UNIX stream pair, closed afterwards; an OSError it raises is the reason
+    the mechanism is missing, and so is a stream pair that cannot be made."""
     try:
-        return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM), ""
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     except (OSError, AttributeError) as e:
         why = _errname(e) if isinstance(e, OSError) else str(e)
-        return None, f"socketpair(AF_UNIX, SOCK_STREAM) failed: {why}"
+        return False, f"socketpair(AF_UNIX, SOCK_STREAM) failed: {why}"
+    with a, b:
+        return check(a, b)
 
 
 def _socketpair_type(type_name: str) -> tuple[bool, str]:
@@ -52,7 +55,7 @@ def _socketpair_type(type_name: str) -> tuple[bool, str]:
     try:
         a, b = socket.socketpair(socket.AF_UNIX, kind)
     except OSError as e:
-        return False, f"socketpair(AF_UNIX, {type_name}) failed: {errno.errorcode.get(e.errno, e.errno)}"
+        return False, f"socketpair(AF_UNIX, {type_name}) failed: {_errname(e)}"
     a.close()
     b.close()
     return True, f"socketpair(AF_UNIX, {type_name}) works"
@@ -64,15 +67,13 @@ def _scm_rights() -> tuple[bool, str]:
             return False, f"socket.{name} is not defined"
     if not hasattr(socket.socket, "sendmsg"):
         return False, "socket.sendmsg is not available"
-    pair, why = _stream_pair()
-    if pair is None:
-        return False, why
-    a, b = pair
+    return _on_a_stream_pair(_pass_a_pipe)
+
+
+def _pass_a_pipe(a: socket.socket, b: socket.socket) -> tuple[bool, str]:
     try:
         r, w = os.pipe()
     except OSError as e:
-        a.close()
-        b.close()
         return False, f"pipe() failed: {_errname(e)}"
     try:
         a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", w))])
@@ -86,31 +87,26 @@ def _scm_rights() -> tuple[bool, str]:
             return False, "a descriptor sent with SCM_RIGHTS did not arrive"
         return True, "SCM_RIGHTS round trip on a stream socketpair"
     except OSError as e:
-        return False, f"SCM_RIGHTS round trip failed: {errno.errorcode.get(e.errno, e.errno)}"
+        return False, f"SCM_RIGHTS round trip failed: {_errname(e)}"
     finally:
         for fd in (r, w):
             os.close(fd)
-        a.close()
-        b.close()
 
 
 def _msg_cmsg_cloexec() -> tuple[bool, str]:
     flag = lookup("MSG_CMSG_CLOEXEC", socket)
     if flag is None:
         return False, "MSG_CMSG_CLOEXEC is not defined on this platform"
-    pair, why = _stream_pair()
-    if pair is None:
-        return False, why
-    a, b = pair
-    try:
-        a.send(b"x")
-        b.recvmsg(1, 64, flag)
+
+    def receive_with_the_flag(a: socket.socket, b: socket.socket) -> tuple[bool, str]:
+        try:
+            a.send(b"x")
+            b.recvmsg(1, 64, flag)
+        except OSError as e:
+            return False, f"recvmsg with MSG_CMSG_CLOEXEC failed: {_errname(e)}"
         return True, f"recvmsg accepts MSG_CMSG_CLOEXEC ({flag:#x})"
-    except OSError as e:
-        return False, f"recvmsg with MSG_CMSG_CLOEXEC failed: {errno.errorcode.get(e.errno, e.errno)}"
-    finally:
-        a.close()
-        b.close()
+
+    return _on_a_stream_pair(receive_with_the_flag)
 
 
 def _sockopt(
@@ -123,23 +119,20 @@ def _sockopt(
         level = 0 if level_name == "SOL_LOCAL" else lookup(level_name, socket)
         if option is None or level is None:
             return False, f"{name} is not defined on this platform"
-        pair, why = _stream_pair()
-        if pair is None:
-            return False, why
-        a, b = pair
-        try:
-            if settable:
-                a.setsockopt(level, option, 1)
-            elif returns_fd:
-                os.close(a.getsockopt(level, option))
-            else:
-                a.getsockopt(level, option, 256)
+
+        def use_it(a: socket.socket, b: socket.socket) -> tuple[bool, str]:
+            try:
+                if settable:
+                    a.setsockopt(level, option, 1)
+                elif returns_fd:
+                    os.close(a.getsockopt(level, option))
+                else:
+                    a.getsockopt(level, option, 256)
+            except OSError as e:
+                return False, f"{name} refused on AF_UNIX: {_errname(e)}"
             return True, f"{'setsockopt' if settable else 'getsockopt'}({name}) works on AF_UNIX"
-        except OSError as e:
-            return False, f"{name} refused on AF_UNIX: {errno.errorcode.get(e.errno, e.errno)}"
-        finally:
-            a.close()
-            b.close()
+
+        return _on_a_stream_pair(use_it)
 
     return probe
 
@@ -194,7 +187,7 @@ def _pidfd_open() -> tuple[bool, str]:
     try:
         os.close(os.pidfd_open(os.getpid()))
     except OSError as e:
-        return False, f"pidfd_open failed: {errno.errorcode.get(e.errno, e.errno)}"
+        return False, f"pidfd_open failed: {_errname(e)}"
     return True, "pidfd_open(getpid()) works"
 
 
@@ -246,7 +239,7 @@ def _streams() -> tuple[bool, str]:
         # A pipe in fifofs's fast mode answers I_NREAD without turning into a STREAMS pipe (fifovnops.c).
         fcntl.ioctl(r, c.I_NREAD, struct.pack("i", 0))
     except OSError as e:
-        return False, f"pipes are not STREAMS here (I_NREAD: {errno.errorcode.get(e.errno, e.errno)})"
+        return False, f"pipes are not STREAMS here (I_NREAD: {_errname(e)})"
     finally:
         os.close(r)
         os.close(w)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..model import Report
-from .lineup import CaseRow, Lineup, ObservationRow, line_up
-from .vocabulary import MISSING, platform_rows
+from .lineup import CaseRow, Lineup, ObservationRow, differing, line_up
+from .vocabulary import MISSING, count, platform_rows
 
 
 @dataclass
@@ -44,6 +44,12 @@ class Matrix:
 
     def rows(self) -> list[CaseRow]:
         return self.lineup.rows()
+
+    def headline(self) -> str:
+        """How many platforms and cases, and how many cases differ between the platforms."""
+        rows = self.rows()
+        return (f"{count(len(self.columns), 'platform')}, {count(len(rows), 'case')}, {differing(rows)} with "
+                "different outcomes between platforms.")
 
 
 def build_matrix(reports: list[tuple[str, Report]]) -> Matrix:

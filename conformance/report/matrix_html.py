@@ -198,15 +198,11 @@ def _observations(matrix: Matrix) -> list[str]:
 
 
 def render_matrix_html(matrix: Matrix) -> str:
-    rows = matrix.rows()
-    changed = differing(rows)
     lines = [
         *page_head("Conformance matrix", BASE_CSS + _MATRIX_CSS + _filter_css(list(matrix.areas))),
         "<body>",
         "<h1>Conformance matrix</h1>",
-        f'<p class="lede">{count(len(matrix.columns), "platform")}, {count(len(rows), "case")}, '
-        f"{changed} with different outcomes between platforms. "
-        "Hover over a cell for its reason and observations, or open it.</p>",
+        f'<p class="lede">{matrix.headline()} Hover over a cell for its reason and observations, or open it.</p>',
         "<h2>Platforms</h2>",
         *_platforms(matrix),
         *_filters(matrix),

@@ -83,14 +83,10 @@ def _observations(matrix: Matrix) -> list[str]:
 
 
 def render_matrix_markdown(matrix: Matrix) -> str:
-    rows = matrix.rows()
-    changed = differing(rows)
     lines = [
         "# Conformance matrix",
         "",
-        f"{count(len(matrix.columns), 'platform')}, {count(len(rows), 'case')}, {changed} with different outcomes "
-        "between platforms. "
-        "Reasons and observations of each cell are on the HTML page.",
+        f"{matrix.headline()} Reasons and observations of each cell are on the HTML page.",
         "",
         "## Platforms",
         "",
@@ -100,7 +96,7 @@ def render_matrix_markdown(matrix: Matrix) -> str:
     ]
     for area, area_rows in matrix.areas.items():
         lines += _area(area, area_rows, len(matrix.columns))
-    if not rows:
+    if not matrix.rows():
         lines += ["", "No cases in any report."]
     lines += _observations(matrix)
     return "\n".join(lines) + "\n"
