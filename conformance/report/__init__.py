@@ -1,1 +1,1 @@
-"""Report model, schema, writers and renderers."""
+"""Reading, checking, rendering, comparing and writing reports; the report itself is conformance.model.Report."""
