@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -52,11 +53,12 @@ def run(args: argparse.Namespace) -> int:
                         "--conformance-stress-seconds", f"{args.stress_seconds:g}"]
     if args.strict:
         pytest_args.append("--conformance-strict")
+    target = args.dir or os.environ.get(settings.TARGET_DIR_VARIABLE) or None
     if not args.ktap:
-        return run_pytest(pytest_args + args.pytest_args)[0]
+        return run_pytest(pytest_args + args.pytest_args, target, str(report_dir))[0]
     # KTAP consumers read standard output, so pytest's own output goes to standard error.
     with contextlib.redirect_stdout(sys.stderr):
-        status, report = run_pytest(pytest_args + args.pytest_args)
+        status, report = run_pytest(pytest_args + args.pytest_args, target, str(report_dir))
     if report is None:
         print("conformance: the run built no report, so no KTAP is printed", file=sys.stderr)
         return status or 2

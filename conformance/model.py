@@ -171,6 +171,12 @@ class Platform:
     def python(self) -> str:
         return f"{self.python_implementation} {self.python_version}"
 
+    @property
+    def family(self) -> tuple[str, str, str, str]:
+        """What two platforms must share for their reports to be compared: OS, architecture, root or not, and the
+        filesystem under test. The releases (kernel, libc, Python) are what a comparison is about."""
+        return self.os, self.arch, "root" if self.privileged else "user", self.filesystem_type
+
     def to_json(self) -> dict:
         return {
             "id": self.id, "os": self.os, "release": self.release, "kernel": self.kernel, "arch": self.arch,
@@ -249,6 +255,56 @@ class UnmatchedDeviation:
         return cls(data["case"], data["reason"], data["source"])
 
 
+# How a run ended (Completeness.ended).
+FINISHED = "finished"  # the session ran every case it selected
+INTERRUPTED = "interrupted"  # a signal stopped it (Completeness.why names it)
+STOPPED = "stopped"  # pytest stopped it early: -x, --maxfail, too many crashed workers (why says which)
+ENDINGS = (FINISHED, INTERRUPTED, STOPPED)
+
+
+@dataclass
+class Completeness:
+    """Whether a report is the whole truth of its run: which cases the run selected, which ran to their end, and why
+    the run ended. A report is complete when the session ran every case of the whole suite to its end."""
+
+    ended: str = FINISHED
+    why: str = ""  # the signal (SIGINT, SIGTERM) or why pytest stopped; "" when the run finished
+    selection: list[str] = field(default_factory=list)  # what narrowed the run to part of the suite; [] = all of it
+    collected: int = 0  # cases the run selected
+    finished: int = 0  # of them, the cases that ran to their end (every phase reported)
+    unfinished: list[str] = field(default_factory=list)  # case ids that started and never finished (each an error)
+
+    @property
+    def complete(self) -> bool:
+        return (self.ended == FINISHED and not self.selection and not self.unfinished
+                and self.finished == self.collected)
+
+    def text(self) -> str:
+        """One sentence for pages and the terminal: complete, or what is missing and why."""
+        if self.complete:
+            return f"complete: all {self.collected} cases of the suite ran to their end"
+        parts = []
+        if self.ended == INTERRUPTED:
+            parts.append(f"interrupted by {self.why}")
+        elif self.ended == STOPPED:
+            parts.append(f"stopped early ({self.why})")
+        if self.selection:
+            parts.append("a selection of the suite (" + "; ".join(self.selection) + ")")
+        parts.append(f"{self.finished} of the {self.collected} cases it selected ran to their end")
+        if self.unfinished:
+            parts.append(f"{len(self.unfinished)} started and did not finish")
+        return "incomplete: " + ", ".join(parts)
+
+    def to_json(self) -> dict:
+        return {"complete": self.complete, "ended": self.ended, "why": self.why, "selection": list(self.selection),
+                "collected": self.collected, "finished": self.finished, "unfinished": list(self.unfinished)}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> Completeness:
+        return cls(data["ended"], data["why"], list(data["selection"]), data["collected"], data["finished"],
+                   list(data["unfinished"]))
+
+
 # ---- the report -----------------------------------------------------------------------------------------------
 
 
@@ -266,12 +322,20 @@ class Report:
     cases: list[CaseResult]  # sorted by id
     summary: dict[str, Any] = field(default_factory=dict)  # outcome -> count as recorded; summary_of() when built
     unmatched_deviations: list[UnmatchedDeviation] = field(default_factory=list)
+    completeness: Completeness = field(default_factory=Completeness)
 
     @classmethod
     def build(cls, suite: Suite, platform: Platform, run: Run, cases: Iterable[CaseResult],
-              unmatched_deviations: Iterable[UnmatchedDeviation] = ()) -> Report:
+              unmatched_deviations: Iterable[UnmatchedDeviation] = (),
+              completeness: Completeness | None = None) -> Report:
         ordered = sorted(cases, key=lambda case: case.id)
-        return cls(suite, platform, run, ordered, summary_of(ordered), list(unmatched_deviations))
+        if completeness is None:
+            completeness = Completeness(collected=len(ordered), finished=len(ordered))
+        return cls(suite, platform, run, ordered, summary_of(ordered), list(unmatched_deviations), completeness)
+
+    @property
+    def complete(self) -> bool:
+        return self.completeness.complete
 
     def summary_mismatch(self) -> list[str]:
         """Outcomes whose recorded count differs from the cases listed (only a hand-edited report has any)."""
@@ -291,6 +355,7 @@ class Report:
             "summary": dict(self.summary),
             "cases": [case.to_json() for case in self.cases],
             "expectations": {"unmatched": [entry.to_json() for entry in self.unmatched_deviations]},
+            "completeness": self.completeness.to_json(),
         }
 
     @classmethod
@@ -298,7 +363,8 @@ class Report:
         """The report of a document that `report.schema.validate` accepted."""
         return cls(Suite.from_json(data["suite"]), Platform.from_json(data["platform"]), Run.from_json(data["run"]),
                    [CaseResult.from_json(case) for case in data["cases"]], dict(data["summary"]),
-                   [UnmatchedDeviation.from_json(entry) for entry in data["expectations"]["unmatched"]])
+                   [UnmatchedDeviation.from_json(entry) for entry in data["expectations"]["unmatched"]],
+                   Completeness.from_json(data["completeness"]))
 
 
 # ---- a phase's result on its way from where the case ran to the collector ------------------------------------------
@@ -310,6 +376,9 @@ PROPERTY_CASE = "conformance.case"  # the case id
 PROPERTY_OUTCOME = "conformance.outcome"  # {"outcome", "reason", "expectation"}: this phase's
 PROPERTY_REFERENCES = "conformance.references"  # [str]: on the setup phase
 PROPERTY_OBSERVATION = "conformance.observation"  # (key, value): one per observation
+# What a process collected, on the first test report it sends: {"cases": {node id: case id}, "deselected": int,
+# "selection": [str]}. Under pytest-xdist only the workers collect, so this is how the controller learns it.
+PROPERTY_COLLECTION = "conformance.collection"
 
 
 @dataclass
@@ -335,6 +404,27 @@ class Phase:
 
 def observation_property(key: str, value: Any) -> tuple[str, Any]:
     return PROPERTY_OBSERVATION, (key, value)
+
+
+@dataclass
+class Collection:
+    """What a process collected for the run: each selected case by pytest node id, how many tests were deselected,
+    and what narrowed the run to part of the suite."""
+
+    cases: dict[str, str] = field(default_factory=dict)  # node id -> case id
+    deselected: int = 0
+    selection: list[str] = field(default_factory=list)
+
+    def property(self) -> tuple[str, Any]:
+        return PROPERTY_COLLECTION, {"cases": dict(self.cases), "deselected": self.deselected,
+                                     "selection": list(self.selection)}
+
+
+def read_collection(properties: Iterable[tuple[str, Any]]) -> Collection | None:
+    for name, value in properties:
+        if name == PROPERTY_COLLECTION:
+            return Collection(dict(value["cases"]), value["deselected"], list(value["selection"]))
+    return None
 
 
 def read_phase(properties: Iterable[tuple[str, Any]]) -> Phase | None:

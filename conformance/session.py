@@ -3,6 +3,14 @@
 
 from __future__ import annotations
 
+import datetime
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from .interruption import Interruption
 from .model import Report
 
 # This package is imported before pytest loads it as a plugin, so pytest cannot rewrite its asserts and would say
@@ -21,10 +29,39 @@ class _Keeper:
         self.report = config.stash.get(REPORT, None)
 
 
-def run_pytest(args: list[str]) -> tuple[int, Report | None]:
-    """pytest's exit status for `args`, and the report the suite's plugin built (None if it built none)."""
-    import pytest
+def run_pytest(args: list[str], target: str | None = None, report_dir: str | None = None) -> tuple[int, Report | None]:
+    """pytest's exit status for `args`, and the report the suite's plugin built (None if it built none).
 
+    pytest's own temporary directory (tmp_path's) lives in one of this run's, removed afterwards, so that the run
+    leaves nothing in $TMPDIR, however it ended; a --basetemp among `args` is left to pytest. SIGINT and SIGTERM are
+    handled from the start, as the plugin handles them in the session: a signal that stops pytest before its session
+    began still ends the run with 128 + its number, and with a report that says so in `report_dir`, if one is given
+    (`target`: the directory under test, whose filesystem the report names).
+    """
+    interruption = Interruption()
+    interruption.install()
+    started, clock = datetime.datetime.now(datetime.timezone.utc), time.monotonic()
     keeper = _Keeper()
-    status = int(pytest.main([*args, *QUIET_REWRITE], plugins=[keeper]))
+    basetemp = None if any(str(arg).startswith("--basetemp") for arg in args) else tempfile.mkdtemp(prefix="pytest-")
+    try:
+        import pytest
+
+        extra = ["--basetemp", os.path.join(basetemp, "base")] if basetemp else []
+        status = int(pytest.main([*args, *extra, *QUIET_REWRITE], plugins=[keeper]))
+    except KeyboardInterrupt:
+        status = 2  # pytest's own status for an interrupt, replaced below by the signal's
+    finally:
+        interruption.stopping = True  # the clean-up below is not to be cut short
+        if basetemp:
+            shutil.rmtree(basetemp, ignore_errors=True)
+        interruption.restore()
+    if interruption.signal and keeper.report is None and report_dir is not None:
+        from .plugin.collector import report_of_an_interrupted_start
+        from .report.write import write_report
+
+        keeper.report = report_of_an_interrupted_start(target or tempfile.gettempdir(), interruption.signal,
+                                                       [str(arg) for arg in args], started, time.monotonic() - clock)
+        write_report(keeper.report, Path(report_dir))
+    if interruption.signal and status not in (0, 1):
+        status = interruption.exit_status()
     return status, keeper.report

@@ -110,7 +110,7 @@ def survivors(marker: str) -> dict:
 def kill(pids) -> None:
     """Clean up after a failed check, so that one broken run does not spoil the tests after it."""
     for pid in pids:
-        leaks._kill_and_reap(pid)
+        leaks.kill_and_reap(pid)
 
 
 def files_under(path: Path) -> list:

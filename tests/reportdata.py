@@ -99,6 +99,8 @@ def sample_report():
         "summary": {outcome: 1 for outcome in OUTCOMES},
         "cases": cases,
         "expectations": {"unmatched": []},
+        "completeness": {"complete": True, "ended": "finished", "why": "", "selection": [], "collected": len(cases),
+                         "finished": len(cases), "unfinished": []},
     }
 
 

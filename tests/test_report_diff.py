@@ -52,18 +52,71 @@ def test_identical_reports_have_no_differences():
     assert render_text(diff, "a", "b").endswith("result: no differences\n")
 
 
-def test_new_and_vanished_cases_are_listed_but_are_not_regressions():
-    old, new = sample_report(), sample_report()
-    gone = old["cases"][1]
+def _with_new_cases(report, *outcomes):
+    template = report["cases"][0]
+    for index, outcome in enumerate(outcomes):
+        name = f"test_new_case_{index}"
+        report["cases"].append(dict(template, id=f"rights/{name}", name=name, params="", outcome=outcome,
+                                    observations={}))
+    return report
+
+
+def test_a_new_case_that_fails_or_errors_and_a_vanished_case_are_regressions():
+    old, new = sample_report(), _with_new_cases(sample_report(), "fail", "error", "pass", "unsupported")
     del new["cases"][1]
-    new["cases"].append(dict(gone, id="rights/test_new_case", name="test_new_case", params="", outcome="fail",
-                             observations={}))
     diff = diff_reports(model(old), model(new))
     assert [(c.kind, c.id, c.old, c.new) for c in diff.cases] == [
-        ("new", "rights/test_new_case", None, "fail"),
+        ("new-failing", "rights/test_new_case_0", None, "fail"),
+        ("new-failing", "rights/test_new_case_1", None, "error"),
         ("vanished", "rights/test_truncation[dgram]", "fail", None),
+        ("new", "rights/test_new_case_2", None, "pass"),
+        ("new", "rights/test_new_case_3", None, "unsupported"),
     ]
-    assert diff.exit_status == 0
+    assert diff.exit_status == 1 and diff.counted() == {"new-failing": 2, "vanished": 1}
+    assert render_text(diff, "a", "b").endswith("result: 2 new failing cases, 1 vanished case\n")
+    assert diff_reports(model(old), model(_with_new_cases(sample_report(), "pass"))).exit_status == 0
+
+
+def _incomplete(report, **fields):
+    report["completeness"].update(fields)
+    report["completeness"]["complete"] = False
+    return report
+
+
+def test_an_incomplete_new_report_is_a_regression_of_its_own():
+    old = sample_report()
+    interrupted = _incomplete(sample_report(), ended="interrupted", why="SIGINT", finished=5,
+                              unfinished=["gc/test_cycle_collected[seqpacket]"])
+    diff = diff_reports(model(old), model(interrupted))
+    assert diff.cases == [] and diff.exit_status == 1
+    assert diff.run == ["the new report is incomplete: interrupted by SIGINT, 5 of the 6 cases it selected ran to "
+                        "their end, 1 started and did not finish"]
+    text = render_text(diff, "a", "b")
+    assert "the new run (1):\n  the new report is incomplete: interrupted by SIGINT" in text
+    assert text.endswith("result: 1 problem of the new run\n")
+    # A selection of the suite is incomplete too, unless it was made on purpose; an interrupt never is.
+    selected = _incomplete(sample_report(), selection=["-k rights"])
+    assert diff_reports(model(old), model(selected)).exit_status == 1
+    assert diff_reports(model(old), model(selected), allow_selection=True).exit_status == 0
+    assert diff_reports(model(old), model(interrupted), allow_selection=True).exit_status == 1
+
+
+def test_a_selection_made_on_purpose_leaves_the_cases_it_did_not_select_uncompared():
+    old = sample_report()
+    new = _incomplete(sample_report(), selection=["-k rights"], collected=3, finished=3)
+    new["cases"] = [case for case in new["cases"] if case["area"] == "rights"]
+    new["summary"] = {outcome: sum(1 for c in new["cases"] if c["outcome"] == outcome) for outcome in new["summary"]}
+    diff = diff_reports(model(old), model(new), allow_selection=True)
+    assert {c.kind for c in diff.cases} == {"not-selected"} and diff.exit_status == 0
+    assert "cases the new report did not select (not compared: --allow-selection): 3" in render_text(diff, "a", "b")
+    assert diff_reports(model(old), model(new)).counted() == {"vanished": 3, "run": 1}
+
+
+def test_a_run_that_exited_with_a_status_no_failing_case_explains_is_a_regression():
+    new = sample_report()
+    new["run"]["exit_status"] = 3  # pytest's internal error
+    diff = diff_reports(model(sample_report()), model(new))
+    assert diff.run == ["the new run exited with status 3"] and diff.exit_status == 1
 
 
 def test_observation_changes_fail_the_check_only_when_asked():
@@ -109,7 +162,8 @@ def test_platform_and_capability_changes_are_shown():
 def test_text_output_names_each_change_and_the_verdict():
     diff = diff_reports(*map(model, _pair("pass", "fail")))
     text = render_text(diff, "old.json", "new.json")
-    assert "regressions (1):\n  rights/test_per_message_maximum[stream]: pass -> fail\n      why it changed\n" in text
+    assert ("regressions (a case now fails or errors) (1):\n  rights/test_per_message_maximum[stream]: pass -> fail\n"
+            "      why it changed\n") in text
     assert text.endswith("result: 1 case regression\n")
 
 

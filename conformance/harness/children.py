@@ -9,6 +9,7 @@ Every live child is in a registry that the leak check empties after each case.
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import select
@@ -41,6 +42,10 @@ class ChildDidNotReport(HarnessError):
     pass
 
 
+class ForkFailed(HarnessError):
+    """The system refused a new process: the case could not be carried out, whatever the platform does."""
+
+
 class RemoteTraceback(Exception):
     """The child's traceback, attached as the __cause__ of the exception raised again in the parent."""
 
@@ -62,9 +67,18 @@ def _wait_status(status: int) -> str:
     return f"exit status {os.WEXITSTATUS(status)}"
 
 
-def _child_main(fd: int, fn: Callable, args: tuple, kwargs: dict) -> None:
+# Blocked across fork(): a SIGINT or SIGTERM that lands while a child is being made waits until the parent has
+# registered the child (so that it is killed and reaped) and the child has its own handlers (the default ones: the
+# signal ends it, instead of raising KeyboardInterrupt into a copy of the parent's pytest session).
+_BLOCKED_ACROSS_FORK = {signal.SIGINT, signal.SIGTERM}
+
+
+def _child_main(fd: int, fn: Callable, args: tuple, kwargs: dict, mask: set) -> None:
     """Runs in the child: never returns, never raises."""
     try:
+        for number in _BLOCKED_ACROSS_FORK:
+            signal.signal(number, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         try:
             payload = ("ok", fn(*args, **kwargs), "")
         except BaseException as e:  # report everything, including SystemExit and KeyboardInterrupt
@@ -87,20 +101,31 @@ class Child:
 
     def __init__(self, fn: Callable, *args: Any, **kwargs: Any) -> None:
         r, w = os.pipe()
-        with warnings.catch_warnings():
-            # Python 3.12+ warns when forking a threaded process (pytest-xdist workers have an I/O thread).
-            # The child runs only fn and os._exit; a lock it inherits held ends at the deadline, not in a hang.
-            warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
-            pid = os.fork()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED_ACROSS_FORK)
+        try:
+            with warnings.catch_warnings():
+                # Python 3.12+ warns when forking a threaded process (pytest-xdist workers have an I/O thread).
+                # The child runs only fn and os._exit; a lock it inherits held ends at the deadline, not in a hang.
+                warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+                pid = os.fork()
+        except OSError as e:
+            os.close(r)
+            os.close(w)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            raise ForkFailed(f"fork() failed: {errno.errorcode.get(e.errno, e.errno)} ({e.strerror}): the system "
+                             "refused another process (RLIMIT_NPROC, the pid or memory limits)") from None
         if pid == 0:
             os.close(r)
             _live.clear()  # the parent's children are not this process's to kill or reap
-            _child_main(w, fn, args, kwargs)
-        os.close(w)
-        self.pid = pid
-        self._fd: int | None = r
-        self._status: int | None = None
-        _live[pid] = self
+            _child_main(w, fn, args, kwargs, mask)
+        try:
+            os.close(w)
+            self.pid = pid
+            self._fd: int | None = r
+            self._status: int | None = None
+            _live[pid] = self
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def _read_report(self, deadline: float) -> bytes:
         chunks = []

@@ -11,8 +11,9 @@ reports' user_properties; the controller collects every worker's reports and wri
 import pytest
 
 from .. import stress
-from . import options
-from .collection import pytest_collection_modifyitems
+from ..harness import leaks
+from . import interrupts, options, rundir
+from .collection import pytest_collection_finish, pytest_collection_modifyitems, pytest_deselected
 from .collector import ReportCollector
 from .fixtures import (
     _conformance_dirs,
@@ -27,13 +28,25 @@ from .options import pytest_addoption, target_dir
 from .results import pytest_runtest_makereport
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    rundir.remove(config)  # the collector removed it already, unless the session never got that far
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-timeout reads its settings, which options.configure may default
 def pytest_configure(config: pytest.Config) -> None:
     options.configure(config)
+    rundir.make(config, target_dir(config))
+    workers = None
+    if not hasattr(config, "workerinput"):  # the controller, or the only process
+        leaks.become_subreaper()  # before anything is orphaned: the last sweep finds it then
+        config.pluginmanager.register(ReportCollector(config), "conformance-report")
+        if getattr(config.option, "numprocesses", None):
+            config.pluginmanager.register(rundir.WorkerInput(config), "conformance-run-dir")
+            workers = leaks.child_pids
+    config.pluginmanager.register(interrupts.InterruptRecorder(config, workers), "conformance-interrupts")
     if stress.iterations(config):
         config.pluginmanager.register(stress.Stress(config), "conformance-stress")
-    if not hasattr(config, "workerinput"):  # the controller, or the only process
-        config.pluginmanager.register(ReportCollector(config), "conformance-report")
 
 
 __all__ = [
@@ -45,7 +58,10 @@ __all__ = [
     "is_case",
     "observe",
     "pytest_addoption",
+    "pytest_collection_finish",
     "pytest_collection_modifyitems",
+    "pytest_deselected",
+    "pytest_unconfigure",
     "pytest_configure",
     "pytest_runtest_makereport",
     "target_dir",

@@ -1,11 +1,18 @@
 """On the controller (or the only process): every case's phases, from whichever worker ran it, become the run's
 report; it is kept in the config's stash for whoever started the session in this process (`conformance run --ktap`,
-`conformance bench`), written where --conformance-report says, and summed up at the end of pytest's output."""
+`conformance bench`), written where --conformance-report says, and summed up at the end of pytest's output.
+
+The report is the whole truth of its run (model.Completeness): which cases the run selected (from the collecting
+process's model.Collection), which ran to their end (their teardown was reported), and why the run ended. A case that
+started and did not finish (its worker crashed, the run was interrupted) is an `error` saying so, never the `pass`
+of the phases it did report. At the end the run's last processes are killed and reaped and its directory removed.
+"""
 
 from __future__ import annotations
 
 import datetime
 import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -14,23 +21,46 @@ from pathlib import Path
 import pytest
 
 from .. import __version__, settings
+from ..harness import children, leaks
+from ..harness.deadlines import DEFAULT_DEADLINE
 from ..model import (
+    ERROR,
+    FINISHED,
+    INTERRUPTED,
+    STOPPED,
     Capability,
     CaseResult,
+    Collection,
+    Completeness,
     Expectation,
     Report,
     Run,
     Suite,
     UnmatchedDeviation,
+    read_collection,
     read_phase,
     worst,
 )
-from ..platforms import detect, probes
+from ..platforms import detect, probes, process
+from . import interrupts, rundir
 from .collection import UNMATCHED, unmatched_from_worker
 from .options import case_timeout, target_dir
 
 REPORT = pytest.StashKey[Report]()
+_STOP_REASON = pytest.StashKey[str]()
 NO_REFERENCES = "(none recorded)"
+
+
+def _sweep() -> None:
+    """Kill and reap whatever is left of the run's processes: a worker's descendants that its death orphaned come to
+    this process, the run's subreaper. After a clean run there is nothing here; after an interrupt, stragglers."""
+    children.kill_all()
+    for _ in range(100):  # a killed process's own orphans come next; bounded all the same
+        pids = process.child_pids(DEFAULT_DEADLINE)
+        if not pids:
+            return
+        for pid in pids:
+            leaks.kill_and_reap(pid)
 
 
 def _git_commit() -> str | None:
@@ -57,6 +87,7 @@ class _Phases:
     observations: dict = field(default_factory=dict)
     expectation: Expectation | None = None
     duration: float = 0.0
+    finished: bool = False  # its teardown was reported
 
     def result(self) -> CaseResult:
         outcome = worst(o for o, _ in self.outcomes)
@@ -65,19 +96,41 @@ class _Phases:
                           self.expectation, round(self.duration, 6))
 
 
+def report_of_an_interrupted_start(target: str, signal_name: str, argv: list[str], started: datetime.datetime,
+                                   seconds: float) -> Report:
+    """The report of a run that a signal stopped before its session began: no case, and why."""
+    run = Run(started=started.strftime("%Y-%m-%dT%H:%M:%SZ"), duration=round(seconds, 3), workers=0, argv=argv,
+              exit_status=128 + int(signal.Signals[signal_name]), deadline_scale=settings.deadline_scale(),
+              case_timeout=None)
+    completeness = Completeness(INTERRUPTED, f"{signal_name}, before the session began")
+    return Report.build(Suite("conformance", __version__, _git_commit()), detect.facts(target), run, [],
+                        completeness=completeness)
+
+
 class ReportCollector:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.cases: dict[str, _Phases] = {}  # by pytest node id
+        self.begun: set[str] = set()  # node ids whose protocol started
+        self.crashed: dict[str, str] = {}  # node id -> what pytest-xdist said of the worker that died running it
+        self.collection: Collection | None = None
         self.started = datetime.datetime.now(datetime.timezone.utc)
         self.clock = time.monotonic()
         self.written: dict = {}
         self.report: Report | None = None
         self.workers_unmatched: list[UnmatchedDeviation] | None = None
+        self.worker_signal: str | None = None
+
+    def pytest_runtest_logstart(self, nodeid: str, location) -> None:
+        self.begun.add(nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.collection is None:
+            self.collection = read_collection(report.user_properties)
         phase = read_phase(report.user_properties)
         if phase is None:
+            if report.when not in ("setup", "call", "teardown") and report.failed:
+                self.crashed[report.nodeid] = str(report.longrepr)  # xdist's report for a crashed worker's test
             return
         case = self.cases.setdefault(report.nodeid, _Phases(phase.case_id))
         case.duration += report.duration
@@ -86,15 +139,53 @@ class ReportCollector:
         if phase.references is not None:
             case.references = phase.references
         case.observations.update(phase.observations)
+        case.finished = case.finished or report.when == "teardown"
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
         if self.workers_unmatched is None:
             self.workers_unmatched = unmatched_from_worker(node)
+        self.worker_signal = self.worker_signal or interrupts.from_worker(node)
+
+    def _signal(self) -> str | None:
+        return interrupts.of(self.config).signal or self.worker_signal
 
     def unmatched(self) -> list[UnmatchedDeviation]:
         found = self.config.stash.get(UNMATCHED, None)
         return (found if found is not None else self.workers_unmatched) or []
+
+    def _unfinished_reason(self, nodeid: str) -> str:
+        if nodeid in self.crashed:
+            return f"did not finish: {self.crashed[nodeid]}"
+        if self._signal() or interrupts.stopping(self.config):
+            return f"did not finish: the run was interrupted by {self._signal() or 'a signal'}"
+        return "did not finish: the session ended before its teardown"
+
+    def _close_unfinished(self) -> None:
+        """Every case that started and did not finish becomes an error saying why."""
+        known = self.collection.cases if self.collection else {}
+        for nodeid in sorted(self.begun | set(self.crashed) | set(self.cases)):
+            case = self.cases.get(nodeid)
+            if case is None:
+                if nodeid not in known:
+                    continue  # not a conformance case
+                case = self.cases[nodeid] = _Phases(known[nodeid])
+            if not case.finished:
+                case.outcomes.append((ERROR, self._unfinished_reason(nodeid)))
+
+    def _completeness(self) -> Completeness:
+        collection = self.collection or Collection({nodeid: case.id for nodeid, case in self.cases.items()})
+        unfinished = sorted(case.id for case in self.cases.values() if not case.finished)
+        finished = sum(1 for case in self.cases.values() if case.finished)
+        if self._signal() or (interrupts.stopping(self.config) and not interrupts.stopped_because(self.config)):
+            ended, why = INTERRUPTED, self._signal() or "an interrupt"
+        elif interrupts.stopped_because(self.config) or self.config.stash.get(_STOP_REASON, None):
+            ended, why = STOPPED, interrupts.stopped_because(self.config) or self.config.stash[_STOP_REASON]
+        elif finished + len(unfinished) < len(collection.cases):
+            ended, why = STOPPED, "the session ended before it ran every selected case"
+        else:
+            ended, why = FINISHED, ""
+        return Completeness(ended, why, list(collection.selection), len(collection.cases), finished, unfinished)
 
     def _cases(self) -> list[CaseResult]:
         results, owners = [], {}
@@ -118,12 +209,21 @@ class ReportCollector:
                   exit_status=int(exitstatus), deadline_scale=settings.deadline_scale(),
                   case_timeout=case_timeout(self.config))
         suite = Suite("conformance", __version__, _git_commit())
-        return Report.build(suite, platform, run, self._cases(), self.unmatched())
+        self._close_unfinished()
+        return Report.build(suite, platform, run, self._cases(), self.unmatched(), self._completeness())
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if not self.cases:
-            return
+        _sweep()
+        rundir.remove(self.config)
+        if session.shouldfail or session.shouldstop:
+            self.config.stash[_STOP_REASON] = str(session.shouldfail or session.shouldstop)
+        if self._signal():
+            session.exitstatus = exitstatus = 128 + int(signal.Signals[self._signal()])
+        has_cases = bool(self.cases or (self.collection and self.collection.cases))
+        asked = self.config.getoption("conformance_report") is not None
+        if not has_cases and not (asked and (self._signal() or interrupts.stopping(self.config))):
+            return  # no conformance case in this session; an interrupted one still reports, if a report was asked for
         if self.unmatched() and self.config.getoption("conformance_strict") and exitstatus == pytest.ExitCode.OK:
             session.exitstatus = exitstatus = pytest.ExitCode.TESTS_FAILED
         self.report = self.build(exitstatus)
@@ -137,8 +237,9 @@ class ReportCollector:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.report:
             return
-        counts = ", ".join(f"{n} {o}" for o, n in self.report.summary.items() if n)
+        counts = ", ".join(f"{n} {o}" for o, n in self.report.summary.items() if n) or "no case ran"
         terminalreporter.write_sep("=", f"conformance on {self.report.platform.id}: {counts}")
+        terminalreporter.write_line(f"the report is {self.report.completeness.text()}")
         for entry in self.report.unmatched_deviations:
             terminalreporter.write_line(f"expectation entry matching no case: {entry.source}: {entry.case}")
         for kind, path in self.written.items():

@@ -15,8 +15,9 @@ from ..harness import leaks
 from ..harness.errors import HarnessError
 from ..model import observation_property
 from ..outcomes import Unsupported
+from . import interrupts, rundir
 from .identity import case_parts, is_case
-from .options import EXPECTATIONS, target_dir
+from .options import EXPECTATIONS
 
 OBSERVATION_NAME = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)*")
 
@@ -28,10 +29,11 @@ def conformance_stress_iteration(request: pytest.FixtureRequest) -> int | None:
 
 
 class _SessionDirs:
-    """A private directory per pytest process: `tmp` (becomes tempfile's directory) and `cases`."""
+    """A private directory per pytest process, in the run's directory: `tmp` (becomes tempfile's directory) and
+    `cases`."""
 
-    def __init__(self, base: str) -> None:
-        self.root = tempfile.mkdtemp(prefix="conformance-", dir=base)
+    def __init__(self, run_dir: str, name: str) -> None:
+        self.root = tempfile.mkdtemp(prefix=f"{name}-", dir=run_dir)
         self.tmp = os.path.join(self.root, "tmp")
         self.cases = os.path.join(self.root, "cases")
         os.mkdir(self.tmp)
@@ -46,7 +48,7 @@ class _SessionDirs:
 def _conformance_dirs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     # pytest's own tmp_path root is fixed first, so it is not made inside the directory the leak check watches.
     tmp_path_factory.getbasetemp()
-    dirs = _SessionDirs(target_dir(request.config))
+    dirs = _SessionDirs(rundir.of(request.config), os.environ.get("PYTEST_XDIST_WORKER", "main"))
     saved_tempdir, saved_env = tempfile.tempdir, os.environ.get("TMPDIR")
     tempfile.tempdir = dirs.tmp
     os.environ["TMPDIR"] = dirs.tmp
@@ -70,11 +72,14 @@ def _conformance_leak_check(request: pytest.FixtureRequest, _conformance_dirs: _
     tmp_before = leaks.snapshot(_conformance_dirs.tmp)
     cases_before = frozenset(os.listdir(_conformance_dirs.cases))
     yield
-    problems = leaks.check(tmp_before, _conformance_dirs.tmp)
+    interrupted = interrupts.stopping(request.config)
+    problems = leaks.check(tmp_before, _conformance_dirs.tmp, descriptors=not interrupted)
     for name in sorted(set(os.listdir(_conformance_dirs.cases)) - cases_before):
         problems.append(f"case directory left behind: {name} (removed)")
         shutil.rmtree(os.path.join(_conformance_dirs.cases, name), ignore_errors=True)
-    if problems:
+    # An interrupted case is torn down at the session's end, where an exception is no one's to report: what it left
+    # is cleaned up all the same, and the case is already an error for not finishing.
+    if problems and not interrupted:
         raise LeakError("the test left things behind:\n  " + "\n  ".join(problems))
 
 

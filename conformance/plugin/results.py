@@ -8,6 +8,7 @@ import pytest
 
 from ..model import DEVIATION, UNEXPECTED_PASS, Expectation, Phase
 from .classify import Verdict, apply_deviation, classify
+from .collection import collection_to_send
 from .identity import case_id, is_case, references
 from .options import EXPECTATIONS
 
@@ -33,6 +34,9 @@ def _show_in_pytest(rep: pytest.TestReport, verdict: Verdict, deviation, strict:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     rep = outcome.get_result()
+    collection = collection_to_send(item.config)
+    if collection is not None:
+        rep.user_properties.append(collection)
     if not is_case(item):
         return
     cid = case_id(item)

@@ -15,16 +15,21 @@ REASON_LIMIT = 200
 DIFF_FORMAT_VERSION = 1
 
 
+# How the verdict names each class of regression (ReportDiff.counted()).
+_CLASS_WORDS = {
+    "regression": ("case regression", "case regressions"),
+    "new-failing": ("new failing case", "new failing cases"),
+    "vanished": ("vanished case", "vanished cases"),
+    "observation": ("observation change counted as a regression", "observation changes counted as regressions"),
+    "run": ("problem of the new run", "problems of the new run"),
+}
+
+
 def _verdict(diff: ReportDiff) -> str:
-    regressions = diff.regressions()
-    if not regressions:
+    counts = diff.counted()
+    if not counts:
         return "no regressions" if not diff.empty() else "no differences"
-    cases = sum(1 for change in diff.cases if change.kind == "regression")
-    observed = len(regressions) - cases
-    parts = [f"{cases} case regression{'s' if cases != 1 else ''}"] if cases else []
-    if observed:
-        parts.append(f"{observed} observation change{'s' if observed != 1 else ''} counted as regressions")
-    return ", ".join(parts)
+    return ", ".join(f"{number} {_CLASS_WORDS[kind][number != 1]}" for kind, number in counts.items())
 
 
 def _outcome_step(old: str | None, new: str | None) -> str:
@@ -54,13 +59,18 @@ def render_text(diff: ReportDiff, old_source: str, new_source: str) -> str:
     if diff.capabilities:
         lines.append("capabilities:")
         lines += [f"  {one_line(name)}: {old} -> {new}" for name, old, new in diff.capabilities]
+    if diff.run:
+        lines.append(f"the new run ({len(diff.run)}):")
+        lines += [f"  {one_line(problem)}" for problem in diff.run]
     for kind, heading in CASE_KINDS.items():
         changes = [change for change in diff.cases if change.kind == kind]
-        if changes:
+        if changes and kind == "not-selected":
+            lines.append(f"{heading}: {len(changes)}")
+        elif changes:
             lines.append(f"{heading} ({len(changes)}):")
             for change in changes:
                 lines.append(f"  {one_line(change.id)}: {_outcome_step(change.old, change.new)}")
-                if change.reason and kind in ("regression", UNEXPECTED_PASS, "changed"):
+                if change.reason and kind in ("regression", "new-failing", UNEXPECTED_PASS, "changed"):
                     lines.append(f"      {one_line(change.reason, REASON_LIMIT)}")
     for kind, heading in OBSERVATION_KINDS.items():
         changes = [change for change in diff.observations if change.kind == kind]
@@ -89,9 +99,13 @@ def render_markdown(diff: ReportDiff, old_source: str, new_source: str) -> str:
     if diff.capabilities:
         rows = [[md_escape(name), old, new] for name, old, new in diff.capabilities]
         lines += ["", "## Capabilities", "", *table(["Probe", "Old", "New"], rows)]
+    if diff.run:
+        lines += ["", "## The new run", "", *(f"- {md_escape(problem)}" for problem in diff.run)]
     for kind, heading in CASE_KINDS.items():
         changes = [change for change in diff.cases if change.kind == kind]
-        if changes:
+        if changes and kind == "not-selected":
+            lines += ["", f"## {heading[0].upper()}{heading[1:]}: {len(changes)}"]
+        elif changes:
             rows = [
                 [md_escape(c.id), md_escape(c.old or "—"), md_escape(c.new or "—"), md_escape(c.reason)]
                 for c in changes
@@ -121,7 +135,9 @@ def render_json(diff: ReportDiff, old_source: str, new_source: str) -> str:
         "old": {"source": old_source, "platform": diff.old.platform.id},
         "new": {"source": new_source, "platform": diff.new.platform.id},
         "regressions": diff.regressions(),
+        "regression_classes": diff.counted(),
         "exit_status": diff.exit_status,
+        "run": list(diff.run),
         "platform": [{"fact": name, "old": old, "new": new} for name, old, new in diff.platform],
         "capabilities": [{"probe": name, "old": old, "new": new} for name, old, new in diff.capabilities],
         "cases": [

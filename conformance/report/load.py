@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..model import SCHEMA_VERSION, Report
+from ..model import ERROR, SCHEMA_VERSION, Completeness, Report
 from .schema import validate
 
 
@@ -132,6 +132,21 @@ def _consistency_problem(report: dict) -> str:
             if key in keys:
                 return f"invalid report: observation {_show(key)} is recorded by both {keys[key]} and {case_id}"
             keys[key] = case_id
+    return _completeness_problem(report)
+
+
+def _completeness_problem(report: dict) -> str:
+    """The completeness section agrees with itself and with the cases: its verdict follows from its counts, and
+    every unfinished case is listed, as an error."""
+    completeness = Completeness.from_json(report["completeness"])
+    if report["completeness"]["complete"] != completeness.complete:
+        return "invalid report: completeness.complete does not follow from the rest of completeness"
+    if completeness.finished + len(completeness.unfinished) > completeness.collected:
+        return "invalid report: completeness counts more finished and unfinished cases than it collected"
+    outcomes = {case["id"]: case["outcome"] for case in report["cases"]}
+    for case_id in completeness.unfinished:
+        if outcomes.get(case_id) != ERROR:
+            return f"invalid report: unfinished case {_show(case_id)} is not listed as an error"
     return ""
 
 

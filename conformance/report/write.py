@@ -13,10 +13,19 @@ from .matrix import Matrix
 from .schema import validate
 
 MATRIX_STEM = "matrix"
+# What an incomplete report's files add to the platform id: a partial run (interrupted, stopped, a selection of the
+# suite) never replaces the complete report of its platform.
+PARTIAL = ".partial"
+
+
+def report_stem(report: Report) -> str:
+    """The name of a report's files without the suffix: the platform id, and PARTIAL unless the report is complete."""
+    return _file_stem(report.platform.id) + ("" if report.complete else PARTIAL)
 
 
 def write_report(report: Report, directory: pathlib.Path) -> dict[str, pathlib.Path]:
-    """Validate ``report`` and write ``<platform id>.json``, ``.md``, ``.html`` and ``.ktap`` into ``directory``.
+    """Validate ``report`` and write ``<platform id>.json``, ``.md``, ``.html`` and ``.ktap`` into ``directory``
+    (``<platform id>.partial.json`` and so on for an incomplete report).
 
     Raises ValueError, writing nothing, if the report is invalid. Each file is replaced
     atomically, so a crash leaves either the previous file or the new one, never a torn one.
@@ -24,7 +33,7 @@ def write_report(report: Report, directory: pathlib.Path) -> dict[str, pathlib.P
     problems = validate(report.to_json())
     if problems:
         raise ValueError("refusing to write an invalid report:\n  " + "\n  ".join(problems))
-    return _write(report, REPORT_FORMATS, _file_stem(report.platform.id), pathlib.Path(directory))
+    return _write(report, REPORT_FORMATS, report_stem(report), pathlib.Path(directory))
 
 
 def write_matrix(matrix: Matrix, directory: pathlib.Path) -> dict[str, pathlib.Path]:

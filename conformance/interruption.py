@@ -1,0 +1,60 @@
+"""What stops a process of the run: the first SIGINT or SIGTERM raises, later ones are only noted.
+
+SIGTERM's default action ends a process where it stands: no case unwinds, no child is killed, nothing is cleaned up,
+no report is written. An `Interruption` raises `Terminated`, a KeyboardInterrupt, instead, so that the process unwinds
+as it would for Ctrl-C. Kept free of pytest: `conformance run` installs one before pytest is even imported.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process was, so that the run unwinds as for Ctrl-C."""
+
+
+class Interruption:
+    """What stopped this process, if anything: the first SIGINT or SIGTERM raises, later ones are only noted."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None  # the first signal's name
+        self.stopping = False  # the run is being interrupted: a signal no longer raises
+        self.previous: dict[int, object] = {}
+
+    def handle(self, number: int, frame) -> None:
+        self.signal = self.signal or signal.Signals(number).name
+        if self.stopping:
+            return  # already stopping: let the clean-up finish
+        self.stopping = True
+        raise Terminated() if number == signal.SIGTERM else KeyboardInterrupt()
+
+    def install(self) -> None:
+        """Handle both signals in this process, from its main thread (the only one Python lets set handlers), over the
+        default handlers or another Interruption's; a handler someone else installed is left alone, and so is this
+        Interruption's own."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for number in INTERRUPT_SIGNALS:
+            current = signal.getsignal(number)
+            if getattr(current, "__self__", None) is self:
+                continue
+            if current in (signal.SIG_DFL, signal.default_int_handler, None) or _is_interruption(current):
+                self.previous[number] = current
+                signal.signal(number, self.handle)
+
+    def restore(self) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        self.previous.clear()
+
+    def exit_status(self) -> int | None:
+        """The shell's status for a process that a signal stopped: 128 + its number (130 SIGINT, 143 SIGTERM)."""
+        return None if self.signal is None else 128 + int(signal.Signals[self.signal])
+
+
+def _is_interruption(handler) -> bool:
+    return isinstance(getattr(handler, "__self__", None), Interruption)

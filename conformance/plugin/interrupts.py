@@ -1,0 +1,119 @@
+"""SIGINT and SIGTERM end a run within a bounded time, in every process of it, as Ctrl-C would.
+
+SIGTERM raises `Terminated` (conformance/interruption.py), a KeyboardInterrupt, so that pytest handles it as it
+handles Ctrl-C: the case under way unwinds (its context managers kill and reap its children), the session's fixtures
+are torn down, and the collector writes the report, marked interrupted. The first signal is remembered; any later one
+is only noted, so that a second Ctrl-C cannot cut the clean-up short (the clean-up is bounded: xdist gives its workers
+10 s, and the last sweep kills what is left). On the controller, the signal is passed on to the workers at once, so that
+they stop the case they are running instead of finishing their share of the suite.
+
+`conformance run` installs the same handling before it starts pytest (see `Interruption`), so that a signal that lands
+while pytest starts up is handled the same way; the plugin takes over for the session and gives it back afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from ..interruption import INTERRUPT_SIGNALS, Interruption, Terminated, _is_interruption
+
+WORKER_OUTPUT = "conformance_signal"  # where a pytest-xdist worker tells the controller which signal stopped it
+
+
+INTERRUPTION = pytest.StashKey[Interruption]()
+STOPPED_BECAUSE = pytest.StashKey[str]()  # pytest-xdist stopped the session early (-x, --maxfail): its words
+
+
+def of(config: pytest.Config) -> Interruption:
+    return config.stash[INTERRUPTION]
+
+
+def stopping(config: pytest.Config) -> bool:
+    """The session is being interrupted (a signal here, or a worker's under pytest-xdist)."""
+    return INTERRUPTION in config.stash and of(config).stopping
+
+
+def stopped_because(config: pytest.Config) -> str | None:
+    return config.stash.get(STOPPED_BECAUSE, None)
+
+
+def pass_on(name: str, pids) -> None:
+    """Send the signal to these processes (the controller's workers), ignoring any already gone."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.Signals[name])
+        except ProcessLookupError:
+            pass
+
+
+class InterruptRecorder:
+    """Registered in every process for the session: handles the signals, notes the interruption, and in a
+    pytest-xdist worker tells the controller which signal it was."""
+
+    def __init__(self, config: pytest.Config, workers=None) -> None:
+        self.config = config
+        self.workers = workers  # on a pytest-xdist controller: a function that lists the workers' pids
+        # Under `conformance run` the process handles the signals already: the session shares that record, so that
+        # a signal which stops pytest before the session began is known to the command afterwards.
+        current = signal.getsignal(signal.SIGINT)
+        config.stash[INTERRUPTION] = current.__self__ if _is_interruption(current) else Interruption()
+        of(config).install()
+        if hasattr(config, "workerinput"):
+            # The controller started this worker with both signals blocked (see start_workers): one that arrived
+            # while the interpreter started is delivered now, to the handler, not as a traceback from an import.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPT_SIGNALS)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_sessionstart(self, session: pytest.Session):
+        """On a pytest-xdist controller, the workers start here: with both signals blocked, which they inherit across
+        exec, so that a Ctrl-C meant for the run waits for each worker's handler instead of killing its startup. The
+        controller's own arrives the moment the workers have started."""
+        if self.workers is None:
+            yield
+            return
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPT_SIGNALS)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    def pytest_keyboard_interrupt(self, excinfo) -> None:
+        interruption = of(self.config)
+        interruption.stopping = True
+        if _xdist_stop(excinfo.value):
+            self.config.stash[STOPPED_BECAUSE] = str(excinfo.value)
+            return
+        # A KeyboardInterrupt that did not come through the handler (xdist's Interrupted on the controller when a
+        # worker was stopped) leaves the signal to the worker's word (from_worker); one raised the default way, by
+        # a handler that is not ours, is SIGINT.
+        if interruption.signal is None and not _from_a_worker(excinfo.value):
+            interruption.signal = "SIGTERM" if isinstance(excinfo.value, Terminated) else "SIGINT"
+        if self.workers is not None:
+            pass_on(interruption.signal or "SIGINT", self.workers())
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        name = of(self.config).signal
+        if name and hasattr(self.config, "workerinput"):
+            self.config.workeroutput[WORKER_OUTPUT] = name
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        of(config).restore()
+
+
+def _from_a_worker(error: BaseException) -> bool:
+    # xdist's DSession raises xdist.dsession.Interrupted("<node> received keyboard-interrupt") on the controller.
+    return type(error).__name__ == "Interrupted" and "keyboard-interrupt" in str(error)
+
+
+def _xdist_stop(error: BaseException) -> bool:
+    # The same exception ends a session that -x or --maxfail stopped ("stopping after 1 failures"): no signal.
+    return type(error).__name__ == "Interrupted" and "keyboard-interrupt" not in str(error)
+
+
+def from_worker(node) -> str | None:
+    """The signal that stopped a finished pytest-xdist worker, if one did."""
+    return getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
