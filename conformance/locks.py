@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from .harness.children import DEFAULT_DEADLINE, run_in_child
 from .platforms import constants, lookup
+from .platforms.lock_table import waiters  # locks.waiters(path, pid): what the kernel lists, where it can
 from .unavailable import Unavailable
 
 FAMILIES = ("posix", "ofd", "flock")
@@ -203,24 +204,6 @@ def available(family: str) -> None:
         return
     commands(family)
     pack_flock("write")
-
-
-def waiters(path, pid: int) -> int | None:
-    """How many waiters the kernel lists on this file for pid (Linux /proc/locks "->" lines); None where it cannot
-    tell. OFD waiters belong to no process and are listed with pid -1, so for them every waiter on the file counts.
-    """
-    table = constants().PROC_LOCKS
-    if table is None:
-        return None
-    st = os.stat(path)
-    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    try:
-        f = open(table)
-    except OSError:
-        return None
-    with f:
-        return sum(1 for fields in map(str.split, f)
-                   if len(fields) > 6 and fields[1] == "->" and fields[6] == ident and fields[5] in (str(pid), "-1"))
 
 
 def seen_waiting(path, pid: int, timeout: float = DEFAULT_DEADLINE) -> bool | None:
