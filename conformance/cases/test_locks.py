@@ -39,8 +39,8 @@ POSIX_OFD = "POSIX.1-2024 XSH fcntl(): F_OFD_SETLK, owned by the open file descr
 LINUX_OFD = "Linux fcntl(2): Open file description locks (non-POSIX)"
 FLOCK_2 = "flock(2): locks are associated with the open file description"
 
-# The families cases about one of them name; the rest choose families by property (locks.families), and are
-# parametrised by every registered family that has it, in registration order, with the family's name as the id.
+# A case about one family names it; the others choose families by property (locks.families) and are parametrised by
+# every registered family that has it, in registration order, the family's name as the id (ids=str).
 CLASSIC, OFD, FLOCK = locks.family("posix"), locks.family("ofd"), locks.family("flock")
 DESCRIPTION_OWNED = locks.families(owner="description")
 
