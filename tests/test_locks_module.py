@@ -1,5 +1,6 @@
 """Self-tests of conformance.locks with each OS's constants simulated: struct flock packing per layout, command
-numbers from the platform module where Python lacks them, and a missing family as LockFamilyUnavailable."""
+numbers from the platform module where Python lacks them, a missing family as LockFamilyUnavailable, and the request
+cache behind a family's lock and unlock. (The registry itself: tests/test_lock_families.py.)"""
 
 from __future__ import annotations
 
@@ -115,12 +116,13 @@ def expected_request(family: str, kind: str, start: int = 0, length: int = 0, wh
     return setlkw if wait else setlk, locks.pack_flock(kind, start, length, whence)
 
 
-def lock_and_unlock(family: str) -> None:
-    locks.set_lock(3, family, "write")
-    locks.set_lock(3, family, "read", 5, 10, whence=os.SEEK_CUR)
-    locks.set_lock(3, family, "write", wait=True)
-    locks.unlock(3, family)
-    locks.unlock(3, family, 5, 10)
+def lock_and_unlock(name: str) -> None:
+    family = locks.family(name)
+    family.lock(3, "write")
+    family.lock(3, "read", 5, 10, whence=os.SEEK_CUR)
+    family.lock(3, "write", wait=True)
+    family.unlock(3)
+    family.unlock(3, 5, 10)
 
 
 def expected_lock_and_unlock(family: str) -> list:
@@ -151,45 +153,61 @@ def test_a_changed_sys_platform_is_a_changed_platform(monkeypatch, recorded):
 
 
 def test_a_missing_family_raises_on_every_call_even_after_it_worked(simulate, recorded):
+    ofd = locks.family("ofd")
     simulate("linux", keep=FCNTL_NAMES)
-    locks.set_lock(3, "ofd", "write")  # cached as working here
+    ofd.lock(3, "write")  # cached as working here
     simulate("freebsd")
     for _ in range(3):
         with pytest.raises(locks.LockFamilyUnavailable, match="F_OFD_GETLK/SETLK/SETLKW are not defined on freebsd"):
-            locks.set_lock(3, "ofd", "write")
+            ofd.lock(3, "write")
         with pytest.raises(locks.LockFamilyUnavailable, match="F_OFD_GETLK/SETLK/SETLKW are not defined on freebsd"):
-            locks.unlock(3, "ofd")
+            ofd.unlock(3)
     simulate("generic")
     for _ in range(2):
-        with pytest.raises(locks.LockFamilyUnavailable, match="not defined on generic"):
-            locks.set_lock(3, "posix", "write")
+        with pytest.raises(locks.LockFamilyUnavailable, match="F_GETLK/SETLK/SETLKW are not defined on generic"):
+            locks.family("posix").lock(3, "write")
 
 
 def test_clear_cache_after_changing_names_in_place(monkeypatch, recorded):
     """The cache cannot see a name removed from the same constants module; clear_cache() makes it look again."""
-    locks.set_lock(3, "ofd", "write")
+    ofd = locks.family("ofd")
+    ofd.lock(3, "write")
     for name in ("F_OFD_GETLK", "F_OFD_SETLK", "F_OFD_SETLKW"):
         monkeypatch.delattr(fcntl, name, raising=False)
         monkeypatch.setattr(constants(), name, None)
     locks.clear_cache()
     with pytest.raises(locks.LockFamilyUnavailable, match="F_OFD_GETLK"):
-        locks.set_lock(3, "ofd", "write")
+        ofd.lock(3, "write")
 
 
 def test_arguments_struct_refuses_are_refused_after_a_cached_equal_int(recorded):
-    locks.set_lock(3, "posix", "write")
-    locks.set_lock(3, "posix", "write", 0, 10)
+    posix = locks.family("posix")
+    posix.lock(3, "write")
+    posix.lock(3, "write", 0, 10)
     for start, length in ((0.0, 0), (0, 0.0), (0.0, 10)):  # equal to cached int keys, but no ints
         with pytest.raises(struct.error):
-            locks.set_lock(3, "posix", "write", start, length)
+            posix.lock(3, "write", start, length)
 
 
 def test_the_cache_is_bounded(monkeypatch, recorded):
+    posix = locks.family("posix")
     monkeypatch.setattr(locks, "_REQUESTS_MAX", 8)
     for start in range(40):
-        locks.set_lock(3, "posix", "write", start, 1)
-        assert len(locks._requests) <= 8
+        posix.lock(3, "write", start, 1)
+        assert len(posix.operations._requests) <= 8
     assert recorded[-1] == expected_request("posix", "write", 39, 1)
+
+
+def test_the_module_functions_take_a_family_or_its_name(recorded):
+    posix = locks.family("posix")
+    locks.set_lock(3, "posix", "read", 5, 10, whence=os.SEEK_CUR)
+    locks.set_lock(3, posix, "read", 5, 10, whence=os.SEEK_CUR)
+    locks.unlock(3, "posix")
+    locks.unlock(3, posix)
+    assert recorded == [expected_request("posix", "read", 5, 10, os.SEEK_CUR)] * 2 + [
+        expected_request("posix", "unlock")] * 2
+    with pytest.raises(LookupError, match="no lock family 'fcntl' is registered"):
+        locks.set_lock(3, "fcntl", "write")
 
 
 @pytest.mark.parametrize(("kind", "wait", "operation"), [
@@ -197,8 +215,9 @@ def test_the_cache_is_bounded(monkeypatch, recorded):
     ("unlock", False, fcntl.LOCK_UN), ("read", True, fcntl.LOCK_SH), ("write", True, fcntl.LOCK_EX),
     ("unlock", True, fcntl.LOCK_UN)])
 def test_flock_operations(recorded, kind, wait, operation):
-    locks.set_lock(3, "flock", kind, wait=wait)
-    locks.unlock(3, "flock")
+    flock = locks.family("flock")
+    flock.lock(3, kind, wait=wait)
+    flock.unlock(3)
     assert recorded == [operation, fcntl.LOCK_UN]
 
 
@@ -208,16 +227,17 @@ def test_cached_requests_lock_for_real(tmp_path):
     path.write_bytes(b"")
     fd = os.open(path, os.O_RDWR)
     try:
-        for family in ("posix", "flock"):
+        posix, flock = locks.family("posix"), locks.family("flock")
+        for family in (posix, flock):
             for _ in range(3):
-                locks.set_lock(fd, family, "write")
+                family.lock(fd, "write")
                 assert locks.holder(path, family) is not None
-                locks.unlock(fd, family)
+                family.unlock(fd)
                 assert locks.holder(path, family) is None
         for _ in range(3):
-            locks.set_lock(fd, "posix", "write", 5, 10)
-            assert locks.holder(path, "posix", start=9, length=1) is not None
-            locks.unlock(fd, "posix", 5, 10)
-            assert locks.holder(path, "posix", start=9, length=1) is None
+            posix.lock(fd, "write", 5, 10)
+            assert locks.holder(path, posix, start=9, length=1) is not None
+            posix.unlock(fd, 5, 10)
+            assert locks.holder(path, posix, start=9, length=1) is None
     finally:
         os.close(fd)

@@ -42,7 +42,9 @@ def _imports(name: str, path: Path) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base = ".".join(anchor + ([node.module] if node.module else []))
-            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+            submodules = [f"{base}.{alias.name}" for alias in node.names]
+            # `from package import submodule` needs the submodule; the package is imported first in any case.
+            targets = submodules + ([] if all(name in modules for name in submodules) else [base])
         else:
             continue
         for target in targets:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from conformance import locks, native
+from conformance.cases._support import require_lock_family
 from conformance.harness import rights
 from conformance.harness.children import Child
 from conformance.harness.deadlines import deadline
@@ -44,7 +45,6 @@ LOCK_C_ITERATIONS = 200_000
 FORK_ITERATIONS = 100
 C_DEADLINE = deadline(60.0)
 SUITE_DEADLINE = deadline(600.0)
-LOCK_PROBES = {"posix": "posix_locks", "ofd": "ofd_locks", "flock": "flock"}
 
 
 def best_seconds(loop, iterations: int, rounds: int) -> float:
@@ -131,12 +131,12 @@ def test_descriptor_pass_round_trips(bench, c_baseline, observe):
 
 # ---- locks ------------------------------------------------------------------------------------------------------
 
-@pytest.mark.refs("fcntl(2): F_SETLK, F_OFD_SETLK", "flock(2)", "conformance/locks.py: set_lock, unlock",
+@pytest.mark.refs("fcntl(2): F_SETLK, F_OFD_SETLK", "flock(2)", "conformance/locks.py: a family's lock, unlock",
                   "conformance/bench/baselines.c: lock (the C baseline)")
-@pytest.mark.parametrize("family", locks.FAMILIES)
+@pytest.mark.parametrize("family", locks.families(), ids=str)
 def test_lock_unlock_pairs(bench, c_baseline, observe, workdir, family):
     """A non-blocking write lock on the whole file and its release, per second, in each lock family."""
-    require(LOCK_PROBES[family])
+    require_lock_family(family)
     iterations = bench.iterations(LOCK_ITERATIONS)
     path = workdir / "locked"
     path.write_bytes(b"")
@@ -145,8 +145,8 @@ def test_lock_unlock_pairs(bench, c_baseline, observe, workdir, family):
 
         def loop(count: int) -> None:
             for _ in range(count):
-                locks.set_lock(fd, family, "write")
-                locks.unlock(fd, family)
+                family.lock(fd, "write")
+                family.unlock(fd)
 
         python_per_s = iterations / best_seconds(loop, iterations, bench.rounds)
     finally:
@@ -155,9 +155,15 @@ def test_lock_unlock_pairs(bench, c_baseline, observe, workdir, family):
     c_per_s = None
     if program is not None:
         c_iterations = bench.iterations(LOCK_C_ITERATIONS)
-        how = ("flock", "-") if family == "flock" else ("fcntl", locks.commands(family)[1])
-        c_per_s = c_iterations / run_c(program, "lock", *how, path, c_iterations, bench.rounds)
+        c_per_s = c_iterations / run_c(program, "lock", *_c_lock_call(family), path, c_iterations, bench.rounds)
     observe_rates(observe, "lock_pairs", python_per_s, c_per_s, reason)
+
+
+def _c_lock_call(family: locks.Family) -> tuple:
+    """The C baseline's call for the family: fcntl with the set-lock command the family uses itself, or flock."""
+    if family.system_call == "fcntl":
+        return "fcntl", locks.commands(family)[1]
+    return family.system_call, "-"
 
 
 # ---- fork and reap ----------------------------------------------------------------------------------------------

@@ -8,10 +8,11 @@ import resource
 import select
 import socket
 
+from conformance import locks
 from conformance.harness import fds as fdlist
 from conformance.harness.children import Child
 from conformance.harness.deadlines import deadline
-from conformance.outcomes import Unsupported
+from conformance.outcomes import Unsupported, require
 from conformance.unavailable import Unavailable
 
 # How long a case waits for the kernel to release a descriptor it holds in flight (garbage collection
@@ -29,6 +30,13 @@ def or_unsupported(get, *args):
         return get(*args)
     except Unavailable as e:
         raise Unsupported(e.reason) from None
+
+
+def require_lock_family(family: locks.Family) -> None:
+    """Make the case `unsupported` where the lock family is missing: its capability probe's reason, else what the
+    reference code lacks to take it here (a name, the struct flock layout)."""
+    require(family.probe)
+    or_unsupported(family.available)
 
 
 def free_pid() -> int:

@@ -32,7 +32,7 @@ from conformance.harness.privileges import NOBODY, drop_privileges
 from conformance.outcomes import Unsupported
 from conformance.platforms import constants, process
 
-from ._support import errno_name, or_unsupported
+from ._support import errno_name, or_unsupported, require_lock_family
 from .conftest import require
 
 SEED = "seed 004 (QNX: a dup message sent over any channel, 'only between clients in similar uid groups (or root)')"
@@ -42,18 +42,13 @@ LTP_02 = "LTP pidfd_getfd02: EBADF, EINVAL, ESRCH, EPERM"
 PTRACE = "ptrace(2): Ptrace access mode checking (PTRACE_MODE_ATTACH_REALCREDS)"
 YAMA = "Linux Documentation/admin-guide/LSM/Yama.rst: ptrace_scope"
 PROC_FD = "proc_pid_fd(5): opening /proc/<pid>/fd/<n> opens the file anew"
-LOCK_PROBE = {"posix": "posix_locks", "ofd": "ofd_locks", "flock": "flock"}
 CHANNEL_PROBE = {"unix_dgram": "sock_dgram", "mqueue": "posix_mqueue"}
+CLASSIC = locks.family("posix")  # the one family a case names; the others are chosen by property
 
 
 @pytest.fixture(autouse=True)
 def _needs_pidfd_getfd():
     require("pidfd_getfd")
-
-
-def _family(family: str) -> None:
-    require(LOCK_PROBE[family])
-    or_unsupported(locks.available, family)
 
 
 def _become_unprivileged() -> None:
@@ -217,17 +212,17 @@ def test_duplicate_of_a_socket_is_the_same_socket(pipe_channel):
 
 # ---- locks through the duplicate ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("family", ["ofd", "flock"])
+@pytest.mark.parametrize("family", locks.families(owner="description"), ids=str)
 @pytest.mark.refs(MAN, "Linux fcntl(2): OFD locks belong to the open file description",
                   "flock(2): locks are associated with the open file description")
 def test_description_lock_is_the_same_lock_through_the_duplicate(pipe_channel, datafile, family):
-    _family(family)
-    with Sender(pipe_channel, _opener(datafile), prepare=lambda fd: locks.set_lock(fd, family, "write")) as sender:
+    require_lock_family(family)
+    with Sender(pipe_channel, _opener(datafile), prepare=lambda fd: family.lock(fd, "write")) as sender:
         dup = _redeem(sender.token())
         try:
-            locks.set_lock(dup, family, "write")  # another description would conflict with the sender's lock
+            family.lock(dup, "write")  # another description would conflict with the sender's lock
             assert locks.holder(datafile, family) is not None, "the sender's lock is not held"
-            locks.unlock(dup, family)
+            family.unlock(dup)
             held = locks.holder(datafile, family)
             assert held is None, f"unlocking through the duplicate left the sender's {family} lock: {held}"
         finally:
@@ -238,38 +233,36 @@ def test_description_lock_is_the_same_lock_through_the_duplicate(pipe_channel, d
 @pytest.mark.refs(MAN, "POSIX.1-2024 XSH fcntl(): record locks are owned by the process",
                   "seed 001: classic locks belong to the process")
 def test_classic_lock_is_not_shared_through_the_duplicate(pipe_channel, datafile, observe):
-    _family("posix")
-    prepare = lambda fd: locks.set_lock(fd, "posix", "write")  # noqa: E731
+    require_lock_family(CLASSIC)
+    prepare = lambda fd: CLASSIC.lock(fd, "write")  # noqa: E731
     with Sender(pipe_channel, _opener(datafile), prepare=prepare) as sender:
         dup = _redeem(sender.token())
         try:
             with pytest.raises(OSError) as refused:
-                locks.set_lock(dup, "posix", "write")
+                CLASSIC.lock(dup, "write")
             observe("classic_lock_through_duplicate", errno_name(refused.value))
             assert refused.value.errno in (errno.EAGAIN, errno.EACCES), f"refused with {refused.value}"
         finally:
             os.close(dup)  # this process's close: the sender's classic lock is not this process's to drop
-        held = locks.holder(datafile, "posix")
+        held = locks.holder(datafile, CLASSIC)
         assert held is not None and held.pid == sender.pid, f"closing the duplicate changed the sender's lock: {held}"
         sender.finish()
 
 
-# Description locks live as long as the description, which the duplicate keeps; a classic lock dies with its owner.
-AFTER_EXIT = {"posix": "released", "ofd": "held", "flock": "held"}
-
-
-@pytest.mark.parametrize("family", list(AFTER_EXIT))
+@pytest.mark.parametrize("family", locks.families(), ids=str)
 @pytest.mark.refs(MAN, "POSIX.1-2024 XSH fcntl(): classic locks are released when the process ends",
                   "Linux fcntl(2): OFD locks are released on the last close of the description", "flock(2)")
 def test_lock_after_the_sender_exits_while_the_duplicate_is_open(pipe_channel, datafile, family, observe):
-    _family(family)
-    with Sender(pipe_channel, _opener(datafile), prepare=lambda fd: locks.set_lock(fd, family, "write")) as sender:
+    require_lock_family(family)
+    # A description's lock lives as long as the description, which the duplicate keeps; a process's dies with it.
+    expected = "held" if family.owner == "description" else "released"
+    with Sender(pipe_channel, _opener(datafile), prepare=lambda fd: family.lock(fd, "write")) as sender:
         dup = _redeem(sender.token())
         try:
             sender.finish()  # the sender closes its descriptor by exiting
             seen = "held" if locks.holder(datafile, family) is not None else "released"
             observe("lock_after_sender_exit", seen)
-            assert seen == AFTER_EXIT[family], f"the {family} lock is {seen} after its sender exited"
+            assert seen == expected, f"the {family} lock is {seen} after its sender exited"
         finally:
             os.close(dup)
     assert locks.holder(datafile, family) is None, "the lock outlived the last descriptor of its description"
@@ -304,15 +297,15 @@ def test_reopening_proc_fd_makes_a_new_open_file_description(pipe_channel, dataf
             os.close(reopened)
 
 
-@pytest.mark.parametrize("family", ["ofd", "flock"])
+@pytest.mark.parametrize("family", locks.families(owner="description"), ids=str)
 @pytest.mark.refs(PROC_FD, "Linux fcntl(2): OFD locks", "flock(2)")
 def test_reopening_proc_fd_does_not_share_the_lock(pipe_channel, datafile, family):
-    _family(family)
-    with Sender(pipe_channel, _opener(datafile), prepare=lambda fd: locks.set_lock(fd, family, "write")) as sender:
+    require_lock_family(family)
+    with Sender(pipe_channel, _opener(datafile), prepare=lambda fd: family.lock(fd, "write")) as sender:
         reopened = os.open(_proc_path(sender.pid, _target_fd(sender.token())), os.O_RDWR)
         try:
             with pytest.raises((BlockingIOError, PermissionError)):
-                locks.set_lock(reopened, family, "write")
+                family.lock(reopened, "write")
         finally:
             os.close(reopened)
         sender.finish()

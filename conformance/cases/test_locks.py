@@ -30,21 +30,19 @@ from conformance.harness.barriers import BarrierTimeout, Event
 from conformance.harness.children import DEFAULT_DEADLINE, Child, run_in_child
 from conformance.harness.deadlines import deadline
 
-from ._support import data_file, errno_name, free_pid, or_unsupported
+from ._support import data_file, errno_name, free_pid, require_lock_family
 from .conftest import require
 
 SEED = "seed 001: classic POSIX locks are released by any close; OFD locks belong to the description"
 POSIX_FCNTL = "POSIX.1-2024 XSH fcntl(): locks are released on any close of the file by the process"
 POSIX_OFD = "POSIX.1-2024 XSH fcntl(): F_OFD_SETLK, owned by the open file description"
 LINUX_OFD = "Linux fcntl(2): Open file description locks (non-POSIX)"
-FLOCK = "flock(2): locks are associated with the open file description"
-DESCRIPTION_FAMILIES = ["ofd", "flock"]
-PROBE = {"posix": "posix_locks", "ofd": "ofd_locks", "flock": "flock"}
+FLOCK_2 = "flock(2): locks are associated with the open file description"
 
-
-def _family(family: str) -> None:
-    require(PROBE[family])
-    or_unsupported(locks.available, family)
+# A case about one family names it; the others choose families by property (locks.families) and are parametrised by
+# every registered family that has it, in registration order, the family's name as the id (ids=str).
+CLASSIC, OFD, FLOCK = locks.family("posix"), locks.family("ofd"), locks.family("flock")
+DESCRIPTION_OWNED = locks.families(owner="description")
 
 
 @pytest.fixture
@@ -89,39 +87,39 @@ HOW = ["another_open", "dup", "received_over_a_socket"]
 @pytest.mark.parametrize("how", HOW)
 @pytest.mark.refs(SEED, POSIX_FCNTL, "APUE 3e 14.3: 'when a descriptor is closed, any locks on the file ... released'")
 def test_classic_lock_is_released_by_closing_any_descriptor_of_the_file(lockfile, how):
-    _family("posix")
+    require_lock_family(CLASSIC)
     path, fd = lockfile
-    locks.set_lock(fd, "posix", "write", 0, 10)
+    CLASSIC.lock(fd, "write", 0, 10)
     other = _another_descriptor(path, fd, how)
     try:
-        held = locks.holder(path, "posix")
+        held = locks.holder(path, CLASSIC)
         assert held is not None and held.pid == os.getpid(), f"the classic lock is not held as taken: {held}"
     finally:
         os.close(other)
-    held = locks.holder(path, "posix")
+    held = locks.holder(path, CLASSIC)
     assert held is None, f"closing a {how} descriptor left the process's classic lock in place: {held}"
 
 
-@pytest.mark.parametrize("family", DESCRIPTION_FAMILIES)
+@pytest.mark.parametrize("family", DESCRIPTION_OWNED, ids=str)
 @pytest.mark.parametrize("how", HOW)
-@pytest.mark.refs(SEED, POSIX_OFD, LINUX_OFD, FLOCK)
+@pytest.mark.refs(SEED, POSIX_OFD, LINUX_OFD, FLOCK_2)
 def test_description_lock_survives_the_close_of_another_descriptor(lockfile, family, how, observe):
-    _family(family)
+    require_lock_family(family)
     path, fd = lockfile
-    locks.set_lock(fd, family, "write")
+    family.lock(fd, "write")
     os.close(_another_descriptor(path, fd, how))
     held = locks.holder(path, family)
     assert held is not None, f"closing a {how} descriptor released the {family} lock of another description"
-    if family == "ofd":
-        observe("holder_pid", held.pid)  # OFD holders have no process: -1 expected
+    if family.queryable:
+        observe("holder_pid", held.pid)  # as F_GETLK reports it: OFD holders have no process, -1 expected
 
 
-@pytest.mark.parametrize("family", DESCRIPTION_FAMILIES)
-@pytest.mark.refs(SEED, POSIX_OFD, LINUX_OFD, FLOCK)
+@pytest.mark.parametrize("family", DESCRIPTION_OWNED, ids=str)
+@pytest.mark.refs(SEED, POSIX_OFD, LINUX_OFD, FLOCK_2)
 def test_description_lock_is_released_by_the_last_close_of_its_description(lockfile, family):
-    _family(family)
+    require_lock_family(family)
     path, fd = lockfile
-    locks.set_lock(fd, family, "write")
+    family.lock(fd, "write")
     copy = os.dup(fd)
     os.close(fd)
     assert locks.holder(path, family) is not None, "the lock went with the first of two descriptors"
@@ -135,16 +133,16 @@ def _close_in_child(fd: int) -> None:
     os.close(fd)  # a child's own copy of the descriptor table
 
 
-def _unlock_in_child(fd: int, family: str) -> None:
-    locks.unlock(fd, family)
+def _unlock_in_child(fd: int, family: locks.Family) -> None:
+    family.unlock(fd)
 
 
-@pytest.mark.parametrize("family", DESCRIPTION_FAMILIES)
-@pytest.mark.refs(LINUX_OFD + ": shared across fork", FLOCK + ": duplicates share the lock", POSIX_OFD)
+@pytest.mark.parametrize("family", DESCRIPTION_OWNED, ids=str)
+@pytest.mark.refs(LINUX_OFD + ": shared across fork", FLOCK_2 + ": duplicates share the lock", POSIX_OFD)
 def test_description_lock_is_shared_with_a_forked_child(lockfile, family):
-    _family(family)
+    require_lock_family(family)
     path, fd = lockfile
-    locks.set_lock(fd, family, "write")
+    family.lock(fd, "write")
     with Child(_close_in_child, fd) as child:
         child.join()
     assert locks.holder(path, family) is not None, "a child's close and exit released the parent's lock"
@@ -156,7 +154,7 @@ def test_description_lock_is_shared_with_a_forked_child(lockfile, family):
 def _inherited_fd_locks(fd: int) -> str:
     """In a forked child: try the parent's range through the inherited descriptor (not an inherited lock)."""
     try:
-        locks.set_lock(fd, "posix", "write", 0, 10)
+        CLASSIC.lock(fd, "write", 0, 10)
     except OSError:
         return "refused"
     return "granted"
@@ -165,28 +163,28 @@ def _inherited_fd_locks(fd: int) -> str:
 @pytest.mark.refs(POSIX_FCNTL + "; fork(): 'Record locks set by the parent process shall not be inherited'",
                   "Linux fcntl(2): record locks are not inherited by a child created via fork")
 def test_classic_locks_are_not_inherited_by_a_forked_child(lockfile):
-    _family("posix")
+    require_lock_family(CLASSIC)
     path, fd = lockfile
-    locks.set_lock(fd, "posix", "write", 0, 10)
+    CLASSIC.lock(fd, "write", 0, 10)
     with Child(_inherited_fd_locks, fd) as child:
         assert child.join() == "refused", "the child could lock the parent's range: the lock was inherited"
-    held = locks.holder(path, "posix")
+    held = locks.holder(path, CLASSIC)
     assert held is not None and held.pid == os.getpid(), f"the child's exit changed the parent's lock: {held}"
 
 
 # ---- descriptor passing -------------------------------------------------------------------------------------------
 
-def _lock_and_send(path: str, family: str, sock) -> None:
+def _lock_and_send(path: str, family: locks.Family, sock) -> None:
     fd = os.open(path, os.O_RDWR)
-    locks.set_lock(fd, family, "write")
+    family.lock(fd, "write")
     rights.send_fds(sock, [fd])
     os.close(fd)  # and then exit: only the copy in flight keeps the description, and its lock, alive
 
 
-@pytest.mark.parametrize("family", DESCRIPTION_FAMILIES)
-@pytest.mark.refs(SEED, POSIX_OFD, FLOCK, "POSIX.1-2024 XBD <sys/socket.h> SCM_RIGHTS")
+@pytest.mark.parametrize("family", DESCRIPTION_OWNED, ids=str)
+@pytest.mark.refs(SEED, POSIX_OFD, FLOCK_2, "POSIX.1-2024 XBD <sys/socket.h> SCM_RIGHTS")
 def test_description_lock_travels_with_a_passed_descriptor(lockfile, family):
-    _family(family)
+    require_lock_family(family)
     require("scm_rights")
     path, _ = lockfile
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -197,7 +195,7 @@ def test_description_lock_travels_with_a_passed_descriptor(lockfile, family):
             assert len(got.fds) == 1
             held = locks.holder(path, family)
             assert held is not None, f"the {family} lock died with its sender although its description lives on"
-            locks.unlock(got.fds[0], family)
+            family.unlock(got.fds[0])
             assert locks.holder(path, family) is None, "the receiver could not release the lock it was sent"
     finally:
         a.close()
@@ -207,26 +205,26 @@ def test_description_lock_travels_with_a_passed_descriptor(lockfile, family):
 @pytest.mark.refs(SEED + " (the headline: closing a received descriptor drops the receiver's classic lock)",
                   POSIX_FCNTL)
 def test_classic_lock_vanishes_when_the_receiver_closes_its_received_copy(lockfile):
-    _family("posix")
+    require_lock_family(CLASSIC)
     path, fd = lockfile
-    locks.set_lock(fd, "posix", "write", 0, 10)
+    CLASSIC.lock(fd, "write", 0, 10)
     received = _another_descriptor(path, fd, "received_over_a_socket")
     try:
-        assert locks.holder(path, "posix") is not None, "receiving a descriptor released the classic lock"
+        assert locks.holder(path, CLASSIC) is not None, "receiving a descriptor released the classic lock"
     finally:
         os.close(received)  # a descriptor of the same file, from another process, never used for locking
-    assert locks.holder(path, "posix") is None, "the classic lock survived the close of the received descriptor"
+    assert locks.holder(path, CLASSIC) is None, "the classic lock survived the close of the received descriptor"
 
 
 # ---- conflicts ----------------------------------------------------------------------------------------------------
 
-def _conflicts(fd: int, family: str, kind: str, start: int = 0, length: int = 0) -> bool:
+def _conflicts(fd: int, family: locks.Family, kind: str, start: int = 0, length: int = 0) -> bool:
     """Try a non-blocking lock; True if refused as a conflict (the lock is dropped again if granted)."""
     try:
-        locks.set_lock(fd, family, kind, start, length)
+        family.lock(fd, kind, start, length)
     except (BlockingIOError, PermissionError):  # EAGAIN/EWOULDBLOCK or EACCES: both mean "held elsewhere"
         return True
-    locks.unlock(fd, family, start, length)
+    family.unlock(fd, start, length)
     return False
 
 
@@ -234,12 +232,12 @@ def _conflicts(fd: int, family: str, kind: str, start: int = 0, length: int = 0)
     ("read", "read", False), ("read", "write", True), ("write", "read", True), ("write", "write", True)])
 @pytest.mark.refs(LINUX_OFD, "Linux tools/testing/selftests/filelock/ofdlocks.c", POSIX_OFD)
 def test_ofd_locks_of_two_descriptions_in_one_process(lockfile, first, second, expected):
-    _family("ofd")
+    require_lock_family(OFD)
     path, fd = lockfile
     other = os.open(path, os.O_RDWR)
     try:
-        locks.set_lock(fd, "ofd", first, 0, 10)
-        got = _conflicts(other, "ofd", second, 5, 10)
+        OFD.lock(fd, first, 0, 10)
+        got = _conflicts(other, OFD, second, 5, 10)
         assert got == expected, f"OFD {first} then {second} through two descriptions: conflict={got}"
     finally:
         os.close(other)
@@ -250,13 +248,13 @@ def test_ofd_locks_of_two_descriptions_in_one_process(lockfile, first, second, e
 @pytest.mark.refs(LINUX_OFD + ": OFD and classic locks conflict even in one process", "LTP fcntl36",
                   "XNU tests/lockf_basic.c")
 def test_ofd_and_classic_locks_conflict_in_one_process(lockfile, order, where):
-    _family("ofd")
-    _family("posix")
+    require_lock_family(OFD)
+    require_lock_family(CLASSIC)
     path, fd = lockfile
     other = fd if where == "one_descriptor" else os.open(path, os.O_RDWR)
     try:
-        first, second = ("ofd", "posix") if order == "ofd_first" else ("posix", "ofd")
-        locks.set_lock(fd, first, "write", 0, 10)
+        first, second = (OFD, CLASSIC) if order == "ofd_first" else (CLASSIC, OFD)
+        first.lock(fd, "write", 0, 10)
         assert _conflicts(other, second, "write", 0, 10), f"a {second} write lock was granted over a {first} one"
     finally:
         if other != fd:
@@ -266,38 +264,38 @@ def test_ofd_and_classic_locks_conflict_in_one_process(lockfile, order, where):
 @pytest.mark.refs(POSIX_FCNTL + ": a process's own locks never conflict; adjacent or overlapping ranges merge",
                   "XNU tests/lockf_basic.c (coalescing)")
 def test_classic_locks_of_one_process_never_conflict_and_merge(lockfile, observe):
-    _family("posix")
+    require_lock_family(CLASSIC)
     path, fd = lockfile
     other = os.open(path, os.O_RDWR)
     try:
-        locks.set_lock(fd, "posix", "write", 0, 10)
-        locks.set_lock(other, "posix", "write", 5, 10)  # overlaps, through another description: no conflict
-        held = locks.holder(path, "posix", "write", 0, 100)
+        CLASSIC.lock(fd, "write", 0, 10)
+        CLASSIC.lock(other, "write", 5, 10)  # overlaps, through another description: no conflict
+        held = locks.holder(path, CLASSIC, "write", 0, 100)
     finally:
         os.close(other)  # (this also releases both: they are the process's)
     observe("merged_range", f"{held.start}+{held.length}" if held else None)
     assert held is not None and (held.start, held.length) == (0, 15), f"the two ranges were not merged: {held}"
 
 
-@pytest.mark.parametrize("family", ["posix", "ofd"])
-@pytest.mark.refs(FLOCK + ": flock and fcntl locks do not interact on Linux local filesystems",
+@pytest.mark.parametrize("family", locks.families(system_call="fcntl"), ids=str)
+@pytest.mark.refs(FLOCK_2 + ": flock and fcntl locks do not interact on Linux local filesystems",
                   "FreeBSD flock(2): flock and fcntl locks interact", "FreeBSD tests/sys/file/flock_test.c 16")
 def test_flock_and_fcntl_locks_interact_the_same_way_in_both_orders(lockfile, family, observe):
-    _family("flock")
-    _family(family)
+    require_lock_family(FLOCK)
+    require_lock_family(family)
     path, fd = lockfile
     answers = []
     for order in ("flock_first", "fcntl_first"):
         other = os.open(path, os.O_RDWR)
         try:
             if order == "flock_first":
-                locks.set_lock(fd, "flock", "write")
+                FLOCK.lock(fd, "write")
                 answers.append(_conflicts(other, family, "write", 0, 10))
-                locks.unlock(fd, "flock")
+                FLOCK.unlock(fd)
             else:
-                locks.set_lock(fd, family, "write", 0, 10)
-                answers.append(_conflicts(other, "flock", "write"))
-                locks.unlock(fd, family, 0, 10)
+                family.lock(fd, "write", 0, 10)
+                answers.append(_conflicts(other, FLOCK, "write"))
+                family.unlock(fd, 0, 10)
         finally:
             os.close(other)  # a classic lock of this process goes with it, which is fine: the round is over
     observe("flock_vs_fcntl", "conflicting" if answers[0] else "independent")
@@ -306,55 +304,56 @@ def test_flock_and_fcntl_locks_interact_the_same_way_in_both_orders(lockfile, fa
 
 # ---- F_GETLK and F_OFD_GETLK ------------------------------------------------------------------------------------
 
-def _hold_until_told(path: str, family: str, start: int, length: int, held: Event, go: Event) -> int:
+def _hold_until_told(path: str, family: locks.Family, start: int, length: int, held: Event, go: Event) -> int:
     """In a child: write-lock the range, say so, wait for the word, then exit without unlocking."""
     fd = os.open(path, os.O_RDWR)
-    locks.set_lock(fd, family, "write", start, length)
+    family.lock(fd, "write", start, length)
     held.set()
     go.wait()
     return os.getpid()
 
 
-@pytest.mark.parametrize("family", ["posix", "ofd"])
+@pytest.mark.parametrize("family", locks.families(queryable=True), ids=str)
 @pytest.mark.refs(POSIX_FCNTL + ": F_GETLK returns the blocking lock's type, range and l_pid",
                   "FreeBSD tests/sys/file/flock_test.c 4", "Linux fcntl(2): OFD holders are reported with l_pid -1")
 def test_getlk_reports_the_holders_type_range_and_pid(lockfile, family, observe):
-    _family(family)
+    require_lock_family(family)
     path, fd = lockfile
     with Event() as held, Event() as done, \
             Child(_hold_until_told, os.fspath(path), family, 10, 10, held, done) as child:
         held.wait()
         try:
-            seen = locks.get_lock(fd, "posix", "write", 0, 100)
-            seen_ofd = locks.get_lock(fd, "ofd", "write", 0, 100) if family == "ofd" else None
+            seen = CLASSIC.query(fd, "write", 0, 100)  # F_GETLK, which every fcntl lock answers to
+            seen_own = family.query(fd, "write", 0, 100)  # the family's own query command
         finally:
             done.set()
         pid = child.join()
     assert seen is not None, "F_GETLK saw no lock over a range another process holds"
     assert (seen.kind, seen.start, seen.length) == ("write", 10, 10), f"F_GETLK reported {seen}"
     observe("getlk_pid", "holder" if seen.pid == pid else seen.pid)
-    if family == "posix":
+    if family.owner == "process":
         assert seen.pid == pid, f"F_GETLK named pid {seen.pid}, the holder is {pid}"
     else:
-        assert seen_ofd is not None and (seen_ofd.start, seen_ofd.length) == (10, 10), f"F_OFD_GETLK: {seen_ofd}"
-        observe("ofd_getlk_pid", seen_ofd.pid)
-        assert seen.pid != pid, "an OFD lock was reported as the process's own"
+        assert seen_own is not None and (seen_own.start, seen_own.length) == (10, 10), (
+            f"{family.query_command}: {seen_own}")
+        observe(f"{family}_getlk_pid", seen_own.pid)
+        assert seen.pid != pid, f"a lock of an open file description ({family}) was reported as the process's own"
 
 
 @pytest.mark.parametrize("command", ["setlk", "getlk"])
 @pytest.mark.refs(LINUX_OFD + ": l_pid must be 0 (EINVAL)", "XNU bsd/kern/kern_descrip.c (l_pid not checked)")
 def test_ofd_command_with_a_nonzero_l_pid(lockfile, command, observe):
-    _family("ofd")
+    require_lock_family(OFD)
     path, fd = lockfile
     other = os.open(path, os.O_RDWR)
     try:
         if command == "getlk":
-            locks.set_lock(other, "ofd", "write", 0, 10)  # something for the query to report
+            OFD.lock(other, "write", 0, 10)  # something for the query to report
         try:
             if command == "setlk":
-                locks.set_lock(fd, "ofd", "write", 0, 10, pid=1)
+                OFD.lock(fd, "write", 0, 10, pid=1)
             else:
-                seen = locks.get_lock(fd, "ofd", "write", 0, 10, pid=1)
+                seen = OFD.query(fd, "write", 0, 10, pid=1)
         except OSError as e:
             observe("nonzero_l_pid", f"refused:{errno_name(e)}")
             assert e.errno == errno.EINVAL, f"F_OFD_{command.upper()} with l_pid 1: {errno_name(e)}, not EINVAL"
@@ -362,7 +361,7 @@ def test_ofd_command_with_a_nonzero_l_pid(lockfile, command, observe):
         observe("nonzero_l_pid", "accepted")
         # Accepted, the command must still do its job: the lock is taken, or the query reports the holder.
         if command == "setlk":
-            assert locks.holder(path, "fcntl") is not None, "F_OFD_SETLK with l_pid 1 succeeded but took no lock"
+            assert locks.holder(path, OFD) is not None, "F_OFD_SETLK with l_pid 1 succeeded but took no lock"
         else:
             assert seen is not None and (seen.start, seen.length) == (0, 10), f"F_OFD_GETLK with l_pid 1: {seen}"
     finally:
@@ -372,14 +371,14 @@ def test_ofd_command_with_a_nonzero_l_pid(lockfile, command, observe):
 @pytest.mark.refs("Linux tools/testing/selftests/filelock/ofdlocks.c: F_UNLCK query",
                   "Linux fcntl(2) F_OFD_GETLK")
 def test_ofd_getlk_with_f_unlck_asks_about_ones_own_description(lockfile, observe):
-    _family("ofd")
+    require_lock_family(OFD)
     path, fd = lockfile
     other = os.open(path, os.O_RDWR)
     try:
-        locks.set_lock(fd, "ofd", "read", 0, 10)
-        locks.set_lock(other, "ofd", "read", 20, 10)  # compatible, through another description
+        OFD.lock(fd, "read", 0, 10)
+        OFD.lock(other, "read", 20, 10)  # compatible, through another description
         try:
-            seen = locks.get_lock(fd, "ofd", "unlock", 0, 100)
+            seen = OFD.query(fd, "unlock", 0, 100)
         except OSError as e:
             observe("f_unlck_query", f"refused:{errno_name(e)}")
             assert e.errno == errno.EINVAL, f"an F_UNLCK query: {errno_name(e)}"
@@ -399,11 +398,14 @@ def test_ofd_getlk_with_f_unlck_asks_about_ones_own_description(lockfile, observ
 RANGES = {"overlapping": (0, 10), "partly_overlapping": (5, 10), "disjoint": (20, 10)}
 KIND_PAIRS = [("write", "write"), ("write", "read"), ("read", "write"), ("read", "read")]
 SCENARIOS = ["child_closes", "thread_closes", "dup_then_close"]
+# Every family a query command asks about, setting and asking. generic/478 tests OFD locks (t_ofd_locks), classic
+# ones are the contrast: the families owned by a description come first, as there.
+QUERIED = sorted(locks.families(queryable=True), key=lambda family: family.owner != "description")
 
 
 def _generic_478_params():
-    for setter in ("ofd", "posix"):
-        for getter in ("ofd", "posix"):
+    for setter in QUERIED:
+        for getter in QUERIED:
             for held_kind, asked_kind in KIND_PAIRS:
                 modes = ["read_write"] + (["read_only"] if held_kind == "read" else [])
                 for span in RANGES:
@@ -420,38 +422,39 @@ def _close_in_thread(fd: int) -> None:
     assert not thread.is_alive()
 
 
-def _close_then_ask(fd: int, path: str, kind: str, start: int, length: int, query: str, flags: int):
+def _close_then_ask(fd: int, path: str, kind: str, start: int, length: int, query: locks.Family, flags: int):
     """In a child: close the inherited descriptor (no lock of the parent's is this process's to drop), then ask
     through a description of its own what conflicts."""
     os.close(fd)
     fd = os.open(path, flags)
     try:
-        return locks.get_lock(fd, query, kind, start, length)
+        return query.query(fd, kind, start, length)
     finally:
         os.close(fd)
 
 
-def _lock_survives(setter: str, scenario: str) -> bool:
+def _lock_survives(setter: locks.Family, scenario: str) -> bool:
     if scenario == "child_closes":
         return True  # neither the description nor the owning process lost anything
     if scenario == "thread_closes":
         return False  # the process closed the description's last descriptor
-    return setter == "ofd"  # dup then close: the description lives on; the process closed a descriptor
+    # dup then close: the description lives on; the process closed a descriptor
+    return setter.owner == "description"
 
 
 @pytest.mark.parametrize(("setter", "getter", "held_kind", "asked_kind", "span", "mode", "scenario"),
                          list(_generic_478_params()))
 @pytest.mark.refs("fstests generic/478 (src/t_ofd_locks.c)", LINUX_OFD, POSIX_FCNTL)
 def test_generic_478_lock_after_a_close(workdir, setter, getter, held_kind, asked_kind, span, mode, scenario):
-    _family(setter)  # the classic half of the matrix runs where OFD locks do not exist
-    _family(getter)
+    require_lock_family(setter)  # the classic half of the matrix runs where OFD locks do not exist
+    require_lock_family(getter)
     flags = os.O_RDWR if mode == "read_write" else os.O_RDONLY
     path = workdir / "locked"
     path.write_bytes(b"\0" * 64)
     fd = os.open(path, flags)
     closed = False
     try:
-        locks.set_lock(fd, setter, held_kind, 0, 10)
+        setter.lock(fd, held_kind, 0, 10)
         start, length = RANGES[span]
         if scenario == "child_closes":  # the child that closed is the other process that asks
             seen = run_in_child(_close_then_ask, fd, os.fspath(path), asked_kind, start, length, getter, flags)
@@ -461,7 +464,7 @@ def test_generic_478_lock_after_a_close(workdir, setter, getter, held_kind, aske
                 closed = True
             else:
                 os.close(os.dup(fd))
-            seen = locks.holder(path, "fcntl", asked_kind, start, length, query=getter, flags=flags)
+            seen = locks.holder(path, setter, asked_kind, start, length, query=getter, flags=flags)
     finally:
         if not closed:
             os.close(fd)
@@ -482,10 +485,10 @@ BLOCK_WINDOW = 0.2
 WAITER_POLL = 0.002
 
 
-def _lock_and_report(path: str, family: str, start: int, length: int, report: Event) -> str:
+def _lock_and_report(path: str, family: locks.Family, start: int, length: int, report: Event) -> str:
     fd = os.open(path, os.O_RDWR)
     try:
-        locks.set_lock(fd, family, "write", start, length, wait=True)
+        family.lock(fd, "write", start, length, wait=True)
     except OSError as e:
         report.set(errno_name(e).encode())
         return errno_name(e)
@@ -519,16 +522,16 @@ def _assert_blocked(path, child: Child, report: Event, listed: int = 1) -> None:
 
 
 @pytest.mark.race("F_SETLKW racing the holder's unlock")
-@pytest.mark.parametrize("family", locks.FAMILIES)
-@pytest.mark.refs(POSIX_FCNTL + ": F_SETLKW waits", LINUX_OFD + ": F_OFD_SETLKW", FLOCK,
+@pytest.mark.parametrize("family", locks.families(), ids=str)
+@pytest.mark.refs(POSIX_FCNTL + ": F_SETLKW waits", LINUX_OFD + ": F_OFD_SETLKW", FLOCK_2,
                   "FreeBSD tests/sys/file/flock_test.c 8")
 def test_a_waiting_lock_blocks_while_held_and_is_granted_on_release(lockfile, family):
-    _family(family)
+    require_lock_family(family)
     path, fd = lockfile
-    locks.set_lock(fd, family, "write", 0, 10)
+    family.lock(fd, "write", 0, 10)
     with Event() as report, Child(_lock_and_report, os.fspath(path), family, 0, 10, report) as child:
         _assert_blocked(path, child, report)
-        locks.unlock(fd, family, 0, 10)
+        family.unlock(fd, 0, 10)
         assert report.wait() == b"granted", "the waiter was not granted the lock on release"
         assert child.join() == "granted"
 
@@ -537,7 +540,7 @@ class Interrupted(Exception):
     pass
 
 
-def _interrupted_wait(path: str, family: str, own_timer: bool) -> str:
+def _interrupted_wait(path: str, family: locks.Family, own_timer: bool) -> str:
     """Block on a held lock until SIGALRM arrives; Python runs a handler only when the call returned EINTR.
     own_timer: where the kernel cannot list waiters, the child arms the signal itself after BLOCK_WINDOW."""
     def handler(signum, frame):
@@ -548,7 +551,7 @@ def _interrupted_wait(path: str, family: str, own_timer: bool) -> str:
     if own_timer:
         signal.setitimer(signal.ITIMER_REAL, BLOCK_WINDOW)
     try:
-        locks.set_lock(fd, family, "write", 0, 10, wait=True)
+        family.lock(fd, "write", 0, 10, wait=True)
     except Interrupted:
         return "EINTR"
     except OSError as e:
@@ -559,13 +562,13 @@ def _interrupted_wait(path: str, family: str, own_timer: bool) -> str:
 
 
 @pytest.mark.race("a signal racing a blocked F_SETLKW")
-@pytest.mark.parametrize("family", locks.FAMILIES)
+@pytest.mark.parametrize("family", locks.families(), ids=str)
 @pytest.mark.refs(POSIX_FCNTL + ": F_SETLKW ... interrupted by a signal ... shall fail with EINTR",
                   "FreeBSD tests/sys/file/flock_test.c 3", "PEP 475 (a raising handler ends the retried call)")
 def test_a_waiting_lock_interrupted_by_a_signal_fails(lockfile, family):
-    _family(family)
+    require_lock_family(family)
     path, fd = lockfile
-    locks.set_lock(fd, family, "write", 0, 10)
+    family.lock(fd, "write", 0, 10)
     listing = locks.waiters(path, os.getpid()) is not None
     with Child(_interrupted_wait, os.fspath(path), family, not listing) as child:
         if listing:  # signal the waiter once the kernel lists it as asleep in the lock call
@@ -575,13 +578,13 @@ def test_a_waiting_lock_interrupted_by_a_signal_fails(lockfile, family):
     assert outcome == "EINTR", f"a signal during a waiting {family} lock: {outcome}"
 
 
-def _cycle_member(path: str, family: str, mine: int, wanted: int, held: Event, go: Event, done: Event) -> str:
+def _cycle_member(path: str, family: locks.Family, mine: int, wanted: int, held: Event, go: Event, done: Event) -> str:
     fd = os.open(path, os.O_RDWR)
-    locks.set_lock(fd, family, "write", mine, 1)
+    family.lock(fd, "write", mine, 1)
     held.set()
     go.wait()
     try:
-        locks.set_lock(fd, family, "write", wanted, 1, wait=True)
+        family.lock(fd, "write", wanted, 1, wait=True)
         outcome = "granted"
     except OSError as e:
         outcome = errno_name(e)
@@ -590,13 +593,13 @@ def _cycle_member(path: str, family: str, mine: int, wanted: int, held: Event, g
 
 
 @pytest.mark.race("concurrent lockers closing a cycle")
-@pytest.mark.parametrize("family", ["posix", "ofd"])
+@pytest.mark.parametrize("family", locks.families(ranges=True), ids=str)
 @pytest.mark.parametrize("size", [2, 3])
 @pytest.mark.refs(POSIX_FCNTL + ": EDEADLK", "FreeBSD tests/sys/file/flock_test.c 5, 6 (two and three processes)",
                   LINUX_OFD + ": no deadlock detection for OFD locks")
 def test_a_lock_cycle(lockfile, family, size, observe):
     """n processes each hold byte i and wait for byte i+1: the last one closes the cycle."""
-    _family(family)
+    require_lock_family(family)
     path, _ = lockfile
     events = [(Event(), Event(), Event()) for _ in range(size)]
     members = []
@@ -604,16 +607,19 @@ def test_a_lock_cycle(lockfile, family, size, observe):
         for i, (held, go, done) in enumerate(events):
             members.append(Child(_cycle_member, os.fspath(path), family, i, (i + 1) % size, held, go, done))
             held.wait()
-        # OFD waiters are listed without their process (pid -1): member i is the i+1th waiter on the file.
-        def listed(i: int) -> int:
-            return i + 1 if family == "ofd" else 1
+        # A member is blocked once the kernel lists one more waiter for it than before its word: waiters for a lock
+        # of a description (OFD) belong to no process and are listed with pid -1, so the earlier members count too.
+        def one_more(member: Child) -> int:
+            return (locks.waiters(path, member.pid) or 0) + 1
 
-        for i, (_, go, done) in enumerate(events[:-1]):
+        for member, (_, go, done) in zip(members[:-1], events[:-1]):
+            listed = one_more(member)
             go.set()
-            _assert_blocked(path, members[i], done, listed(i))
+            _assert_blocked(path, member, done, listed)
         last_go, last_done = events[-1][1], events[-1][2]
+        listed = one_more(members[-1])
         last_go.set()
-        answer = _answer_or_blocked(path, members[-1], last_done, listed(size - 1))  # detection answers at once
+        answer = _answer_or_blocked(path, members[-1], last_done, listed)  # detection answers at once
         if answer is None:
             closing = "blocked"
             members[-1].kill()  # break the cycle ourselves: its locks go with it
@@ -622,8 +628,8 @@ def test_a_lock_cycle(lockfile, family, size, observe):
         observe("deadlock", "detected" if closing == "EDEADLK" else closing)
         outcomes = [m.join() for m in members[:-1]]
         assert outcomes == ["granted"] * (size - 1), f"the rest of the cycle did not unwind: {outcomes}"
-        if family == "posix":
-            assert closing == "EDEADLK", f"closing a {size}-process cycle of classic locks: {closing}, not EDEADLK"
+        if family.detects_deadlock:
+            assert closing == "EDEADLK", f"closing a {size}-process cycle of {family} locks: {closing}, not EDEADLK"
     finally:
         for member in members:
             member.kill()
@@ -634,15 +640,17 @@ def test_a_lock_cycle(lockfile, family, size, observe):
 
 # ---- exec ---------------------------------------------------------------------------------------------------------
 
-# Run by a fresh interpreter: take the lock, then replace the process image; fds 3.. are the pipes and the file.
+# Run by a fresh interpreter: take the lock, then replace the process image; fds 3.. are the pipes and the file. It
+# finds the family by name once the module that registers it is imported.
 _AFTER_EXEC = "import os, sys; os.write(int(sys.argv[1]), b'E'); os.read(int(sys.argv[2]), 1)"
 _BEFORE_EXEC = """
-import os, sys
+import importlib, os, sys
 from conformance import locks
-path, family, keep = sys.argv[1], sys.argv[2], sys.argv[3] == "inherited"
-report, go, after = int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+path, defined_in, name, keep = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "inherited"
+report, go, after = int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
+importlib.import_module(defined_in)
 fd = os.open(path, os.O_RDWR)
-locks.set_lock(fd, family, "write", 0, 10)
+locks.family(name).lock(fd, "write", 0, 10)
 os.set_inheritable(fd, keep)
 os.write(report, b"L")
 os.read(go, 1)
@@ -650,19 +658,19 @@ os.execv(sys.executable, [sys.executable, "-c", after, str(report), str(go)])
 """
 
 
-@pytest.mark.parametrize("family", locks.FAMILIES)
+@pytest.mark.parametrize("family", locks.families(), ids=str)
 @pytest.mark.parametrize("descriptor", ["inherited", "close_on_exec"])
 @pytest.mark.refs("Linux fcntl(2): record locks are preserved across an execve(2)",
                   "POSIX.1-2024 XSH exec: file descriptors with FD_CLOEXEC are closed",
-                  LINUX_OFD, FLOCK)
+                  LINUX_OFD, FLOCK_2)
 def test_locks_across_execve(lockfile, family, descriptor, observe):
-    _family(family)
+    require_lock_family(family)
     path, _ = lockfile
     report_r, report_w = os.pipe()
     go_r, go_w = os.pipe()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.Popen([sys.executable, "-c", _BEFORE_EXEC, os.fspath(path), family, descriptor,
-                             str(report_w), str(go_r), _AFTER_EXEC], pass_fds=(report_w, go_r), env=env)
+    proc = subprocess.Popen([sys.executable, "-c", _BEFORE_EXEC, os.fspath(path), family.defined_in, family.name,
+                             descriptor, str(report_w), str(go_r), _AFTER_EXEC], pass_fds=(report_w, go_r), env=env)
     try:
         os.close(report_w)
         os.close(go_r)
@@ -698,124 +706,124 @@ def _read_byte(fd: int, timeout: float = DEFAULT_DEADLINE) -> bytes:
 
 # ---- ranges -------------------------------------------------------------------------------------------------------
 
-def _held_ranges(path, spans) -> list:
+def _held_ranges(path, family: locks.Family, spans) -> list:
     """For each (start, length): is any of it held, as another process sees it?"""
-    return [locks.holder(path, "fcntl", "write", start, length) is not None for start, length in spans]
+    return [locks.holder(path, family, "write", start, length) is not None for start, length in spans]
 
 
-@pytest.mark.parametrize("family", ["posix", "ofd"])
+@pytest.mark.parametrize("family", locks.families(ranges=True), ids=str)
 @pytest.mark.refs(POSIX_FCNTL + ": unlocking part of a range splits it",
                   "XNU tests/lockf_basic.c (unlock in the middle)")
 def test_unlocking_the_middle_splits_a_lock(lockfile, family):
-    _family(family)
+    require_lock_family(family)
     path, fd = lockfile
-    locks.set_lock(fd, family, "write", 0, 30)
-    locks.unlock(fd, family, 10, 10)
-    assert _held_ranges(path, [(0, 10), (10, 10), (20, 10)]) == [True, False, True]
+    family.lock(fd, "write", 0, 30)
+    family.unlock(fd, 10, 10)
+    assert _held_ranges(path, family, [(0, 10), (10, 10), (20, 10)]) == [True, False, True]
 
 
-@pytest.mark.parametrize("family", ["posix", "ofd"])
+@pytest.mark.parametrize("family", locks.families(ranges=True), ids=str)
 @pytest.mark.refs(POSIX_FCNTL + ": adjacent locks of one owner coalesce", "XNU tests/lockf_basic.c (coalescing)")
 def test_adjacent_ranges_of_one_owner_merge(lockfile, family, observe):
-    _family(family)
+    require_lock_family(family)
     path, fd = lockfile
-    locks.set_lock(fd, family, "write", 0, 10)
-    locks.set_lock(fd, family, "write", 10, 10)
-    held = locks.holder(path, "fcntl", "write", 0, 100)
+    family.lock(fd, "write", 0, 10)
+    family.lock(fd, "write", 10, 10)
+    held = locks.holder(path, family, "write", 0, 100)
     assert held is not None and (held.start, held.length) == (0, 20), f"adjacent ranges reported as {held}"
 
 
-@pytest.mark.parametrize("family", ["posix", "ofd"])
+@pytest.mark.parametrize("family", locks.families(ranges=True), ids=str)
 @pytest.mark.refs(POSIX_FCNTL + ": a new lock of the owner replaces the old type on the range",
                   "XNU tests/lockf_basic.c (downgrade)")
 def test_upgrade_and_downgrade_in_place(lockfile, family):
-    _family(family)
+    require_lock_family(family)
     path, fd = lockfile
-    locks.set_lock(fd, family, "read", 0, 10)
-    locks.set_lock(fd, family, "write", 0, 10)
-    held = locks.holder(path, "fcntl", "read", 0, 10)
+    family.lock(fd, "read", 0, 10)
+    family.lock(fd, "write", 0, 10)
+    held = locks.holder(path, family, "read", 0, 10)
     assert held is not None and held.kind == "write", f"after the upgrade: {held}"
-    locks.set_lock(fd, family, "read", 0, 10)
-    assert locks.holder(path, "fcntl", "read", 0, 10) is None, "a read lock still excludes readers after downgrade"
-    held = locks.holder(path, "fcntl", "write", 0, 10)
+    family.lock(fd, "read", 0, 10)
+    assert locks.holder(path, family, "read", 0, 10) is None, "a read lock still excludes readers after downgrade"
+    held = locks.holder(path, family, "write", 0, 10)
     assert held is not None and held.kind == "read", f"after the downgrade: {held}"
 
 
-@pytest.mark.parametrize("family", ["posix", "ofd"])
+@pytest.mark.parametrize("family", locks.families(ranges=True), ids=str)
 @pytest.mark.parametrize("whence", ["SEEK_CUR", "SEEK_END"])
 @pytest.mark.refs(POSIX_FCNTL + ": l_whence SEEK_CUR and SEEK_END", "XNU tests/lockf_basic.c (SEEK_END ranges)")
 def test_ranges_relative_to_the_offset_and_the_end(lockfile, family, whence):
-    _family(family)
+    require_lock_family(family)
     path, fd = lockfile  # 64 bytes
     os.lseek(fd, 20, os.SEEK_SET)
     start = 0 if whence == "SEEK_CUR" else -10
-    locks.set_lock(fd, family, "write", start, 10, whence=getattr(os, whence))
+    family.lock(fd, "write", start, 10, whence=getattr(os, whence))
     expected = (20, 10) if whence == "SEEK_CUR" else (54, 10)
-    held = locks.holder(path, "fcntl", "write", 0, 0)
+    held = locks.holder(path, family, "write", 0, 0)
     assert held is not None and (held.start, held.length) == expected, f"{whence} lock reported as {held}"
 
 
-@pytest.mark.parametrize("family", ["posix", "ofd"])
+@pytest.mark.parametrize("family", locks.families(ranges=True), ids=str)
 @pytest.mark.parametrize("where", ["beyond_end_of_file", "past_2_gib", "negative_length"])
 @pytest.mark.refs(POSIX_FCNTL + ": locks may extend beyond EOF; a negative l_len locks before l_start; EOVERFLOW "
                   "only where off_t cannot hold the offset", "glibc tst-ofdlocks (beyond 2 GiB)")
 def test_unusual_ranges(lockfile, family, where, observe):
-    _family(family)
+    require_lock_family(family)
     path, fd = lockfile
     start, length, expected = {"beyond_end_of_file": (1000, 10, (1000, 10)),
                                "past_2_gib": (2**31 + 10, 10, (2**31 + 10, 10)),
                                "negative_length": (20, -10, (10, 10))}[where]
     try:
-        locks.set_lock(fd, family, "write", start, length)
+        family.lock(fd, "write", start, length)
     except OSError as e:
         observe("unusual_range", f"refused:{errno_name(e)}")
         raise AssertionError(f"a lock {where} was refused: {errno_name(e)}") from None
-    held = locks.holder(path, "fcntl", "write", 0, 0)
+    held = locks.holder(path, family, "write", 0, 0)
     observe("unusual_range", f"{held.start}+{held.length}" if held else None)
     assert held is not None and (held.start, held.length) == expected, f"a lock {where} is reported as {held}"
 
 
-@pytest.mark.parametrize("family", locks.FAMILIES)
+@pytest.mark.parametrize("family", locks.families(), ids=str)
 @pytest.mark.parametrize(("kind", "mode"), [("write", "O_RDONLY"), ("read", "O_WRONLY")])
 @pytest.mark.refs(POSIX_FCNTL + ": EBADF if the type does not match the open mode",
                   "flock(2): a lock may be placed on a file opened for reading or writing")
 def test_lock_type_against_the_open_mode(workdir, family, kind, mode, observe):
-    _family(family)
+    require_lock_family(family)
     fd = data_file(workdir, "locked", b"\0" * 64, getattr(os, mode))
     try:
-        locks.set_lock(fd, family, kind, 0, 10)
+        family.lock(fd, kind, 0, 10)
     except OSError as e:
         observe("mismatched_mode", f"refused:{errno_name(e)}")
-        assert family != "flock", f"flock refused a {kind} lock on an {mode} descriptor: {errno_name(e)}"
+        assert family.checks_open_mode, f"{family} refused a {kind} lock on an {mode} descriptor: {errno_name(e)}"
         assert e.errno == errno.EBADF, f"a {kind} lock on an {mode} descriptor: {errno_name(e)}, not EBADF"
         return
     finally:
         os.close(fd)
     observe("mismatched_mode", "granted")
-    assert family == "flock", f"a {family} {kind} lock was granted on an {mode} descriptor"
+    assert not family.checks_open_mode, f"a {family} {kind} lock was granted on an {mode} descriptor"
 
 
 def _share_then_wait(path: str, held: Event, release: Event) -> None:
     fd = os.open(path, os.O_RDWR)
-    locks.set_lock(fd, "flock", "read")
+    FLOCK.lock(fd, "read")
     held.set()
     release.wait()
     os.close(fd)
 
 
-@pytest.mark.refs(FLOCK + ": converting a lock is not guaranteed to be atomic",
+@pytest.mark.refs(FLOCK_2 + ": converting a lock is not guaranteed to be atomic",
                   "FreeBSD tests/sys/file/flock_test.c 15")
 def test_a_failed_flock_upgrade_may_drop_the_shared_lock(lockfile, observe):
-    _family("flock")
+    require_lock_family(FLOCK)
     path, fd = lockfile
-    locks.set_lock(fd, "flock", "read")
+    FLOCK.lock(fd, "read")
     with Event() as held, Event() as release, Child(_share_then_wait, os.fspath(path), held, release) as child:
         held.wait()
         with pytest.raises(BlockingIOError):
-            locks.set_lock(fd, "flock", "write")  # the other shared holder refuses the upgrade
+            FLOCK.lock(fd, "write")  # the other shared holder refuses the upgrade
         release.set()
         child.join()
-    still_shared = locks.holder(path, "flock", "write") is not None
+    still_shared = locks.holder(path, FLOCK, "write") is not None
     observe("failed_upgrade", "kept_shared" if still_shared else "dropped_shared")
 
 
@@ -825,27 +833,32 @@ WRITERS, RECORDS = 4, 200
 RECORD = 32  # bytes, fixed width, so a torn or overlapping append shows as a bad record
 
 
-def _append_under_lock(path: str, family: str, who: int) -> None:
+def _append_under_lock(path: str, family: locks.Family, who: int) -> None:
     """Append RECORDS records at the end of the file, each under a whole-file write lock of this description."""
     fd = os.open(path, os.O_RDWR)
     try:
         for n in range(RECORDS):
-            locks.set_lock(fd, family, "write", 0, 0, wait=True)
+            family.lock(fd, "write", 0, 0, wait=True)
             end = os.fstat(fd).st_size  # read-then-write: only the lock keeps two writers off one offset
             os.sched_yield()  # widen the window the lock must protect, so that a lock that fails to shows up
             os.pwrite(fd, f"writer {who:3d} record {n:5d}".ljust(RECORD - 1).encode() + b"\n", end)
-            locks.unlock(fd, family, 0, 0)
+            family.unlock(fd, 0, 0)
     finally:
         os.close(fd)
 
 
+# Every family among processes; among threads of one process only those owned by a description, as a classic lock
+# is the whole process's and cannot keep one of its threads from another.
+APPENDERS = [(family, "processes") for family in locks.families()] + [
+    (family, "threads") for family in locks.families(owner="description")]
+
+
 @pytest.mark.race("concurrent lockers appending")
-@pytest.mark.parametrize(("family", "actors"), [("posix", "processes"), ("ofd", "processes"), ("flock", "processes"),
-                                                ("ofd", "threads"), ("flock", "threads")])
+@pytest.mark.parametrize(("family", "actors"), APPENDERS, ids=str)
 @pytest.mark.refs("LTP fcntl34 (OFD locks from threads with their own descriptions)", "LTP fcntl36",
                   "FreeBSD tests/sys/file/flock_test.c 9 (many lockers, data integrity)")
 def test_appenders_under_locks_never_corrupt_the_file(workdir, family, actors):
-    _family(family)
+    require_lock_family(family)
     path = workdir / "appended"
     path.write_bytes(b"")
     if actors == "processes":
@@ -882,11 +895,11 @@ def test_appenders_under_locks_never_corrupt_the_file(workdir, family, actors):
 
 # ---- FreeBSD flock_test details ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("family", ["posix", "ofd"])
+@pytest.mark.parametrize("family", locks.families(queryable=True), ids=str)
 @pytest.mark.refs("FreeBSD tests/sys/file/flock_test.c 1: F_GETLK on an unlocked range changes only l_type",
                   POSIX_FCNTL + ": if no lock would prevent it, l_type is set to F_UNLCK and the rest left unchanged")
 def test_getlk_on_an_unlocked_range_changes_only_l_type(lockfile, family):
-    _family(family)
+    require_lock_family(family)
     _, fd = lockfile
     getlk, _, _ = locks.commands(family)
     request = locks.pack_flock("write", 5, 7, os.SEEK_CUR)
@@ -900,19 +913,19 @@ def test_getlk_on_an_unlocked_range_changes_only_l_type(lockfile, family):
 @pytest.mark.refs("FreeBSD tests/sys/file/flock_test.c 7: a bogus l_pid passed to F_SETLK is ignored",
                   POSIX_FCNTL)
 def test_a_bogus_l_pid_given_to_f_setlk_is_ignored(lockfile):
-    _family("posix")
+    require_lock_family(CLASSIC)
     path, fd = lockfile
-    locks.set_lock(fd, "posix", "write", 0, 10, pid=free_pid())
-    held = locks.holder(path, "posix")
+    CLASSIC.lock(fd, "write", 0, 10, pid=free_pid())
+    held = locks.holder(path, CLASSIC)
     assert held is not None and held.pid == os.getpid(), f"the lock was recorded as {held}, not as this process's"
 
 
 @pytest.mark.race("F_SETLKW racing the holder's exit")
-@pytest.mark.parametrize("family", locks.FAMILIES)
+@pytest.mark.parametrize("family", locks.families(), ids=str)
 @pytest.mark.refs("FreeBSD tests/sys/file/flock_test.c 8: F_SETLKW succeeds once the holder exits", POSIX_FCNTL,
-                  FLOCK)
+                  FLOCK_2)
 def test_a_waiting_lock_is_granted_when_the_holder_exits(lockfile, family):
-    _family(family)
+    require_lock_family(family)
     path, _ = lockfile
     with Event() as held, Event() as go, Event() as report, \
             Child(_hold_until_told, os.fspath(path), family, 0, 10, held, go) as holder_process:

@@ -3,7 +3,8 @@
 A probe looks a name up with getattr (in the socket, fcntl or os module, then in the platform's
 constants) and, where that is cheap, tries the mechanism once. It never raises: every path returns
 a Capability with the reason. Cases call `require(name)` and the mechanism's absence becomes the
-outcome `unsupported` with that reason.
+outcome `unsupported` with that reason. A lock family's probe is part of its registry entry
+(conformance.locks): its name and check come from there.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import os
 import platform
 import socket
 import struct
-import tempfile
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Callable
 
+from .. import locks
 from . import constants, lookup
 
 
@@ -147,40 +149,6 @@ def _named(name: str, *modules, what: str = "") -> Callable[[], tuple[bool, str]
     return probe
 
 
-def _lock_call(command_name: str) -> tuple[bool, str]:
-    """Query an unlocked range with F_GETLK or F_OFD_GETLK using the platform's struct flock."""
-    c = constants()
-    command = lookup(command_name, fcntl)
-    # The lock types as conformance.locks takes them (Python's fcntl first), so the probe tries what the cases do.
-    wrlck, unlck = lookup("F_WRLCK", fcntl), lookup("F_UNLCK", fcntl)
-    if command is None or c.FLOCK_FORMAT is None or wrlck is None or unlck is None:
-        return False, f"{command_name} or the struct flock layout is not known on this platform"
-    fields = dict.fromkeys(c.FLOCK_FIELDS, 0)
-    fields["l_type"] = wrlck
-    request = struct.pack(c.FLOCK_FORMAT, *(fields[f] for f in c.FLOCK_FIELDS))
-    try:
-        with tempfile.TemporaryFile() as f:
-            reply = fcntl.fcntl(f.fileno(), command, request)
-    except OSError as e:
-        return False, f"fcntl({command_name}) failed: {errno.errorcode.get(e.errno, e.errno)}"
-    l_type = dict(zip(c.FLOCK_FIELDS, struct.unpack(c.FLOCK_FORMAT, reply)))["l_type"]
-    if l_type != unlck:
-        return False, f"fcntl({command_name}) on an unlocked file returned l_type {l_type}, not F_UNLCK"
-    return True, f"fcntl({command_name}) = {command} answers F_UNLCK on an unlocked file"
-
-
-def _flock() -> tuple[bool, str]:
-    if not hasattr(fcntl, "flock"):
-        return False, "fcntl.flock is not available"
-    try:
-        with tempfile.TemporaryFile() as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-    except OSError as e:
-        return False, f"flock failed: {errno.errorcode.get(e.errno, e.errno)}"
-    return True, "flock(LOCK_EX|LOCK_NB) and LOCK_UN work"
-
-
 def _pidfd_open() -> tuple[bool, str]:
     if not hasattr(os, "pidfd_open"):
         return False, "os.pidfd_open is not available"
@@ -254,7 +222,8 @@ def _streams() -> tuple[bool, str]:
     return True, "pipes answer the STREAMS I_NREAD ioctl and libc has getmsg(2)"
 
 
-PROBES: dict[str, Callable[[], tuple[bool, str]]] = {
+# This module's own probes; the lock families' come from their registry entries (see ProbeTable).
+_OWN_PROBES: dict[str, Callable[[], tuple[bool, str]]] = {
     "sock_stream": lambda: _socketpair_type("SOCK_STREAM"),
     "sock_dgram": lambda: _socketpair_type("SOCK_DGRAM"),
     "sock_seqpacket": lambda: _socketpair_type("SOCK_SEQPACKET"),
@@ -271,14 +240,46 @@ PROBES: dict[str, Callable[[], tuple[bool, str]]] = {
     "local_peerpid": _sockopt("LOCAL_PEERPID", "SOL_LOCAL"),
     "local_creds": _named("LOCAL_CREDS", socket),
     "local_creds_persistent": _named("LOCAL_CREDS_PERSISTENT", socket),
-    "posix_locks": lambda: _lock_call("F_GETLK"),
-    "ofd_locks": lambda: _lock_call("F_OFD_GETLK"),
-    "flock": _flock,
     "pidfd_open": _pidfd_open,
     "pidfd_getfd": _pidfd_getfd,
     "posix_mqueue": _posix_mqueue,
     "streams_sendfd": _streams,
 }
+
+
+class ProbeTable(MutableMapping):
+    """Every probe by name: this module's own, then one per registered lock family (conformance.locks), with the
+    entry's probe name and check. The families are asked each time, so that one registered later (by a plugin, a
+    self-test) has its probe too; a family's probe changes only with its entry."""
+
+    def __init__(self, own: dict) -> None:
+        self._own = own
+
+    def _lock_probes(self) -> dict:
+        return {family.probe: family.check for family in locks.families()}
+
+    def __getitem__(self, name: str) -> Callable[[], tuple[bool, str]]:
+        if name in self._own:
+            return self._own[name]
+        return self._lock_probes()[name]
+
+    def __iter__(self):
+        yield from self._own
+        yield from self._lock_probes()
+
+    def __len__(self) -> int:
+        return len(self._own) + len(locks.families())
+
+    def __setitem__(self, name: str, probe: Callable[[], tuple[bool, str]]) -> None:
+        if name in self._lock_probes():
+            raise ValueError(f"{name} is a lock family's probe: its check is part of the family's registry entry")
+        self._own[name] = probe
+
+    def __delitem__(self, name: str) -> None:
+        del self._own[name]
+
+
+PROBES = ProbeTable(_OWN_PROBES)
 
 
 def run_probe(name: str) -> Capability:

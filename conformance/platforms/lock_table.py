@@ -1,0 +1,32 @@
+"""The kernel's table of file locks, where the platform has one: who waits for a lock on a file.
+
+A case that must know a lock waiter is asleep in the kernel asks here instead of waiting a fixed time. Only Linux
+lists waiters (`PROC_LOCKS`, /proc/locks: fs/locks.c lock_get_status, proc_locks(5)); elsewhere the answer is None
+and the case falls back to a window of silence.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import constants
+
+
+def waiters(path, pid: int) -> int | None:
+    """How many waiters the kernel lists on this file for pid; None where it cannot tell.
+
+    A waiter is a "->" line: "1: -> POSIX  ADVISORY  WRITE <pid> <major>:<minor>:<inode> <start> <end>". OFD waiters
+    belong to no process and are listed with pid -1, so for them every waiter on the file counts.
+    """
+    table = constants().PROC_LOCKS
+    if table is None:
+        return None
+    st = os.stat(path)
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        f = open(table)
+    except OSError:
+        return None
+    with f:
+        return sum(1 for fields in map(str.split, f)
+                   if len(fields) > 6 and fields[1] == "->" and fields[6] == ident and fields[5] in (str(pid), "-1"))
