@@ -18,15 +18,20 @@ from .model import Report
 QUIET_REWRITE = ("-W", "ignore::pytest.PytestAssertRewriteWarning")
 
 
-class _Keeper:
-    """Takes the report out of the session's stash as the session ends."""
+def _keeper():
+    """A plugin that takes the report out of the session's stash as the session ends (pytest is imported by then)."""
+    import pytest
 
-    report: Report | None = None
+    class Keeper:
+        report: Report | None = None
 
-    def pytest_unconfigure(self, config) -> None:
-        from .plugin.collector import REPORT
+        @pytest.hookimpl(trylast=True)  # after the collector, which reports a run that could not start at this point
+        def pytest_unconfigure(self, config) -> None:
+            from .plugin.collector import REPORT
 
-        self.report = config.stash.get(REPORT, None)
+            self.report = config.stash.get(REPORT, None)
+
+    return Keeper()
 
 
 def run_pytest(args: list[str], target: str | None = None, report_dir: str | None = None) -> tuple[int, Report | None]:
@@ -41,11 +46,12 @@ def run_pytest(args: list[str], target: str | None = None, report_dir: str | Non
     interruption = Interruption()
     interruption.install()
     started, clock = datetime.datetime.now(datetime.timezone.utc), time.monotonic()
-    keeper = _Keeper()
     basetemp = None if any(str(arg).startswith("--basetemp") for arg in args) else tempfile.mkdtemp(prefix="pytest-")
+    keeper = None
     try:
         import pytest
 
+        keeper = _keeper()
         extra = ["--basetemp", os.path.join(basetemp, "base")] if basetemp else []
         status = int(pytest.main([*args, *extra, *QUIET_REWRITE], plugins=[keeper]))
     except KeyboardInterrupt:
@@ -55,13 +61,14 @@ def run_pytest(args: list[str], target: str | None = None, report_dir: str | Non
         if basetemp:
             shutil.rmtree(basetemp, ignore_errors=True)
         interruption.restore()
-    if interruption.signal and keeper.report is None and report_dir is not None:
+    report = keeper.report if keeper is not None else None
+    if interruption.signal and report is None and report_dir is not None:
         from .plugin.collector import report_of_an_interrupted_start
         from .report.write import write_report
 
-        keeper.report = report_of_an_interrupted_start(target or tempfile.gettempdir(), interruption.signal,
-                                                       [str(arg) for arg in args], started, time.monotonic() - clock)
-        write_report(keeper.report, Path(report_dir))
+        report = report_of_an_interrupted_start(target or tempfile.gettempdir(), interruption.signal,
+                                                [str(arg) for arg in args], started, time.monotonic() - clock)
+        write_report(report, Path(report_dir))
     if interruption.signal and status not in (0, 1):
         status = interruption.exit_status()
-    return status, keeper.report
+    return status, report

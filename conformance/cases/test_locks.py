@@ -862,8 +862,10 @@ def test_appenders_under_locks_never_corrupt_the_file(workdir, family, actors):
     path = workdir / "appended"
     path.write_bytes(b"")
     if actors == "processes":
-        children = [Child(_append_under_lock, os.fspath(path), family, who) for who in range(WRITERS)]
+        children = []
         try:
+            for who in range(WRITERS):  # one by one: a fork the system refuses leaves those started to be killed
+                children.append(Child(_append_under_lock, os.fspath(path), family, who))
             for child in children:
                 child.join(deadline(30))
         finally:
@@ -879,10 +881,13 @@ def test_appenders_under_locks_never_corrupt_the_file(workdir, family, actors):
                 errors.append(e)
 
         threads = [threading.Thread(target=run, args=(who,)) for who in range(WRITERS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(deadline(30))
+        try:
+            for thread in threads:
+                thread.start()
+        finally:  # a thread the system refuses to start leaves those started to be waited for
+            for thread in threads:
+                if thread.ident is not None:
+                    thread.join(deadline(30))
         assert not any(t.is_alive() for t in threads), f"a writer thread did not finish within {deadline(30):g} s"
         assert not errors, f"a writer failed: {errors[0]!r}"
     data = path.read_bytes()

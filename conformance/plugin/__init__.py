@@ -26,6 +26,7 @@ from .fixtures import (
 from .identity import case_id, is_case
 from .options import pytest_addoption, target_dir
 from .results import pytest_runtest_makereport
+from .workers import WorkerStart
 
 
 @pytest.hookimpl(trylast=True)
@@ -43,6 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(ReportCollector(config), "conformance-report")
         if getattr(config.option, "numprocesses", None):
             config.pluginmanager.register(rundir.WorkerInput(config), "conformance-run-dir")
+            config.pluginmanager.register(WorkerStart(config), "conformance-worker-start")
             workers = leaks.child_pids
     config.pluginmanager.register(interrupts.InterruptRecorder(config, workers), "conformance-interrupts")
     if stress.iterations(config):

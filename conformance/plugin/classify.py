@@ -4,6 +4,8 @@ and its reason, then what the platform's expectation file makes of that. Pure fu
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 
 import pytest
@@ -18,6 +20,27 @@ from ..outcomes import Unsupported
 class Verdict:
     outcome: str
     reason: str = ""
+
+
+def _innermost_function(error: BaseException) -> tuple[str, str]:
+    """(file name, function) where the exception was raised."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "", ""
+    return os.path.basename(tb.tb_frame.f_code.co_filename), tb.tb_frame.f_code.co_name
+
+
+def refused_resource(error: BaseException) -> str | None:
+    """Why the system refused the case a thread or a process, if that is what the exception says; the case could
+    not be carried out, whatever the platform does with descriptors and locks."""
+    if isinstance(error, RuntimeError) and "can't start new thread" in str(error):
+        return "the system refused a new thread (its limit on processes and threads, RLIMIT_NPROC, or memory)"
+    if isinstance(error, OSError) and error.errno == errno.EAGAIN \
+            and _innermost_function(error) in (("subprocess.py", "_execute_child"), ("subprocess.py", "_fork_exec")):
+        return "the system refused a new process: fork EAGAIN (RLIMIT_NPROC, the pid or memory limits)"
+    return None
 
 
 def _timeout(error: BaseException) -> bool:
@@ -41,13 +64,17 @@ def classify(when: str, status: str, error: BaseException | None, skip_reason: s
     raising `error` (None when it did not raise); `skip_reason` is what pytest says of a skip.
 
     An AssertionError, or any exception the case did not expect, is a `fail` in the call; only the harness's own
-    exceptions and pytest-timeout's expiry are `error`, as is anything that breaks setup or teardown.
+    exceptions, pytest-timeout's expiry and the system's refusal of a thread or a process are `error`, as is anything
+    that breaks setup or teardown.
     """
     if status == "passed":
         return Verdict(PASS)
     if status == "skipped":
         return Verdict(UNSUPPORTED, error.reason if isinstance(error, Unsupported) else skip_reason)
     message = _first_line(error) if error is not None else "failed"
+    refused = refused_resource(error) if error is not None else None
+    if refused:
+        return Verdict(ERROR, f"{refused}: {message}")
     if error is None or isinstance(error, HarnessError) or _timeout(error):
         return Verdict(ERROR, message)
     if when != "call":

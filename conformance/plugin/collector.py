@@ -42,13 +42,24 @@ from ..model import (
     worst,
 )
 from ..platforms import detect, probes, process
-from . import interrupts, rundir
-from .collection import UNMATCHED, unmatched_from_worker
+from . import interrupts, rundir, workers
+from .collection import UNMATCHED, selection, unmatched_from_worker
 from .options import case_timeout, target_dir
 
 REPORT = pytest.StashKey[Report]()
 _STOP_REASON = pytest.StashKey[str]()
 NO_REFERENCES = "(none recorded)"
+
+
+def _forget_unstarted_workers(config: pytest.Config) -> None:
+    """pytest-xdist's workers that started before one could not: killed by the sweep, and kept from execnet's exit
+    handler, which would need the very threads the system refuses and print a traceback for each."""
+    import atexit
+
+    group = getattr(getattr(config.pluginmanager.get_plugin("dsession"), "nodemanager", None), "group", None)
+    cleanup = getattr(group, "_cleanup_atexit", None)
+    if cleanup is not None:
+        atexit.unregister(cleanup)
 
 
 def _sweep() -> None:
@@ -174,10 +185,14 @@ class ReportCollector:
                 case.outcomes.append((ERROR, self._unfinished_reason(nodeid)))
 
     def _completeness(self) -> Completeness:
-        collection = self.collection or Collection({nodeid: case.id for nodeid, case in self.cases.items()})
+        # No collection arrived (no worker reported anything): what this process knows of the selection stands in.
+        collection = self.collection or Collection({nodeid: case.id for nodeid, case in self.cases.items()},
+                                                   selection=selection(self.config))
         unfinished = sorted(case.id for case in self.cases.values() if not case.finished)
         finished = sum(1 for case in self.cases.values() if case.finished)
-        if self._signal() or (interrupts.stopping(self.config) and not interrupts.stopped_because(self.config)):
+        if workers.start_failure(self.config):
+            ended, why = STOPPED, workers.start_failure(self.config)
+        elif self._signal() or (interrupts.stopping(self.config) and not interrupts.stopped_because(self.config)):
             ended, why = INTERRUPTED, self._signal() or "an interrupt"
         elif interrupts.stopped_because(self.config) or self.config.stash.get(_STOP_REASON, None):
             ended, why = STOPPED, interrupts.stopped_because(self.config) or self.config.stash[_STOP_REASON]
@@ -213,6 +228,15 @@ class ReportCollector:
         return Report.build(suite, platform, run, self._cases(), self.unmatched(), self._completeness())
 
     @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """A run whose session could not start (its workers could not) still reports, and leaves nothing."""
+        if self.report is None and workers.start_failure(config):
+            _forget_unstarted_workers(config)
+            _sweep()
+            self.report = self.build(pytest.ExitCode.TESTS_FAILED)
+            self._write()
+
+    @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         _sweep()
         rundir.remove(self.config)
@@ -227,6 +251,9 @@ class ReportCollector:
         if self.unmatched() and self.config.getoption("conformance_strict") and exitstatus == pytest.ExitCode.OK:
             session.exitstatus = exitstatus = pytest.ExitCode.TESTS_FAILED
         self.report = self.build(exitstatus)
+        self._write()
+
+    def _write(self) -> None:
         self.config.stash[REPORT] = self.report
         directory = self.config.getoption("conformance_report")
         if directory:

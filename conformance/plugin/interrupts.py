@@ -62,27 +62,15 @@ class InterruptRecorder:
         config.stash[INTERRUPTION] = current.__self__ if _is_interruption(current) else Interruption()
         of(config).install()
         if hasattr(config, "workerinput"):
-            # The controller started this worker with both signals blocked (see start_workers): one that arrived
+            # The controller started this worker with both signals blocked (plugin/workers.py): one that arrived
             # while the interpreter started is delivered now, to the handler, not as a traceback from an import.
             signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPT_SIGNALS)
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_sessionstart(self, session: pytest.Session):
-        """On a pytest-xdist controller, the workers start here: with both signals blocked, which they inherit across
-        exec, so that a Ctrl-C meant for the run waits for each worker's handler instead of killing its startup. The
-        controller's own arrives the moment the workers have started."""
-        if self.workers is None:
-            yield
-            return
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPT_SIGNALS)
-        try:
-            yield
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def pytest_keyboard_interrupt(self, excinfo) -> None:
         interruption = of(self.config)
         interruption.stopping = True
+        if not isinstance(excinfo.value, KeyboardInterrupt):
+            return  # pytest.exit(): the run stops itself, and says why
         if _xdist_stop(excinfo.value):
             self.config.stash[STOPPED_BECAUSE] = str(excinfo.value)
             return

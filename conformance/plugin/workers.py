@@ -1,0 +1,52 @@
+"""Starting pytest-xdist's workers, on the controller.
+
+They start with SIGINT and SIGTERM blocked, which they inherit across exec: a Ctrl-C meant for the run then waits for
+each worker's handler (plugin/interrupts.py unblocks them) instead of killing its interpreter's startup with a
+traceback, and the controller's own arrives the moment the workers have started. Workers that cannot start (the system
+refuses the threads or processes they need, under RLIMIT_NPROC; a worker that dies starting) end the run in one line
+naming why, not in pytest's internal error, and the collector still writes its report.
+"""
+
+from __future__ import annotations
+
+import resource
+import signal
+
+import pytest
+
+from ..interruption import INTERRUPT_SIGNALS
+from .classify import refused_resource
+
+START_FAILED = pytest.StashKey[str]()
+
+
+class WorkerStart:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_sessionstart(self, session: pytest.Session):
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPT_SIGNALS)
+        try:
+            outcome = yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        error = outcome.exception
+        if isinstance(error, Exception):
+            message = f"pytest-xdist could not start its workers: {type(error).__name__}: {error}"
+            why = refused_resource(error) or _process_limit()
+            self.config.stash[START_FAILED] = message + (f"; {why}" if why else "")
+            outcome.force_exception(pytest.exit.Exception(self.config.stash[START_FAILED],
+                                                           returncode=pytest.ExitCode.TESTS_FAILED))
+
+
+def _process_limit() -> str:
+    """The limit on this user's processes and threads where one is set: the likely reason a worker died starting."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+    if soft == resource.RLIM_INFINITY:
+        return ""
+    return f"this user may have no process or thread left under its limit (RLIMIT_NPROC {soft})"
+
+
+def start_failure(config: pytest.Config) -> str | None:
+    return config.stash.get(START_FAILED, None)
