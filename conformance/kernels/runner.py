@@ -19,6 +19,7 @@ from ..report.formats import REPORT_FORMATS
 from ..report.gfm import md_escape, table
 from ..report.load import ReportError, read_report
 from ..report.matrix import build_matrix
+from ..report.text import visible
 from ..report.write import write_matrix
 from . import console, guest
 from .sources import Kernel, KernelSourceError, check, release_key, resolve
@@ -61,7 +62,7 @@ class Run:
 
 
 def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    print(visible(text), file=sys.stderr, flush=True)  # a path or a guest's output may hold an escape
 
 
 def main(specs: list[str], options: Options) -> int:
