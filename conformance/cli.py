@@ -9,7 +9,7 @@
     conformance kernels [KERNEL...] [--out DIR] [--kvm auto|yes|no] [--no-host] [-- PYTEST ARGS...]
     conformance bench [--report-dir reports/runs/bench] [--dir DIR] [--quick] [-- PYTEST ARGS...]
 
-Bad input is one line on stderr and exit status 2, never a traceback.
+Bad input is one line on stderr, `conformance: <subcommand>: <message>`, and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -21,11 +21,7 @@ from pathlib import Path
 
 from . import settings
 from .report.load import ReportError, read_report, read_reports
-
-
-def _fail(message: str) -> int:
-    print(f"conformance: {message}", file=sys.stderr)
-    return 2
+from .usage import Parser, UsageError, fail
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         settings.deadline_scale()
         settings.target_dir(args.dir, "--dir")
     except settings.BadSetting as e:
-        return _fail(str(e))
+        return fail("run", str(e))
     report_dir = Path(args.report_dir).resolve()
     pytest_args = [
         str(settings.CASES_DIR),
@@ -58,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(sys.stderr):
         status, report = run_pytest(pytest_args + args.pytest_args)
     if report is None:
-        print("conformance: the run built no report, so no KTAP is printed", file=sys.stderr)
+        fail("run", "the run built no report, so no KTAP is printed")
         return status or 2
     from .report.ktap import render_ktap
 
@@ -134,21 +130,14 @@ def bench(args: argparse.Namespace) -> int:
     try:
         settings.target_dir(args.dir, "--dir")
     except settings.BadSetting as e:
-        return _fail(str(e))
+        return fail("bench", str(e))
     if Path(args.report_dir).exists() and not Path(args.report_dir).is_dir():
-        return _fail(f"--report-dir {args.report_dir}: not a directory")
+        return fail("bench", f"--report-dir {args.report_dir}: not a directory")
     status, table = run_bench(Path(args.report_dir).resolve(), args.dir, args.quick, args.pytest_args)
     if table is None:
-        return _fail("bench: the benchmarks wrote no report") if status == 0 else status
+        return fail("bench", "the benchmarks wrote no report") if status == 0 else status
     _print(table)
     return status
-
-
-def _one_line_error(command: str):
-    """An ArgumentParser.error that prints one line (no usage) and exits 2."""
-    def error(message: str):
-        sys.exit(_fail(f"{command}: {message}"))
-    return error
 
 
 def _positive(kind):
@@ -163,8 +152,9 @@ def _positive(kind):
 def parser() -> argparse.ArgumentParser:
     from .bench import QUICK_DIVISOR
 
-    top = argparse.ArgumentParser(prog="conformance", description=__doc__.splitlines()[0])
-    sub = top.add_subparsers(dest="command", required=True)
+    top = Parser(prog="conformance", description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True,
+                             help="run, render, matrix, diff, ktap, kernels or bench")
     r = sub.add_parser("run", help="run the conformance suite on this machine and write the report")
     r.add_argument("--report-dir", default=settings.DEFAULT_REPORT_DIR,
                    help=f"where <platform-id>.json/.md/.html/.ktap go (default: {settings.DEFAULT_REPORT_DIR})")
@@ -235,7 +225,6 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments for both timed suite runs, "
                    "e.g. -k rights")
     b.set_defaults(func=bench)
-    b.error = _one_line_error("bench")
     return top
 
 
@@ -244,22 +233,21 @@ def main(argv: list[str] | None = None) -> int:
     extra = []
     if argv[:1] == ["kernels"] and "--" in argv:  # two lists of positionals: argparse cannot tell them apart
         argv, extra = argv[:argv.index("--")], argv[argv.index("--") + 1:]
-    top = parser()
-    args, unknown = top.parse_known_args(argv)
-    if unknown:
-        message = "unrecognized arguments: " + " ".join(unknown)
-        if args.command == "bench":
-            return _fail(f"bench: {message}")
-        top.error(message)
+    try:
+        args, unknown = parser().parse_known_args(argv)
+        if unknown:
+            raise UsageError(args.command, "unrecognized arguments: " + " ".join(unknown))
+    except UsageError as e:
+        return fail(e.subcommand, str(e))
     if args.command == "kernels":
         args.pytest_args = extra
     try:
         return args.func(args)
-    except ReportError as e:
-        return _fail(str(e))
+    except (ReportError, settings.BadSetting) as e:
+        return fail(args.command, str(e))
     except OSError as e:
         # Writing the output (a full disk, a read-only directory) is the only other way to fail.
-        return _fail(f"{e.filename or 'output'}: {e.strerror or e}")
+        return fail(args.command, f"{e.filename or 'output'}: {e.strerror or e}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """A report full of control characters, through every command that shows it: no raw ESC, BEL or other control
-character reaches a page (HTML, Markdown, KTAP) or the terminal (diff, ktap); each is shown as a visible escape such
-as \\x1b instead."""
+character reaches a page (HTML, Markdown, KTAP) or the terminal (diff, ktap, messages); each is shown as a visible
+escape such as \\x1b instead."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import unicodedata
 
 import pytest
-from commands import conformance
+from commands import conformance, refused
 from reportdata import hostile_report, sample_report
 
 # Every C0 control but tab and newline, DEL, every C1 control, a bidirectional override, and a terminal's favourite
@@ -70,3 +70,7 @@ def test_ktap_prints_no_control_character(reports):
     assert done.status == 0, done.err
     assert not _raw(done.out) and "\\x1b[2J\\x1b]0;owned\\x07" in done.out
 
+
+def test_a_message_naming_such_a_path_prints_no_control_character(tmp_path):
+    message = refused(conformance("ktap", tmp_path / "\x1b[2J\x07.json"), "ktap")
+    assert message == f"{tmp_path}/\\x1b[2J\\x07.json: no such file"

@@ -290,10 +290,10 @@ def test_a_kernel_whose_suite_writes_no_report_exits_3(fake_vng, capsys):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["kernels", "--no-host"], "conformance: nothing to run: no kernel given and --no-host\n"),
-    (["kernels", "--no-host", "--dir", "/nonexistent"], "conformance: --dir /nonexistent: not a directory\n"),
-    (["kernels", "--out", "/tmp/a b"], "conformance: --out /tmp/a b: virtme-ng cannot pass a path with blanks, "
-                                       "quotes, '=' or ',' to a guest\n"),
+    (["kernels", "--no-host"], "conformance: kernels: nothing to run: no kernel given and --no-host\n"),
+    (["kernels", "--no-host", "--dir", "/nonexistent"], "conformance: kernels: --dir /nonexistent: not a directory\n"),
+    (["kernels", "--out", "/tmp/a b"], "conformance: kernels: --out /tmp/a b: virtme-ng cannot pass a path with "
+                                       "blanks, quotes, '=' or ',' to a guest\n"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys, monkeypatch):
     monkeypatch.setattr(runner, "find_tools", lambda: tools.Tools("/bin/true", ""))
@@ -305,7 +305,7 @@ def test_an_unknown_kernel_argument_is_one_line_from_the_command(tmp_path):
     done = subprocess.run([sys.executable, "-m", "conformance", "kernels", "sixpointone", "--out",
                            str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("conformance: ")
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("conformance: kernels: sixpointone: ")
     assert "Traceback" not in done.stderr
 
 
@@ -320,5 +320,5 @@ def test_reports_can_go_beside_other_runs_while_the_rest_stays_in_out(fake_vng, 
 def test_two_arguments_for_one_kernel_are_refused(fake_vng, tmp_path, capsys):
     image = str(tmp_path / "vmlinuz-6.1.0-fake")
     assert main(["kernels", image, os.path.relpath(image), "--no-host", "--out", str(tmp_path / "out")]) == 2
-    assert capsys.readouterr().err.endswith(f"conformance: {image} and {os.path.relpath(image)} name the same "
+    assert capsys.readouterr().err.endswith(f"conformance: kernels: {image} and {os.path.relpath(image)} name the same "
                                             "kernel (6.1.0-fake)\n")

@@ -501,7 +501,7 @@ def test_the_cli_refuses_a_corrupted_file_in_one_line(workdir, data):
         ):
             status, stdout, stderr = _cli(argv)
             assert status == 2, (argv, stderr)
-            assert stderr.startswith(f"conformance: {bad}: "), (argv, stderr)
+            assert stderr.startswith(f"conformance: {argv[0]}: {bad}: "), (argv, stderr)
             assert stderr.endswith("\n") and stderr.count("\n") == 1, (argv, stderr)
             assert stdout == "", argv
             assert not out.exists() or not any(out.iterdir()), argv
@@ -895,7 +895,7 @@ def test_render_refuses_a_platform_id_that_cannot_name_a_file(workdir, platform_
         path.write_text(json.dumps(report), encoding="utf-8")
         status, _, stderr = _cli(["render", path, "--out", scratch / "out"])
         assert status == 2
-        assert stderr.startswith(f"conformance: {path}: platform id ") and stderr.count("\n") == 1, stderr
+        assert stderr.startswith(f"conformance: render: {path}: platform id ") and stderr.count("\n") == 1, stderr
         assert not (scratch / "out").exists() or not any((scratch / "out").iterdir())
 
 

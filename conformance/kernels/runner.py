@@ -21,6 +21,7 @@ from ..report.load import ReportError, read_report
 from ..report.matrix import build_matrix
 from ..report.text import visible
 from ..report.write import write_matrix
+from ..settings import BadSetting
 from . import console, guest
 from .sources import Kernel, KernelSourceError, check, release_key, resolve
 from .tools import MissingTools, Tools, find_tools, kvm_usable
@@ -29,8 +30,8 @@ REPORT_SUFFIXES = tuple(form.suffix for form in REPORT_FORMATS)
 KVM_START = 45.0  # seconds for a KVM guest to print its first line; it takes 2-5 when KVM works at all
 
 
-class BadInput(Exception):
-    pass
+class BadInput(BadSetting):
+    """Bad input for the command: one line, exit status 2."""
 
 
 @dataclass
@@ -71,9 +72,8 @@ def main(specs: list[str], options: Options) -> int:
             check(spec)
         tools = find_tools() if specs else None
         kernels = _prepare(specs, options)
-    except (MissingTools, KernelSourceError, BadInput) as e:
-        print(f"conformance: {e}", file=sys.stderr)
-        return 2
+    except (MissingTools, KernelSourceError) as e:
+        raise BadInput(str(e)) from None
     runs = []
     total = len(kernels) + options.host
     step = 0
