@@ -1,7 +1,7 @@
 """The `conformance` command: run the suite and write the report; render, merge, compare and convert reports.
 
-    conformance run [--report-dir reports/runs] [--dir DIR] [-n N|auto] [--strict] [--stress N] [--ktap]
-                    [-- PYTEST ARGS...]
+    conformance run [--report-dir reports/runs] [--dir DIR] [-n N|auto|logical] [--strict] [--stress N]
+                    [--stress-seconds S] [--ktap] [-- PYTEST ARGS...]
     conformance render REPORT.json [--out DIR]
     conformance matrix REPORT.json... [--out DIR]
     conformance diff OLD.json NEW.json [--format text|markdown|json] [--fail-on-observations]
@@ -9,7 +9,9 @@
     conformance kernels [KERNEL...] [--out DIR] [--kvm auto|yes|no] [--no-host] [-- PYTEST ARGS...]
     conformance bench [--report-dir reports/runs/bench] [--dir DIR] [--quick] [-- PYTEST ARGS...]
 
-Bad input is one line on stderr, `conformance: <subcommand>: <message>`, and exit status 2, never a traceback.
+Bad input (a usage error, a setting out of its bounds, a directory that cannot be used, a file that is no report)
+is one line on stderr, `conformance: <subcommand>: <message>`, and exit status 2, found before any work starts;
+never a traceback. The settings are checked by settings.py, the same checks the pytest plugin makes.
 """
 
 from __future__ import annotations
@@ -24,24 +26,31 @@ from .report.load import ReportError, read_report, read_reports
 from .usage import Parser, UsageError, fail
 
 
+def _check_run(args: argparse.Namespace) -> None:
+    """Every setting of `conformance run`, checked before pytest starts: pytest reports its own usage errors
+    with exit status 4, and after seconds of collection; here they are one line, exit status 2, at once."""
+    settings.deadline_scale()
+    settings.temp_dir()
+    args.workers = settings.workers(args.workers)
+    args.stress = settings.stress_iterations(args.stress, "--stress")
+    args.stress_seconds = settings.stress_seconds(args.stress_seconds, "--stress-seconds")
+    settings.target_dir(args.dir, "--dir")
+    args.report_dir = settings.report_dir(args.report_dir, "--report-dir")
+
+
 def run(args: argparse.Namespace) -> int:
     from .session import run_pytest
 
-    try:
-        settings.deadline_scale()
-        settings.target_dir(args.dir, "--dir")
-    except settings.BadSetting as e:
-        return fail("run", str(e))
-    report_dir = Path(args.report_dir).resolve()
+    _check_run(args)
     pytest_args = [
         str(settings.CASES_DIR),
-        "--conformance-report", str(report_dir),
+        "--conformance-report", str(args.report_dir),
         "-p", "no:cacheprovider",
         "-q",
     ]
     if args.dir:
         pytest_args += ["--conformance-dir", args.dir]
-    if args.workers not in ("0", "no"):
+    if args.workers != "0":
         pytest_args += ["-n", args.workers]
     if args.stress:
         pytest_args += ["--conformance-stress", str(args.stress),
@@ -127,13 +136,11 @@ def kernels(args: argparse.Namespace) -> int:
 def bench(args: argparse.Namespace) -> int:
     from .bench.command import run_bench
 
-    try:
-        settings.target_dir(args.dir, "--dir")
-    except settings.BadSetting as e:
-        return fail("bench", str(e))
-    if Path(args.report_dir).exists() and not Path(args.report_dir).is_dir():
-        return fail("bench", f"--report-dir {args.report_dir}: not a directory")
-    status, table = run_bench(Path(args.report_dir).resolve(), args.dir, args.quick, args.pytest_args)
+    settings.deadline_scale()
+    settings.temp_dir()
+    settings.target_dir(args.dir, "--dir")
+    report_dir = settings.report_dir(args.report_dir, "--report-dir")
+    status, table = run_bench(report_dir, args.dir, args.quick, args.pytest_args)
     if table is None:
         return fail("bench", "the benchmarks wrote no report") if status == 0 else status
     _print(table)
@@ -160,12 +167,15 @@ def parser() -> argparse.ArgumentParser:
                    help=f"where <platform-id>.json/.md/.html/.ktap go (default: {settings.DEFAULT_REPORT_DIR})")
     r.add_argument("--dir", help="directory on the filesystem to test, where cases make their files "
                    "(default: $CONFORMANCE_DIR, else $TMPDIR)")
-    r.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers: a number, auto (default), or 0")
+    r.add_argument("-n", "--workers", default="auto",
+                   help="pytest-xdist workers: auto (default), logical, 0 (one process) or 1 to 4 per CPU")
     r.add_argument("--strict", action="store_true", help="an unexpected-pass fails the run")
-    r.add_argument("--stress", type=_positive(int), default=0, metavar="N",
-                   help="only the race-prone cases, each N times within --stress-seconds; names iterations that differ")
-    r.add_argument("--stress-seconds", type=_positive(float), default=120.0, metavar="S",
-                   help="with --stress: the time budget (default 120)")
+    r.add_argument("--stress", default=0, metavar="N",
+                   help="only the race-prone cases, each N times within --stress-seconds (N at most "
+                   f"{settings.MAX_STRESS_ITERATIONS}); names iterations that differ")
+    r.add_argument("--stress-seconds", default=settings.DEFAULT_STRESS_SECONDS, metavar="S",
+                   help=f"with --stress: the time budget (default {settings.DEFAULT_STRESS_SECONDS:g}, at most "
+                   f"{settings.MAX_STRESS_SECONDS:g})")
     r.add_argument("--ktap", action="store_true",
                    help="print the results as KTAP on standard output (pytest's output goes to standard error)")
     r.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments, e.g. -k rights")

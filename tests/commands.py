@@ -1,14 +1,17 @@
-"""The `conformance` command run as a user runs it, for the self-tests of its behaviour: exit status, output, and how
-fast bad input is refused."""
+"""The `conformance` command (and plain pytest) run as a user runs them, for the self-tests of their behaviour: exit
+status, output, and how fast bad input is refused."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 120  # a command that should finish; one that should refuse its input must do so within BAD_INPUT_SECONDS
@@ -42,9 +45,15 @@ def _run(argv: list, env: dict | None, timeout: float) -> Done:
     return Done(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
 
-def conformance(*args, env: dict | None = None, timeout: float = TIMEOUT) -> Done:
-    """``python -m conformance ARGS``."""
-    return _run([sys.executable, "-m", "conformance", *args], env, timeout)
+def conformance(*args, env: dict | None = None, timeout: float = TIMEOUT, prefix: tuple = ()) -> Done:
+    """``python -m conformance ARGS``; ``prefix`` runs it under another program (unshare, for a read-only mount)."""
+    return _run([*prefix, sys.executable, "-m", "conformance", *args], env, timeout)
+
+
+def pytest_run(*args, env: dict | None = None, prefix: tuple = ()) -> Done:
+    """Plain ``python -m pytest ARGS`` on the suite's cases, as a user runs it."""
+    return _run([*prefix, sys.executable, "-m", "pytest", str(ROOT / "conformance" / "cases"), "-q",
+                 "-p", "no:cacheprovider", "-p", "no:randomly", *args], env, TIMEOUT)
 
 
 def refused(done: Done, subcommand: str | None) -> str:
@@ -56,3 +65,28 @@ def refused(done: Done, subcommand: str | None) -> str:
     assert "Traceback" not in done.err
     assert done.seconds < BAD_INPUT_SECONDS, f"{done.seconds:.2f} s to refuse: {done.err}"
     return done.err[len(prefix):-1]
+
+
+def pytest_refused(done: Done) -> str:
+    """Assert that plain pytest refused its input as a usage error: exit status 4 (pytest's convention), one line
+    of message; that message, after ``ERROR: ``."""
+    lines = done.err.strip().splitlines()
+    assert done.status == 4 and len(lines) == 1 and lines[0].startswith("ERROR: "), (done.status, done.err)
+    assert "Traceback" not in done.err
+    return lines[0][len("ERROR: "):]
+
+
+def read_only_dir(path: Path) -> tuple:
+    """Make ``path`` a directory no file can be made in, for this process's uid; the prefix a command must run
+    under to see it so. Unprivileged, a mode of 0555 does; root ignores modes, so it gets a read-only tmpfs mounted
+    over ``path`` in a mount namespace of the command's own (Linux, where root may unshare one)."""
+    path.mkdir(exist_ok=True)
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        return ()
+    unshare = shutil.which("unshare")
+    prefix = (unshare, "--mount", "--propagation", "private", "--", "sh", "-c",
+              'mount -t tmpfs -o ro conformance-selftest "$0" && exec "$@"', str(path)) if unshare else ()
+    if not prefix or subprocess.run([*prefix, "true"], capture_output=True, timeout=30).returncode != 0:
+        pytest.skip("root, and no mount namespace with a read-only tmpfs here")
+    return prefix

@@ -34,7 +34,7 @@ def _conformance(*args, env=None):
 # ---- arguments ---------------------------------------------------------------------------------------------------
 
 BAD_ARGUMENTS = [
-    ("missing --dir", ["--dir", "{missing}"], "--dir {missing}: not a directory"),
+    ("missing --dir", ["--dir", "{missing}"], "--dir {missing}: no such directory"),
     ("--report-dir is a file", ["--report-dir", "{file}"], "--report-dir {file}: not a directory"),
     ("unknown option", ["--fast"], "unrecognized arguments: --fast"),
     ("option without its value", ["--dir"], "argument --dir: expected one argument"),
