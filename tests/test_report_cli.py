@@ -10,6 +10,7 @@ from commands import conformance, refused
 from reportdata import sample_report
 
 from conformance.cli import main
+from conformance.report.load import MAX_REPORT_BYTES
 
 
 def _save(tmp_path, report, name):
@@ -78,6 +79,11 @@ BAD_INPUT = [
     ("diff of a directory", ["diff", "{old}", "{dir}"], "is a directory"),
     ("ktap of a report of another schema version", ["ktap", "{other_version}"], "schema version 1; this tool reads"),
     ("render of an unknown outcome", ["render", "{unknown}"], "'maybe' is not one of"),
+    ("ktap of a FIFO", ["ktap", "{fifo}"], "fifo: not a regular file: a FIFO"),
+    ("ktap of a character device", ["ktap", "/dev/zero"], "/dev/zero: not a regular file: a character device"),
+    ("diff of a file over the size limit", ["diff", "{old}", "{huge}"], f"huge.json: {MAX_REPORT_BYTES + 1} bytes, "
+                                                                         "more than the 64 MiB allowed"),
+    ("matrix of a FIFO", ["matrix", "{old}", "{fifo}"], "fifo: not a regular file: a FIFO"),
 ]
 
 
@@ -90,7 +96,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, reports, argv, fragment):
     paths = dict(reports, missing=str(tmp_path / "missing.json"), dir=str(tmp_path),
                  truncated=_save_text(tmp_path, "truncated.json", text[: len(text) // 3]),
                  other_version=_save(tmp_path, other_version, "other_version.json"),
-                 unknown=_save(tmp_path, unknown, "unknown.json"))
+                 unknown=_save(tmp_path, unknown, "unknown.json"), fifo=str(tmp_path / "fifo"),
+                 huge=str(tmp_path / "huge.json"))
+    os.mkfifo(paths["fifo"])  # no writer: reading it would block forever
+    with open(paths["huge"], "wb") as huge:  # sparse: no disk space taken
+        huge.truncate(MAX_REPORT_BYTES + 1)
     out_dir = tmp_path / "out"
     message = refused(conformance(*(arg.format(**paths) for arg in argv), *(
         ["--out", str(out_dir)] if argv[0] in ("matrix", "render") else [])), argv[0])
