@@ -2,7 +2,7 @@
 
     conformance run [--report-dir reports/runs] [--dir DIR] [-n N|auto|logical] [--strict] [--stress N]
                     [--stress-seconds S] [--ktap] [-- PYTEST ARGS...]
-    conformance render REPORT.json [--out DIR]
+    conformance render REPORT.json [--out DIR] [--force]
     conformance matrix REPORT.json... [--out DIR]
     conformance diff OLD.json NEW.json [--format text|markdown|json] [--fail-on-observations]
     conformance ktap REPORT.json
@@ -80,13 +80,17 @@ def _print(text: str) -> None:
 
 
 def render(args: argparse.Namespace) -> int:
-    from .report.write import UnusablePlatformId, write_report
+    from .report.write import UnusablePlatformId, replaced_report, write_report
 
     report = read_report(args.report)
+    out = args.out if args.out is not None else str(Path(args.report).parent)
     try:
-        written = write_report(report, Path(args.out or Path(args.report).parent))
+        replaced = replaced_report(report, Path(out), Path(args.report))
     except UnusablePlatformId as e:
         raise ReportError(f"{args.report}: {e}") from None
+    if replaced is not None and not args.force:
+        return fail("render", f"{replaced} holds another report of this platform id; --force replaces it")
+    written = write_report(report, settings.report_dir(out, "--out"))
     for kind, path in written.items():
         print(f"{kind}: {path}")
     return 0
@@ -97,7 +101,7 @@ def matrix(args: argparse.Namespace) -> int:
     from .report.write import write_matrix
 
     built = build_matrix(read_reports(args.reports))
-    for kind, written in write_matrix(built, Path(args.out)).items():
+    for kind, written in write_matrix(built, settings.report_dir(args.out, "--out")).items():
         print(f"{kind}: {written}")
     return 0
 
@@ -183,6 +187,8 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("render", help="write the Markdown, HTML and KTAP of a JSON report again")
     d.add_argument("report", help="a report written by `conformance run`")
     d.add_argument("--out", help="directory for the pages (default: beside the report)")
+    d.add_argument("--force", action="store_true",
+                   help="replace another report of the same platform id already in the directory")
     d.set_defaults(func=render)
     m = sub.add_parser("matrix", help="merge reports of several platforms into one Markdown, HTML and JSON matrix")
     m.add_argument("reports", nargs="*", metavar="REPORT", help="reports written by `conformance run`")

@@ -124,3 +124,27 @@ def test_run_with_ktap_keeps_standard_output_for_ktap(tmp_path):
     assert "passed" in done.err  # pytest's own summary went to standard error
     assert len(list(tmp_path.glob("*.ktap"))) == 1
 
+
+def test_render_refuses_to_replace_another_report_of_the_same_platform_unless_forced(tmp_path, reports):
+    out = tmp_path / "out"
+    assert conformance("render", reports["new"], "--out", out).status == 0
+    written = out / f"{sample_report()['platform']['id']}.json"
+    before = written.read_bytes()
+    message = refused(conformance("render", reports["old"], "--out", out), "render")
+    assert message == f"{written} holds another report of this platform id; --force replaces it"
+    assert written.read_bytes() == before
+    done = conformance("render", reports["old"], "--out", out, "--force")
+    assert done.status == 0, done.err
+    assert json.loads(written.read_text()) == json.loads(open(reports["old"]).read())
+
+
+def test_render_again_in_place_or_over_the_same_report_is_fine(tmp_path, reports):
+    assert conformance("render", reports["old"]).status == 0  # beside itself: <platform id>.json is written
+    rendered = tmp_path / f"{sample_report()['platform']['id']}.json"
+    done = conformance("render", rendered)  # the same file, in place
+    assert done.status == 0, done.err
+    copy = tmp_path / "copy" / "report.json"
+    copy.parent.mkdir()
+    copy.write_text(json.dumps(sample_report(), separators=(",", ":")))  # the same report, written another way
+    done = conformance("render", copy, "--out", tmp_path)
+    assert done.status == 0, done.err
