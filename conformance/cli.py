@@ -126,15 +126,9 @@ def ktap(args: argparse.Namespace) -> int:
 
 
 def kernels(args: argparse.Namespace) -> int:
-    from .kernels import runner
+    from .kernels import options, runner
 
-    options = runner.Options(
-        out=Path(args.out).absolute(), report_dir=Path(args.report_dir).absolute() if args.report_dir else None,
-        cache=Path(args.cache).absolute() if args.cache else runner.default_cache(),
-        kvm=args.kvm, cpus=args.cpus, memory=args.memory, user=args.user, test_dir=args.dir, host=not args.no_host,
-        workers=args.workers, boot_timeout=args.boot_timeout, timeout=args.timeout,
-        pytest_args=tuple(args.pytest_args))
-    return runner.main(args.kernels, options)
+    return runner.main(args.kernels, options.checked(args))
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -149,15 +143,6 @@ def bench(args: argparse.Namespace) -> int:
         return fail("bench", "the benchmarks wrote no report") if status == 0 else status
     _print(table)
     return status
-
-
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{text}: not above 0")
-        return value
-    return parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -219,14 +204,14 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--no-host", action="store_true", help="do not run the suite on the host kernel too")
     v.add_argument("--dir", default="/dev/shm", help="the filesystem under test, the same on the host and in "
                    "every guest (default: /dev/shm, a tmpfs)")
-    v.add_argument("--cpus", type=_positive(int), default=2, help="guest CPUs (default: 2)")
+    v.add_argument("--cpus", default="2", help="guest CPUs (default: 2)")
     v.add_argument("--memory", default="2G", help="guest memory (default: 2G)")
     v.add_argument("--user", help="the user the suite runs as in the guests (default: the same as here)")
     v.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers in each run (default: auto)")
     v.add_argument("--cache", help="where Debian kernel packages are unpacked (default: ~/.cache/conformance/kernels)")
-    v.add_argument("--boot-timeout", type=_positive(float),
+    v.add_argument("--boot-timeout",
                    help="seconds for a guest to boot (default: 300 emulated, 45 with KVM)")
-    v.add_argument("--timeout", type=_positive(float), default=1800.0,
+    v.add_argument("--timeout", default="1800",
                    help="seconds for the suite in each kernel (default: 1800)")
     v.set_defaults(func=kernels)
     v.epilog = "After --, extra pytest arguments for every run, e.g. -- -k locks."
