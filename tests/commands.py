@@ -45,9 +45,11 @@ def _run(argv: list, env: dict | None, timeout: float) -> Done:
     return Done(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
 
-def conformance(*args, env: dict | None = None, timeout: float = TIMEOUT, prefix: tuple = ()) -> Done:
-    """``python -m conformance ARGS``; ``prefix`` runs it under another program (unshare, for a read-only mount)."""
-    return _run([*prefix, sys.executable, "-m", "conformance", *args], env, timeout)
+def conformance(*args, env: dict | None = None, timeout: float = TIMEOUT, prefix: tuple = (),
+                module: str = "conformance") -> Done:
+    """``python -m conformance ARGS`` (or another ``module``: conformance.soak); ``prefix`` runs it under another
+    program (unshare, for a read-only mount)."""
+    return _run([*prefix, sys.executable, "-m", module, *args], env, timeout)
 
 
 def pytest_run(*args, env: dict | None = None, prefix: tuple = ()) -> Done:
