@@ -1,66 +1,69 @@
 """The `conformance` command: run the suite and write the report; render, merge, compare and convert reports.
 
-    conformance run [--report-dir reports/runs] [--dir DIR] [-n N|auto] [--strict] [--stress N] [--ktap]
-                    [-- PYTEST ARGS...]
-    conformance render REPORT.json [--out DIR]
+    conformance run [--report-dir reports/runs] [--dir DIR] [-n N|auto|logical] [--strict] [--stress N]
+                    [--stress-seconds S] [--ktap] [-- PYTEST ARGS...]
+    conformance render REPORT.json [--out DIR] [--force]
     conformance matrix REPORT.json... [--out DIR]
     conformance diff OLD.json NEW.json [--format text|markdown|json] [--fail-on-observations]
     conformance ktap REPORT.json
     conformance kernels [KERNEL...] [--out DIR] [--kvm auto|yes|no] [--no-host] [-- PYTEST ARGS...]
     conformance bench [--report-dir reports/runs/bench] [--dir DIR] [--quick] [-- PYTEST ARGS...]
 
-Bad input is one line on stderr and exit status 2, never a traceback.
+Bad input (a usage error, a setting out of its bounds, a directory that cannot be used, a file that is no report)
+is one line on stderr, `conformance: <subcommand>: <message>`, and exit status 2, found before any work starts;
+never a traceback. The settings are checked by settings.py, the same checks the pytest plugin makes.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from pathlib import Path
 
 from . import settings
 from .report.load import ReportError, read_report, read_reports
+from .usage import Parser, UsageError, fail
 
 
-def _fail(message: str) -> int:
-    print(f"conformance: {message}", file=sys.stderr)
-    return 2
+def _check_run(args: argparse.Namespace) -> None:
+    """Every setting of `conformance run`, checked before pytest starts: pytest reports its own usage errors
+    with exit status 4, and after seconds of collection; here they are one line, exit status 2, at once."""
+    settings.deadline_scale()
+    settings.temp_dir()
+    args.workers = settings.workers(args.workers)
+    args.stress = settings.stress_iterations(args.stress, "--stress")
+    args.stress_seconds = settings.stress_seconds(args.stress_seconds, "--stress-seconds")
+    args.target = settings.target_dir(args.dir, "--dir")
+    args.report_dir = settings.report_dir(args.report_dir, "--report-dir")
 
 
 def run(args: argparse.Namespace) -> int:
     from .session import run_pytest
 
-    try:
-        settings.deadline_scale()
-        settings.target_dir(args.dir, "--dir")
-    except settings.BadSetting as e:
-        return _fail(str(e))
-    report_dir = Path(args.report_dir).resolve()
+    _check_run(args)
     pytest_args = [
         str(settings.CASES_DIR),
-        "--conformance-report", str(report_dir),
+        "--conformance-report", str(args.report_dir),
         "-p", "no:cacheprovider",
         "-q",
     ]
     if args.dir:
         pytest_args += ["--conformance-dir", args.dir]
-    if args.workers not in ("0", "no"):
+    if args.workers != "0":
         pytest_args += ["-n", args.workers]
     if args.stress:
         pytest_args += ["--conformance-stress", str(args.stress),
                         "--conformance-stress-seconds", f"{args.stress_seconds:g}"]
     if args.strict:
         pytest_args.append("--conformance-strict")
-    target = args.dir or os.environ.get(settings.TARGET_DIR_VARIABLE) or None
     if not args.ktap:
-        return run_pytest(pytest_args + args.pytest_args, target, str(report_dir))[0]
+        return run_pytest(pytest_args + args.pytest_args, args.target, str(args.report_dir))[0]
     # KTAP consumers read standard output, so pytest's own output goes to standard error.
     with contextlib.redirect_stdout(sys.stderr):
-        status, report = run_pytest(pytest_args + args.pytest_args, target, str(report_dir))
+        status, report = run_pytest(pytest_args + args.pytest_args, args.target, str(args.report_dir))
     if report is None:
-        print("conformance: the run built no report, so no KTAP is printed", file=sys.stderr)
+        fail("run", "the run built no report, so no KTAP is printed")
         return status or 2
     from .report.ktap import render_ktap
 
@@ -77,13 +80,17 @@ def _print(text: str) -> None:
 
 
 def render(args: argparse.Namespace) -> int:
-    from .report.write import UnusablePlatformId, write_report
+    from .report.write import UnusablePlatformId, replaced_report, write_report
 
     report = read_report(args.report)
+    out = args.out if args.out is not None else str(Path(args.report).parent)
     try:
-        written = write_report(report, Path(args.out or Path(args.report).parent))
+        replaced = replaced_report(report, Path(out), Path(args.report))
     except UnusablePlatformId as e:
         raise ReportError(f"{args.report}: {e}") from None
+    if replaced is not None and not args.force:
+        return fail("render", f"{replaced} holds another report of this platform id; --force replaces it")
+    written = write_report(report, settings.report_dir(out, "--out"))
     for kind, path in written.items():
         print(f"{kind}: {path}")
     return 0
@@ -94,7 +101,7 @@ def matrix(args: argparse.Namespace) -> int:
     from .report.write import write_matrix
 
     built = build_matrix(read_reports(args.reports))
-    for kind, written in write_matrix(built, Path(args.out)).items():
+    for kind, written in write_matrix(built, settings.report_dir(args.out, "--out")).items():
         print(f"{kind}: {written}")
     return 0
 
@@ -119,65 +126,45 @@ def ktap(args: argparse.Namespace) -> int:
 
 
 def kernels(args: argparse.Namespace) -> int:
-    from .kernels import runner
+    from .kernels import options, runner
 
-    options = runner.Options(
-        out=Path(args.out).absolute(), report_dir=Path(args.report_dir).absolute() if args.report_dir else None,
-        cache=Path(args.cache).absolute() if args.cache else runner.default_cache(),
-        kvm=args.kvm, cpus=args.cpus, memory=args.memory, user=args.user, test_dir=args.dir, host=not args.no_host,
-        workers=args.workers, boot_timeout=args.boot_timeout, timeout=args.timeout,
-        pytest_args=tuple(args.pytest_args))
-    return runner.main(args.kernels, options)
+    return runner.main(args.kernels, options.checked(args))
 
 
 def bench(args: argparse.Namespace) -> int:
     from .bench.command import run_bench
 
-    try:
-        settings.target_dir(args.dir, "--dir")
-    except settings.BadSetting as e:
-        return _fail(str(e))
-    if Path(args.report_dir).exists() and not Path(args.report_dir).is_dir():
-        return _fail(f"--report-dir {args.report_dir}: not a directory")
-    status, table = run_bench(Path(args.report_dir).resolve(), args.dir, args.quick, args.pytest_args)
+    settings.deadline_scale()
+    settings.temp_dir()
+    settings.target_dir(args.dir, "--dir")
+    report_dir = settings.report_dir(args.report_dir, "--report-dir")
+    status, table = run_bench(report_dir, args.dir, args.quick, args.pytest_args)
     if table is None:
-        return _fail("bench: the benchmarks wrote no report") if status == 0 else status
+        return fail("bench", "the benchmarks wrote no report") if status == 0 else status
     _print(table)
     return status
-
-
-def _one_line_error(command: str):
-    """An ArgumentParser.error that prints one line (no usage) and exits 2."""
-    def error(message: str):
-        sys.exit(_fail(f"{command}: {message}"))
-    return error
-
-
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{text}: not above 0")
-        return value
-    return parse
 
 
 def parser() -> argparse.ArgumentParser:
     from .bench import QUICK_DIVISOR
 
-    top = argparse.ArgumentParser(prog="conformance", description=__doc__.splitlines()[0])
-    sub = top.add_subparsers(dest="command", required=True)
+    top = Parser(prog="conformance", description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True,
+                             help="run, render, matrix, diff, ktap, kernels or bench")
     r = sub.add_parser("run", help="run the conformance suite on this machine and write the report")
     r.add_argument("--report-dir", default=settings.DEFAULT_REPORT_DIR,
                    help=f"where <platform-id>.json/.md/.html/.ktap go (default: {settings.DEFAULT_REPORT_DIR})")
     r.add_argument("--dir", help="directory on the filesystem to test, where cases make their files "
                    "(default: $CONFORMANCE_DIR, else $TMPDIR)")
-    r.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers: a number, auto (default), or 0")
+    r.add_argument("-n", "--workers", default="auto",
+                   help="pytest-xdist workers: auto (default), logical, 0 (one process) or 1 to 4 per CPU")
     r.add_argument("--strict", action="store_true", help="an unexpected-pass fails the run")
-    r.add_argument("--stress", type=_positive(int), default=0, metavar="N",
-                   help="only the race-prone cases, each N times within --stress-seconds; names iterations that differ")
-    r.add_argument("--stress-seconds", type=_positive(float), default=120.0, metavar="S",
-                   help="with --stress: the time budget (default 120)")
+    r.add_argument("--stress", default=0, metavar="N",
+                   help="only the race-prone cases, each N times within --stress-seconds (N at most "
+                   f"{settings.MAX_STRESS_ITERATIONS}); names iterations that differ")
+    r.add_argument("--stress-seconds", default=settings.DEFAULT_STRESS_SECONDS, metavar="S",
+                   help=f"with --stress: the time budget (default {settings.DEFAULT_STRESS_SECONDS:g}, at most "
+                   f"{settings.MAX_STRESS_SECONDS:g})")
     r.add_argument("--ktap", action="store_true",
                    help="print the results as KTAP on standard output (pytest's output goes to standard error)")
     r.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments, e.g. -k rights")
@@ -185,6 +172,8 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("render", help="write the Markdown, HTML and KTAP of a JSON report again")
     d.add_argument("report", help="a report written by `conformance run`")
     d.add_argument("--out", help="directory for the pages (default: beside the report)")
+    d.add_argument("--force", action="store_true",
+                   help="replace another report of the same platform id already in the directory")
     d.set_defaults(func=render)
     m = sub.add_parser("matrix", help="merge reports of several platforms into one Markdown, HTML and JSON matrix")
     m.add_argument("reports", nargs="*", metavar="REPORT", help="reports written by `conformance run`")
@@ -215,14 +204,14 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--no-host", action="store_true", help="do not run the suite on the host kernel too")
     v.add_argument("--dir", default="/dev/shm", help="the filesystem under test, the same on the host and in "
                    "every guest (default: /dev/shm, a tmpfs)")
-    v.add_argument("--cpus", type=_positive(int), default=2, help="guest CPUs (default: 2)")
+    v.add_argument("--cpus", default="2", help="guest CPUs (default: 2)")
     v.add_argument("--memory", default="2G", help="guest memory (default: 2G)")
     v.add_argument("--user", help="the user the suite runs as in the guests (default: the same as here)")
     v.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers in each run (default: auto)")
     v.add_argument("--cache", help="where Debian kernel packages are unpacked (default: ~/.cache/conformance/kernels)")
-    v.add_argument("--boot-timeout", type=_positive(float),
+    v.add_argument("--boot-timeout",
                    help="seconds for a guest to boot (default: 300 emulated, 45 with KVM)")
-    v.add_argument("--timeout", type=_positive(float), default=1800.0,
+    v.add_argument("--timeout", default="1800",
                    help="seconds for the suite in each kernel (default: 1800)")
     v.set_defaults(func=kernels)
     v.epilog = "After --, extra pytest arguments for every run, e.g. -- -k locks."
@@ -237,7 +226,6 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments for both timed suite runs, "
                    "e.g. -k rights")
     b.set_defaults(func=bench)
-    b.error = _one_line_error("bench")
     return top
 
 
@@ -246,22 +234,21 @@ def main(argv: list[str] | None = None) -> int:
     extra = []
     if argv[:1] == ["kernels"] and "--" in argv:  # two lists of positionals: argparse cannot tell them apart
         argv, extra = argv[:argv.index("--")], argv[argv.index("--") + 1:]
-    top = parser()
-    args, unknown = top.parse_known_args(argv)
-    if unknown:
-        message = "unrecognized arguments: " + " ".join(unknown)
-        if args.command == "bench":
-            return _fail(f"bench: {message}")
-        top.error(message)
+    try:
+        args, unknown = parser().parse_known_args(argv)
+        if unknown:
+            raise UsageError(args.command, "unrecognized arguments: " + " ".join(unknown))
+    except UsageError as e:
+        return fail(e.subcommand, str(e))
     if args.command == "kernels":
         args.pytest_args = extra
     try:
         return args.func(args)
-    except ReportError as e:
-        return _fail(str(e))
+    except (ReportError, settings.BadSetting) as e:
+        return fail(args.command, str(e))
     except OSError as e:
         # Writing the output (a full disk, a read-only directory) is the only other way to fail.
-        return _fail(f"{e.filename or 'output'}: {e.strerror or e}")
+        return fail(args.command, f"{e.filename or 'output'}: {e.strerror or e}")
 
 
 if __name__ == "__main__":

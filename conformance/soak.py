@@ -6,7 +6,8 @@ Each run is `conformance run -n WORKERS` with pytest-randomly's order from seed 
 with `-p randomly -p "randomly" --randomly-seed=...`), while N busy-loop processes (default: one per CPU) compete
 for the same cores. A case is flaky when its outcome is not the same in every run; a run that fails or errors is
 reported too. The runs are lined up as the matrix lines up platforms (report.lineup, one column per run). Exit status:
-0 when every run agrees and none failed, 1 otherwise, 2 for bad input.
+0 when every run agrees and none failed, 1 otherwise, 2 for bad input (one line, found before the first run: the
+options, and the settings every run would refuse).
 """
 
 from __future__ import annotations
@@ -22,17 +23,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import settings, usage
 from .model import CaseResult
 from .report.lineup import line_up
 from .report.load import ReportError, read_report
 from .report.vocabulary import NOT_RUN
 
 BUSY_LOOP = "while True: pass"
-
-
-def _fail(message: str) -> int:
-    print(f"conformance soak: {message}", file=sys.stderr)
-    return 2
+MAX_RUNS = 1000  # about a day and a half at the usual 2 minutes a run: more is a typo
+MAX_SEED = 2**32 - 1  # pytest-randomly hands the seed to numpy's seeding too, which takes 32 bits
 
 
 def start_load(count: int) -> list:
@@ -115,31 +114,43 @@ def summary(runs: list[SoakRun], flaky: dict, load: int, workers: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _parser() -> usage.Parser:
+    parser = usage.Parser(prog="conformance soak", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", default=30, help=f"how many runs (default 30, at most {MAX_RUNS})")
+    parser.add_argument("--workers", default="2", help="pytest-xdist workers per run (default 2)")
+    parser.add_argument("--load", default=os.cpu_count() or 2,
+                        help="busy-loop processes competing for the cores (default: one per CPU, at most 4 per CPU)")
+    parser.add_argument("--seed", default=int(time.time()) % 100000,
+                        help="run i uses pytest-randomly seed SEED+i (default: from the clock)")
+    parser.add_argument("--out", default="reports/runs/soak")
+    return parser
+
+
+def _checked(args: argparse.Namespace) -> argparse.Namespace:
+    """Every option, and the settings each run's `conformance run` would refuse, checked before the first run."""
+    settings.deadline_scale()
+    settings.temp_dir()
+    settings.target_dir(None, "--dir")  # CONFORMANCE_DIR, which every run inherits
+    args.runs = settings.whole_number(args.runs, "--runs", 1, MAX_RUNS)
+    args.workers = settings.workers(args.workers, "--workers")
+    args.load = settings.whole_number(args.load, "--load", 0, settings.workers_limit())
+    args.seed = settings.whole_number(args.seed, "--seed", 0, MAX_SEED - args.runs)
+    if importlib.util.find_spec("pytest_randomly") is None:
+        raise settings.BadSetting("pytest-randomly is needed for the random order: pip install -e '.[test]', or use "
+                                  "ci/soak")
+    args.out = settings.report_dir(args.out, "--out")
+    return args
+
+
 def main(argv: list | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[:argv.index("--")] if "--" in argv else argv
-    parser = argparse.ArgumentParser(prog="conformance soak", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--workers", default="2", help="pytest-xdist workers per run (default 2)")
-    parser.add_argument("--load", type=int, default=os.cpu_count() or 2,
-                        help="busy-loop processes competing for the cores (default: one per CPU)")
-    parser.add_argument("--seed", type=int, default=int(time.time()) % 100000,
-                        help="run i uses pytest-randomly seed SEED+i (default: from the clock)")
-    parser.add_argument("--out", default="reports/runs/soak")
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0) and 2
-    if args.runs < 1 or args.load < 0:
-        return _fail("--runs must be at least 1 and --load at least 0")
-    if importlib.util.find_spec("pytest_randomly") is None:
-        return _fail("pytest-randomly is needed for the random order: pip install -e '.[test]', or use ci/soak")
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        return _fail(f"--out {args.out}: {e.strerror}")
+        args = _checked(_parser().parse_args(argv))
+    except (usage.UsageError, settings.BadSetting) as e:
+        return usage.fail("soak", str(e))
+    out = args.out
     load = start_load(args.load)
     runs = []
     try:

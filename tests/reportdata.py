@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from conformance.model import OUTCOMES, SCHEMA_VERSION, Report
 
 HOSTILE = "<script>alert(1)</script> <img src=x onerror=alert(1)> \"'&|\\ first\nsecond"
@@ -104,34 +106,34 @@ def sample_report():
     }
 
 
-def hostile_report(hostile_id=True):
-    """A valid report whose every free-text field carries markup, quotes, pipes and a newline.
+def hostile_report(hostile_id=True, text=HOSTILE):
+    """A valid report whose every free-text field carries ``text``: by default markup, quotes, pipes and a newline.
 
     The writer refuses a platform id containing "/", so ``hostile_id=False`` keeps it plain.
     """
     report = sample_report()
     platform = report["platform"]
     if hostile_id:
-        platform["id"] = HOSTILE
+        platform["id"] = text
     for key in ("os", "release", "kernel", "arch"):
-        platform[key] = HOSTILE
+        platform[key] = text
     for section in ("libc", "python", "filesystem"):
         for key in platform[section]:
-            platform[section][key] = HOSTILE
-    platform["capabilities"] = {HOSTILE: {"supported": False, "reason": HOSTILE}}
-    report["suite"]["commit"] = HOSTILE
-    report["run"]["started"] = HOSTILE
-    report["run"]["argv"] = [HOSTILE]
+            platform[section][key] = text
+    platform["capabilities"] = {text: {"supported": False, "reason": text}}
+    report["suite"]["commit"] = text
+    report["run"]["started"] = text
+    report["run"]["argv"] = [text]
     for index, case in enumerate(report["cases"]):
-        # The id pattern allows anything but a newline inside the brackets.
-        case["params"] = HOSTILE.replace("\n", " ")
+        # The id pattern allows anything but a line terminator inside the brackets.
+        case["params"] = re.sub("[\n\r\u2028\u2029]", " ", text)
         case["id"] = f"{case['area']}/{case['name']}[{case['params']}]"
-        case["reason"] = HOSTILE
-        case["references"] = [HOSTILE, "plain reference"]
+        case["reason"] = text
+        case["references"] = [text, "plain reference"]
         # Observation keys are unique in a report.
-        case["observations"] = {f"{HOSTILE}[{index}]": HOSTILE, f"{case['area']}.number[{index}]": 1}
+        case["observations"] = {f"{text}[{index}]": text, f"{case['area']}.number[{index}]": 1}
         if case["expectation"]:
-            case["expectation"] = {"outcome": "deviation", "reason": HOSTILE, "references": [HOSTILE]}
+            case["expectation"] = {"outcome": "deviation", "reason": text, "references": [text]}
     return report
 
 

@@ -34,10 +34,10 @@ def _conformance(*args, env=None):
 # ---- arguments ---------------------------------------------------------------------------------------------------
 
 BAD_ARGUMENTS = [
-    ("missing --dir", ["--dir", "{missing}"], "--dir {missing}: not a directory"),
+    ("missing --dir", ["--dir", "{missing}"], "--dir {missing}: no such directory"),
     ("--report-dir is a file", ["--report-dir", "{file}"], "--report-dir {file}: not a directory"),
-    ("unknown option", ["--fast"], "bench: unrecognized arguments: --fast"),
-    ("option without its value", ["--dir"], "bench: argument --dir: expected one argument"),
+    ("unknown option", ["--fast"], "unrecognized arguments: --fast"),
+    ("option without its value", ["--dir"], "argument --dir: expected one argument"),
 ]
 
 
@@ -47,7 +47,7 @@ def test_argument_errors_are_one_line_and_exit_2(tmp_path, argv, message):
     (tmp_path / "file").write_text("")
     status, out, err = _conformance("bench", *(arg.format(**paths) for arg in argv))
     assert (status, out) == (2, ""), err
-    assert err == f"conformance: {message.format(**paths)}\n"
+    assert err == f"conformance: bench: {message.format(**paths)}\n"
 
 
 # ---- the C baselines ---------------------------------------------------------------------------------------------

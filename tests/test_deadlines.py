@@ -69,7 +69,7 @@ def test_a_run_records_its_scale_and_stretches_the_case_timeout(tmp_path):
 def test_a_run_refuses_an_unusable_scale_in_one_line(tmp_path):
     done = _run(tmp_path, "fast")
     assert done.returncode == 2
-    assert done.stderr == ("conformance: CONFORMANCE_DEADLINE_SCALE='fast': "
+    assert done.stderr == ("conformance: run: CONFORMANCE_DEADLINE_SCALE='fast': "
                            "not a number above 0 and at most 100\n")
     assert not (tmp_path / "report").exists()
 

@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from commands import conformance, environment, refused
 
+from conformance import settings
 from conformance.cli import main
-from conformance.kernels import console, guest, runner, sources, tools
+from conformance.kernels import console, guest, images, runner, sources, tools
 from conformance.kernels.sources import Kernel, KernelSourceError, package_for, release_key, resolve
 
 DEBIAN = [
@@ -23,6 +25,15 @@ DEBIAN = [
     "linux-image-6.1.0-50-amd64-dbg", "linux-image-6.12.107+deb12-amd64-unsigned", "linux-image-6.12.9+deb12-amd64",
     "linux-image-6.12-amd64-dbg", "linux-image-amd64",
 ]
+
+
+def fake_image(path: Path) -> Path:
+    """A file that starts like a kernel image this machine boots (its first format's magic number), and no more."""
+    data = bytearray(b"stand-in".ljust(0x400, b"\0"))
+    for _, offset, magic in images.FORMATS.get(os.uname().machine, ())[:1]:
+        data[offset:offset + len(magic)] = magic
+    path.write_bytes(bytes(data))
+    return path
 
 
 # ---- kernel arguments ------------------------------------------------------------------------------------------
@@ -59,8 +70,7 @@ def test_release_order():
 
 
 def test_local_images_and_upstream_tags(tmp_path):
-    image = tmp_path / "vmlinuz-6.9.1-test"
-    image.write_bytes(b"not really a kernel")
+    image = fake_image(tmp_path / "vmlinuz-6.9.1-test")
     assert resolve(str(image), tmp_path) == Kernel(str(image), str(image), "6.9.1-test")
     assert resolve("v6.6.17", tmp_path) == Kernel("v6.6.17", "v6.6.17", "v6.6.17")
     with pytest.raises(KernelSourceError, match=r"/nonexistent/bzImage: no such file or directory$"):
@@ -240,8 +250,7 @@ def fake_vng(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "find_tools", lambda: tools.Tools(str(vng), os.environ["PATH"]))
     (tmp_path / "tmp").mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # the nested runs' files stay out of this session's
-    image = tmp_path / "vmlinuz-6.1.0-fake"
-    image.write_bytes(b"stand-in")
+    image = fake_image(tmp_path / "vmlinuz-6.1.0-fake")
     (tmp_path / "fs").mkdir()
 
     def run(mode: str, *extra: str) -> int:
@@ -290,10 +299,10 @@ def test_a_kernel_whose_suite_writes_no_report_exits_3(fake_vng, capsys):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["kernels", "--no-host"], "conformance: nothing to run: no kernel given and --no-host\n"),
-    (["kernels", "--no-host", "--dir", "/nonexistent"], "conformance: --dir /nonexistent: not a directory\n"),
-    (["kernels", "--out", "/tmp/a b"], "conformance: --out /tmp/a b: virtme-ng cannot pass a path with blanks, "
-                                       "quotes, '=' or ',' to a guest\n"),
+    (["kernels", "--no-host"], "conformance: kernels: nothing to run: no kernel given and --no-host\n"),
+    (["kernels", "--dir", "/nonexistent"], "conformance: kernels: --dir /nonexistent: no such directory\n"),
+    (["kernels", "--out", "/tmp/a b"], "conformance: kernels: --out /tmp/a b: virtme-ng cannot pass a path with "
+                                       "blanks, quotes, '=' or ',' to a guest\n"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys, monkeypatch):
     monkeypatch.setattr(runner, "find_tools", lambda: tools.Tools("/bin/true", ""))
@@ -301,11 +310,85 @@ def test_bad_input_is_one_line_and_exit_2(args, message, capsys, monkeypatch):
     assert capsys.readouterr().err == message
 
 
+# Each refused by the command in one line, at once: before any directory is made, tool sought or kernel booted.
+BAD_OPTIONS = [
+    (["--cpus", "0"], "--cpus 0: not a whole number from 1 to {cpus_limit}"),
+    (["--cpus", "two"], "--cpus two: not a whole number from 1 to {cpus_limit}"),
+    (["--cpus", "100000"], "--cpus 100000: not a whole number from 1 to {cpus_limit}"),
+    (["--memory", "2"], "--memory 2: not a size such as 2G or 1536M (MiB without a unit), at least 256M"),
+    (["--memory", "2X"], "--memory 2X: not a size such as 2G"),
+    (["--memory", "100000T"], "--memory 100000T: not a size such as 2G"),
+    (["{image}", "-n", "9"], "-n 9: not auto, logical, 0 (one process) or a number of workers from 1 to 8"),
+    (["-n", "-1"], "-n -1: not auto, logical, 0"),
+    (["--boot-timeout", "inf"], "--boot-timeout inf: not a number of seconds above 0 and at most 86400"),
+    (["--timeout", "0"], "--timeout 0: not a number of seconds above 0 and at most 86400"),
+    (["--timeout", "nan"], "--timeout nan: not a number of seconds above 0 and at most 86400"),
+    (["--user", "no-such-user-of-conformance"], "--user no-such-user-of-conformance: no such user here"),
+    (["{text}"], "{text}: not a kernel image ("),
+    (["{fifo}"], "{fifo}: not a regular file: a FIFO"),
+    (["{tree}"], "{tree}: a directory, but not a kernel build tree (it has no .config)"),
+    (["{missing}"], "{missing}: no such file or directory"),
+    (["--dir", "{missing}"], "--dir {missing}: no such directory"),
+    (["--dir", "{text}"], "--dir {text}: not a directory"),
+]
+# The directories, checked last: these may make --out, but nothing else.
+BAD_DIRECTORIES = [
+    (["--out", "{text}"], "--out {text}: not a directory"),
+    (["--report-dir", "{text}/sub"], "--report-dir {text}/sub: cannot be made: Not a directory"),
+    (["6.1", "--cache", "{text}"], "--cache {text}: not a directory"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_OPTIONS + BAD_DIRECTORIES,
+                         ids=[" ".join(b[0]) for b in BAD_OPTIONS + BAD_DIRECTORIES])
+def test_every_option_is_checked_before_anything_runs(tmp_path, argv, message):
+    paths = {"image": str(fake_image(tmp_path / "vmlinuz-6.1.0-fake")), "text": str(tmp_path / "notes.txt"),
+             "fifo": str(tmp_path / "fifo"), "tree": str(tmp_path / "tree"), "missing": str(tmp_path / "missing"),
+             "cpus_limit": str(settings.workers_limit())}
+    (tmp_path / "notes.txt").write_text("not a kernel\n" * 100)
+    os.mkfifo(paths["fifo"])
+    (tmp_path / "tree").mkdir()
+    out = tmp_path / "out"
+    argv = [arg.format(**paths) for arg in argv]
+    got = refused(conformance("kernels", "--out", out, *argv, env=environment(TMPDIR=str(tmp_path))), "kernels")
+    assert got.startswith(message.format(**paths)), got
+    if (argv, message) in [(b[0], b[1]) for b in BAD_OPTIONS]:
+        assert not out.exists()
+    assert not (out / "logs").exists()
+
+
+@pytest.mark.parametrize(("machine", "name", "offset", "magic"),
+                         [(machine, *form) for machine, forms in images.FORMATS.items() for form in forms])
+def test_each_image_format_is_known_by_its_magic_number(tmp_path, machine, name, offset, magic):
+    path = tmp_path / "image"
+    path.write_bytes(bytes(offset) + magic + bytes(64))
+    assert images.image_problem(str(path), machine) == ""
+    other = "aarch64" if machine == "x86_64" else "x86_64"
+    assert images.image_problem(str(path), other).startswith("not a kernel image (")  # another machine's
+    path.write_bytes(bytes(offset) + magic[:-1] + bytes(64))
+    assert images.image_problem(str(path), machine).startswith("not a kernel image (")
+
+
+def test_a_build_tree_needs_its_image(tmp_path):
+    tree = tmp_path / "linux"
+    tree.mkdir()
+    (tree / ".config").write_text("CONFIG_X=y\n")
+    machine = os.uname().machine
+    if machine not in images.BUILD_TREE_IMAGE:
+        pytest.skip(f"no QEMU known for {machine}")
+    with pytest.raises(KernelSourceError, match="a kernel build tree without a bootable arch/.*: no such file$"):
+        resolve(str(tree), tmp_path)
+    image = tree / images.BUILD_TREE_IMAGE[machine]
+    image.parent.mkdir(parents=True)
+    fake_image(image)
+    assert resolve(str(tree), tmp_path).image == str(tree.resolve())
+
+
 def test_an_unknown_kernel_argument_is_one_line_from_the_command(tmp_path):
     done = subprocess.run([sys.executable, "-m", "conformance", "kernels", "sixpointone", "--out",
                            str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("conformance: ")
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("conformance: kernels: sixpointone: ")
     assert "Traceback" not in done.stderr
 
 
@@ -320,5 +403,5 @@ def test_reports_can_go_beside_other_runs_while_the_rest_stays_in_out(fake_vng, 
 def test_two_arguments_for_one_kernel_are_refused(fake_vng, tmp_path, capsys):
     image = str(tmp_path / "vmlinuz-6.1.0-fake")
     assert main(["kernels", image, os.path.relpath(image), "--no-host", "--out", str(tmp_path / "out")]) == 2
-    assert capsys.readouterr().err.endswith(f"conformance: {image} and {os.path.relpath(image)} name the same "
+    assert capsys.readouterr().err.endswith(f"conformance: kernels: {image} and {os.path.relpath(image)} name the same "
                                             "kernel (6.1.0-fake)\n")

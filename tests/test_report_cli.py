@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
+from commands import conformance, refused
 from reportdata import sample_report
 
 from conformance.cli import main
+from conformance.report.load import MAX_REPORT_BYTES
 
 
 def _save(tmp_path, report, name):
@@ -29,19 +29,13 @@ def reports(tmp_path):
             (("old", old), ("new", new), ("other", other))}
 
 
-def _conformance(*args, env=None):
-    done = subprocess.run([sys.executable, "-m", "conformance", *args], capture_output=True, text=True, timeout=120,
-                          check=False, env=env)
-    return done.returncode, done.stdout, done.stderr
-
-
 def test_diff_exits_1_on_a_regression_and_0_without(reports):
-    status, out, err = _conformance("diff", reports["old"], reports["new"])
-    assert (status, err) == (1, "")
+    done = conformance("diff", reports["old"], reports["new"])
+    assert (done.status, done.err) == (1, "")
     assert ("regressions (a case now fails or errors) (1):\n"
-            "  rights/test_per_message_maximum[stream]: pass -> fail\n") in out
-    status, out, _ = _conformance("diff", reports["old"], reports["old"])
-    assert status == 0 and out.endswith("result: no differences\n")
+            "  rights/test_per_message_maximum[stream]: pass -> fail\n") in done.out
+    done = conformance("diff", reports["old"], reports["old"])
+    assert done.status == 0 and done.out.endswith("result: no differences\n")
 
 
 @pytest.mark.parametrize("form", ["markdown", "json"])
@@ -86,6 +80,11 @@ BAD_INPUT = [
     ("diff of a directory", ["diff", "{old}", "{dir}"], "is a directory"),
     ("ktap of a report of another schema version", ["ktap", "{other_version}"], "schema version 1; this tool reads"),
     ("render of an unknown outcome", ["render", "{unknown}"], "'maybe' is not one of"),
+    ("ktap of a FIFO", ["ktap", "{fifo}"], "fifo: not a regular file: a FIFO"),
+    ("ktap of a character device", ["ktap", "/dev/zero"], "/dev/zero: not a regular file: a character device"),
+    ("diff of a file over the size limit", ["diff", "{old}", "{huge}"], f"huge.json: {MAX_REPORT_BYTES + 1} bytes, "
+                                                                         "more than the 64 MiB allowed"),
+    ("matrix of a FIFO", ["matrix", "{old}", "{fifo}"], "fifo: not a regular file: a FIFO"),
 ]
 
 
@@ -98,12 +97,15 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, reports, argv, fragment):
     paths = dict(reports, missing=str(tmp_path / "missing.json"), dir=str(tmp_path),
                  truncated=_save_text(tmp_path, "truncated.json", text[: len(text) // 3]),
                  other_version=_save(tmp_path, other_version, "other_version.json"),
-                 unknown=_save(tmp_path, unknown, "unknown.json"))
+                 unknown=_save(tmp_path, unknown, "unknown.json"), fifo=str(tmp_path / "fifo"),
+                 huge=str(tmp_path / "huge.json"))
+    os.mkfifo(paths["fifo"])  # no writer: reading it would block forever
+    with open(paths["huge"], "wb") as huge:  # sparse: no disk space taken
+        huge.truncate(MAX_REPORT_BYTES + 1)
     out_dir = tmp_path / "out"
-    status, out, err = _conformance(*(arg.format(**paths) for arg in argv), *(
-        ["--out", str(out_dir)] if argv[0] in ("matrix", "render") else []))
-    assert status == 2, (out, err)
-    assert out == "" and err.count("\n") == 1 and err.startswith("conformance: ") and fragment in err, err
+    message = refused(conformance(*(arg.format(**paths) for arg in argv), *(
+        ["--out", str(out_dir)] if argv[0] in ("matrix", "render") else [])), argv[0])
+    assert fragment in message, message
     assert not out_dir.exists()
 
 
@@ -116,9 +118,34 @@ def _save_text(tmp_path, name, text):
 def test_run_with_ktap_keeps_standard_output_for_ktap(tmp_path):
     # The inner run's temporary files go under tmp_path, not into the directory this test's leak check watches.
     env = dict(os.environ, TMPDIR=str(tmp_path))
-    status, out, err = _conformance("run", "--ktap", "-n", "0", "--report-dir", str(tmp_path), "--",
-                                    "-k", "test_per_message_maximum", env=env)
-    assert status == 0, err[-2000:]
-    assert out.startswith("KTAP version 1\n") and "ok 1 rights\n" in out, out
-    assert "passed" in err  # pytest's own summary went to standard error
+    done = conformance("run", "--ktap", "-n", "0", "--report-dir", str(tmp_path), "--",
+                       "-k", "test_per_message_maximum", env=env)
+    assert done.status == 0, done.err[-2000:]
+    assert done.out.startswith("KTAP version 1\n") and "ok 1 rights\n" in done.out, done.out
+    assert "passed" in done.err  # pytest's own summary went to standard error
     assert len(list(tmp_path.glob("*.ktap"))) == 1
+
+
+def test_render_refuses_to_replace_another_report_of_the_same_platform_unless_forced(tmp_path, reports):
+    out = tmp_path / "out"
+    assert conformance("render", reports["new"], "--out", out).status == 0
+    written = out / f"{sample_report()['platform']['id']}.json"
+    before = written.read_bytes()
+    message = refused(conformance("render", reports["old"], "--out", out), "render")
+    assert message == f"{written} holds another report of this platform id; --force replaces it"
+    assert written.read_bytes() == before
+    done = conformance("render", reports["old"], "--out", out, "--force")
+    assert done.status == 0, done.err
+    assert json.loads(written.read_text()) == json.loads(open(reports["old"]).read())
+
+
+def test_render_again_in_place_or_over_the_same_report_is_fine(tmp_path, reports):
+    assert conformance("render", reports["old"]).status == 0  # beside itself: <platform id>.json is written
+    rendered = tmp_path / f"{sample_report()['platform']['id']}.json"
+    done = conformance("render", rendered)  # the same file, in place
+    assert done.status == 0, done.err
+    copy = tmp_path / "copy" / "report.json"
+    copy.parent.mkdir()
+    copy.write_text(json.dumps(sample_report(), separators=(",", ":")))  # the same report, written another way
+    done = conformance("render", copy, "--out", tmp_path)
+    assert done.status == 0, done.err

@@ -43,6 +43,7 @@ from conformance.report.matrix import build_matrix, matrix_document
 from conformance.report.matrix_html import render_matrix_html
 from conformance.report.matrix_markdown import render_matrix_markdown
 from conformance.report.schema import validate
+from conformance.report.text import visible
 from conformance.report.write import platform_id_problem, write_matrix, write_report
 
 # database=None keeps no examples, but hypothesis still caches source constants (its pytest plugin, at
@@ -500,7 +501,7 @@ def test_the_cli_refuses_a_corrupted_file_in_one_line(workdir, data):
         ):
             status, stdout, stderr = _cli(argv)
             assert status == 2, (argv, stderr)
-            assert stderr.startswith(f"conformance: {bad}: "), (argv, stderr)
+            assert stderr.startswith(f"conformance: {argv[0]}: {bad}: "), (argv, stderr)
             assert stderr.endswith("\n") and stderr.count("\n") == 1, (argv, stderr)
             assert stdout == "", argv
             assert not out.exists() or not any(out.iterdir()), argv
@@ -699,9 +700,13 @@ def _assert_html_is_ours(page, report=None):
     for tag, attrs in markup.tags:
         assert tag.lstrip("/") != "script"
         assert not any(name.startswith("on") for name, _ in attrs), (tag, attrs)
+    # No raw control character: HTML escaping keeps them, so the renderers show them as escapes.
+    text = "".join(markup.text) + "".join(value or "" for _, attrs in markup.tags for _, value in attrs)
+    assert not [char for char in set(text) if char not in "\t\n" and unicodedata.category(char) in ("Cc", "Cs")]
+    assert not BIDI_CONTROLS & set(text)
     if report is not None:
-        # Escaping loses nothing: the platform id reads back whole.
-        assert report["platform"]["id"] in "".join(markup.text)
+        # Escaping loses nothing: the platform id reads back whole, its control characters as visible escapes.
+        assert visible(report["platform"]["id"], keep="\t\n") in "".join(markup.text)
 
 
 def _assert_markdown_is_ours(markdown):
@@ -890,7 +895,7 @@ def test_render_refuses_a_platform_id_that_cannot_name_a_file(workdir, platform_
         path.write_text(json.dumps(report), encoding="utf-8")
         status, _, stderr = _cli(["render", path, "--out", scratch / "out"])
         assert status == 2
-        assert stderr.startswith(f"conformance: {path}: platform id ") and stderr.count("\n") == 1, stderr
+        assert stderr.startswith(f"conformance: render: {path}: platform id ") and stderr.count("\n") == 1, stderr
         assert not (scratch / "out").exists() or not any((scratch / "out").iterdir())
 
 

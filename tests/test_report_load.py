@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from reportdata import sample_report
 
 from conformance.model import SCHEMA_VERSION
+from conformance.report import load
 from conformance.report.load import ReportError, read_report, read_reports
 
 
@@ -113,3 +115,22 @@ def test_several_reports_need_distinct_platform_ids(tmp_path):
 def test_an_empty_list_of_reports_is_refused():
     with pytest.raises(ReportError, match="no report given"):
         read_reports([])
+
+
+def test_only_a_regular_file_is_read_and_never_blocks(tmp_path):
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)  # no writer: an ordinary open would wait for one forever
+    with pytest.raises(ReportError, match=r"fifo\.json: not a regular file: a FIFO$"):
+        read_report(fifo)
+    with pytest.raises(ReportError, match=r"^/dev/zero: not a regular file: a character device$"):
+        read_report("/dev/zero")
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path, monkeypatch):
+    monkeypatch.setattr(load, "MAX_REPORT_BYTES", len(GOOD))
+    assert read_report(_write(tmp_path, GOOD)).to_json() == sample_report()
+    path = _write(tmp_path, GOOD + " ", "big.json")
+    with pytest.raises(ReportError, match=rf"big\.json: {len(GOOD) + 1} bytes, more than the {len(GOOD)} bytes "
+                                          "allowed$"):
+        read_report(path)
+

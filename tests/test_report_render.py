@@ -7,6 +7,8 @@ import json
 import os
 import random
 import re
+import time
+from pathlib import Path
 
 import pytest
 from reportdata import hostile_report, markdown_tables, model, sample_report
@@ -289,7 +291,8 @@ def test_validator_alternatives():
         ("<b>&</b>", "&lt;b&gt;&amp;&lt;/b&gt;"),
         ("x`y`", "x\\`y\\`"),
         ("one\ntwo\r\nthree\rfour", "one<br>two<br>three<br>four"),
-        ("nul\0bell\a", "nul bell "),
+        ("nul\0bell\a", "nul\\x00bell\\x07"),
+        ("csi\x9b2J\u202e", "csi\\x9b2J\\u202e"),
         (None, "null"),
         (True, "true"),
         (3, "3"),
@@ -474,10 +477,57 @@ def test_written_files_are_fsynced_before_rename(tmp_path, monkeypatch):
     events = []
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(write_module.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
-    monkeypatch.setattr(write_module.os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+    monkeypatch.setattr(write_module.os, "replace", lambda a, b: (events.append(Path(b).name), real_replace(a, b))[1])
     write_report(model(sample_report()), tmp_path)
-    # Each file: fsync then replace; then the directory is synced once.
-    assert events[:8] == ["fsync", "replace"] * 4
+    # Every file is written and fsync'ed before the first is renamed; the JSON, which readers read, last; then the
+    # directory is synced.
+    stem = sample_report()["platform"]["id"]
+    assert events == ["fsync"] * 4 + [f"{stem}.md", f"{stem}.html", f"{stem}.ktap", f"{stem}.json", "fsync"]
+
+
+def test_a_failure_between_renames_leaves_the_old_json_and_no_temporary(tmp_path, monkeypatch):
+    report = sample_report()
+    paths = write_report(model(report), tmp_path)
+    old_json = paths["json"].read_bytes()
+    real_replace, renamed = os.replace, []
+
+    def crash_on_the_second(source, destination):
+        if renamed:
+            raise OSError("simulated crash between renames")
+        renamed.append(destination)
+        real_replace(source, destination)
+
+    monkeypatch.setattr(write_module.os, "replace", crash_on_the_second)
+    report["run"]["exit_status"] = 3
+    with pytest.raises(OSError, match="between renames"):
+        write_report(model(report), tmp_path)
+    monkeypatch.undo()
+    assert renamed == [paths["markdown"]]  # a page is new; the JSON, the authority, is whole and old
+    assert paths["json"].read_bytes() == old_json
+    assert sorted(os.listdir(tmp_path)) == sorted(path.name for path in paths.values())
+
+
+def test_stale_temporary_files_of_the_writer_are_removed(tmp_path):
+    stem = sample_report()["platform"]["id"]
+    names = {
+        f".{stem}.json.a1b2c3d4.tmp": True,  # left by a killed writer of this report
+        ".linux-other-id.html.zz_9zz9z.tmp": True,  # of another report
+        ".matrix.md.00000000.tmp": True,
+        f".{stem}.json.fresh000.tmp": False,  # a concurrent writer's, still being written
+        ".notes.txt.a1b2c3d4.tmp": False,  # not a name this writer makes
+        f"{stem}.json.a1b2c3d4.tmp": False,
+        ".unrelated.tmp": False,
+    }
+    old = time.time() - 3600
+    for name, stale in names.items():
+        (tmp_path / name).write_text("partial")
+        if stale or "fresh" not in name:
+            os.utime(tmp_path / name, (old, old))
+    (tmp_path / f".{stem}.md.dirdir00.tmp").mkdir()  # a directory is never removed
+    os.utime(tmp_path / f".{stem}.md.dirdir00.tmp", (old, old))
+    paths = write_report(model(sample_report()), tmp_path)
+    left = set(os.listdir(tmp_path)) - {path.name for path in paths.values()}
+    assert left == {name for name, stale in names.items() if not stale} | {f".{stem}.md.dirdir00.tmp"}
 
 
 def test_hostile_report_round_trips_through_the_writer(tmp_path):

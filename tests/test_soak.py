@@ -9,8 +9,9 @@ import subprocess
 import sys
 
 import pytest
+from commands import conformance, environment, refused
 
-from conformance import soak
+from conformance import settings, soak
 from conformance.model import CaseResult
 
 
@@ -39,10 +40,25 @@ def test_a_case_missing_from_a_run_is_flaky_and_a_run_without_report_is_named():
     assert "runs that failed or wrote no report: 1\n  - run 2 (seed 102): exit 3" in text
 
 
-@pytest.mark.parametrize("argv", [["--runs", "0"], ["--load", "-1"], ["--runs", "many"], ["--bogus"]])
-def test_bad_input_is_exit_2(argv, capsys):
-    assert soak.main(argv) == 2
-    assert "conformance soak" in capsys.readouterr().err
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--runs", "0"], "--runs 0: not a whole number from 1 to 1000"),
+    (["--runs", "many"], "--runs many: not a whole number from 1 to 1000"),
+    (["--load", "-1"], "--load -1: not a whole number from 0 to {limit}"),
+    (["--load", "100000"], "--load 100000: not a whole number from 0 to {limit}"),
+    (["--workers", "100000"], "--workers 100000: not auto, logical, 0 (one process) or a number of workers"),
+    (["--seed", "-1"], "--seed -1: not a whole number from 0 to"),
+    (["--out", "{file}"], "--out {file}: not a directory"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--runs"], "argument --runs: expected one argument"),
+])
+def test_bad_input_is_one_line_and_exit_2_before_any_run(tmp_path, argv, message):
+    paths = {"file": str(tmp_path / "file"), "limit": settings.workers_limit()}
+    (tmp_path / "file").write_text("")
+    # An --out in argv comes last, and wins.
+    done = conformance("--out", tmp_path / "out", *(arg.format(**paths) for arg in argv), module="conformance.soak",
+                       env=environment(TMPDIR=str(tmp_path)))
+    assert refused(done, "soak").startswith(message.format(**paths))
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_load_processes_end_with_the_soak():

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..report.text import visible
+
 PROGRESS = re.compile(rb"\[\s*(\d{1,3})%\]")  # pytest's progress column
 KEEP = 1 << 16  # bytes of output kept for error messages
 GRACE = 10.0  # seconds between SIGTERM and SIGKILL, and for an exit after the output closed
@@ -31,7 +33,8 @@ class Watched:
     tail: str                # the end of the output, for messages
 
     def last_lines(self, count: int = 3) -> str:
-        lines = [line.strip() for line in self.tail.splitlines() if line.strip()]
+        # A console's output holds terminal escapes (colours, cursor moves): shown, never passed on to ours.
+        lines = [visible(line.strip()) for line in self.tail.splitlines() if line.strip()]
         return " | ".join(lines[-count:]) if lines else "no output"
 
 

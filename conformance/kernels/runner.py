@@ -2,7 +2,8 @@
 
 Exit status: 0 every kernel ran the suite and nothing failed; 1 a run had a fail or error (its report says
 which); 3 a kernel could not be tested (it did not boot, or wrote no report; its console log is kept);
-2 bad input (an unknown kernel argument, a missing tool), found before anything boots.
+2 bad input (an option, an unknown kernel argument or a file that is no kernel image, a missing tool), found
+before anything boots (options.py checks the options, the kernel arguments and the directories).
 """
 
 from __future__ import annotations
@@ -19,34 +20,15 @@ from ..report.formats import REPORT_FORMATS
 from ..report.gfm import md_escape, table
 from ..report.load import ReportError, read_report
 from ..report.matrix import build_matrix
+from ..report.text import visible
 from ..report.write import write_matrix
 from . import console, guest
-from .sources import Kernel, KernelSourceError, check, release_key, resolve
+from .options import BadInput, Options
+from .sources import Kernel, KernelSourceError, release_key, resolve
 from .tools import MissingTools, Tools, find_tools, kvm_usable
 
 REPORT_SUFFIXES = tuple(form.suffix for form in REPORT_FORMATS)
 KVM_START = 45.0  # seconds for a KVM guest to print its first line; it takes 2-5 when KVM works at all
-
-
-class BadInput(Exception):
-    pass
-
-
-@dataclass
-class Options:
-    out: Path
-    cache: Path
-    report_dir: Path | None = None  # where the reports go, if not into out
-    kvm: str = "auto"           # auto | yes | no
-    cpus: int = 2
-    memory: str = "2G"
-    user: str | None = None
-    test_dir: str = "/dev/shm"
-    host: bool = True
-    workers: str = "auto"
-    boot_timeout: float | None = None
-    timeout: float = 1800.0
-    pytest_args: tuple = ()
 
 
 @dataclass
@@ -61,18 +43,17 @@ class Run:
 
 
 def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    print(visible(text), file=sys.stderr, flush=True)  # a path or a guest's output may hold an escape
 
 
 def main(specs: list[str], options: Options) -> int:
+    """Run the suite on the host and each kernel; ``options`` come checked from options.checked. A kernel that
+    cannot be resolved or booted for want of a tool is a BadInput, found before anything boots."""
     try:
-        for spec in specs:
-            check(spec)
         tools = find_tools() if specs else None
         kernels = _prepare(specs, options)
-    except (MissingTools, KernelSourceError, BadInput) as e:
-        print(f"conformance: {e}", file=sys.stderr)
-        return 2
+    except (MissingTools, KernelSourceError) as e:
+        raise BadInput(str(e)) from None
     runs = []
     total = len(kernels) + options.host
     step = 0
@@ -88,13 +69,6 @@ def main(specs: list[str], options: Options) -> int:
 
 
 def _prepare(specs: list[str], options: Options) -> list[Kernel]:
-    for name, path in (("--out", str(options.out)), ("--dir", options.test_dir)):  # --report-dir is the host's
-        if guest.unsafe_path(path):
-            raise BadInput(f"{name} {path}: virtme-ng cannot pass a path with blanks, quotes, '=' or ',' to a guest")
-    if not os.path.isdir(options.test_dir):
-        raise BadInput(f"--dir {options.test_dir}: not a directory")
-    if not specs and not options.host:
-        raise BadInput("nothing to run: no kernel given and --no-host")
     kernels = []
     for spec in specs:
         say(f"kernel {spec}: resolving")
@@ -106,10 +80,7 @@ def _prepare(specs: list[str], options: Options) -> list[Kernel]:
         if same:
             raise BadInput(f"{same[0]} and {spec} name the same kernel ({kernel.label})")
         kernels.append(kernel)
-    options.out.mkdir(parents=True, exist_ok=True)
     (options.out / "logs").mkdir(exist_ok=True)
-    if options.report_dir is not None:
-        options.report_dir.mkdir(parents=True, exist_ok=True)
     return kernels
 
 
@@ -236,9 +207,3 @@ def _runs_table(runs: list[Run]) -> str:
 def _demoted(markdown: str) -> str:
     """One level down, so that each diff is a section of the summary page."""
     return "\n".join("#" + line if line.startswith("#") else line for line in markdown.splitlines())
-
-
-def default_cache() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "conformance" / "kernels"
-

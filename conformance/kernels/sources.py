@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .images import build_tree_problem, image_problem
+
 # Debian's name for the machine, in its kernel package names (linux-image-<abi>-<flavour>).
 DEBIAN_FLAVOUR = {"x86_64": "amd64", "aarch64": "arm64"}
 UPSTREAM_TAG = re.compile(r"v\d+(\.\d+)*(-rc\d+)?\Z")  # the form vng itself accepts for a mainline download
@@ -43,20 +45,29 @@ class Kernel:
     label: str   # a short name for progress lines and file names
 
 
+def _is_local(spec: str) -> bool:
+    return os.sep in spec or os.path.exists(spec)
+
+
+def needs_cache(spec: str) -> bool:
+    """The argument names a Debian kernel, which is unpacked into the cache."""
+    return not _is_local(spec) and bool(SERIES.match(spec) or ABI.match(spec) or PACKAGE.match(spec))
+
+
 def check(spec: str) -> None:
     """Refuse an argument that names no kernel, before anything is fetched or booted."""
-    if os.sep in spec or os.path.exists(spec):
+    if _is_local(spec):
         _local(spec)
-    elif not (UPSTREAM_TAG.match(spec) or SERIES.match(spec) or ABI.match(spec) or PACKAGE.match(spec)):
+    elif not (UPSTREAM_TAG.match(spec) or needs_cache(spec)):
         raise _unknown(spec)
 
 
 def resolve(spec: str, cache: Path, note: Callable[[str], None] = lambda text: None) -> Kernel:
-    if os.sep in spec or os.path.exists(spec):
+    if _is_local(spec):
         return _local(spec)
     if UPSTREAM_TAG.match(spec):
         return Kernel(spec, spec, spec)
-    if SERIES.match(spec) or ABI.match(spec) or PACKAGE.match(spec):
+    if needs_cache(spec):
         return _debian(spec, cache, note)
     raise _unknown(spec)
 
@@ -72,6 +83,9 @@ def _local(spec: str) -> Kernel:
         raise KernelSourceError(f"{spec}: no such file or directory")
     if path.is_file() and not os.access(path, os.R_OK):
         raise KernelSourceError(f"{spec}: not readable (distribution images in /boot are often mode 0600)")
+    problem = build_tree_problem(spec) if path.is_dir() else image_problem(spec)
+    if problem:
+        raise KernelSourceError(f"{spec}: {problem}")
     name = path.name if path.is_file() else path.resolve().name
     return Kernel(spec, str(path.resolve()), re.sub(r"^(vmlinuz|bzImage|Image)-?", "", name) or name)
 

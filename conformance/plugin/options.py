@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from .. import expectations as expectations_mod
-from .. import settings, stress
+from .. import settings
 from ..platforms import os_name
 
 EXPECTATIONS = pytest.StashKey[expectations_mod.Expectations]()
@@ -19,7 +19,7 @@ TARGET_DIR = pytest.StashKey[str]()  # where the cases make their files: the fil
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance")
-    group.addoption("--conformance-dir", metavar="DIR", default=os.environ.get(settings.TARGET_DIR_VARIABLE) or None,
+    group.addoption("--conformance-dir", metavar="DIR", default=None,
                     help="directory on the filesystem under test where cases make their files "
                          f"(default: ${settings.TARGET_DIR_VARIABLE}, else $TMPDIR)")
     group.addoption("--conformance-report", metavar="DIR", default=None,
@@ -30,11 +30,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="load this OS's expectation file instead of the running OS's (for checking the files)")
     group.addoption("--conformance-expectations", metavar="FILE", default=None,
                     help="load this expectation file instead of the OS's (for trying a file out, and self-tests)")
-    group.addoption("--conformance-stress", metavar="N", type=int, default=0,
-                    help="run only the race-prone cases (@pytest.mark.race), each N times, and name every "
-                         "iteration that differs from the first")
-    group.addoption("--conformance-stress-seconds", metavar="S", type=float, default=120.0,
-                    help="with --conformance-stress: skip the iterations left after S seconds (default 120)")
+    # Checked, and replaced by their numbers, in configure(): one definition of each bound, in settings.
+    group.addoption("--conformance-stress", metavar="N", default=0,
+                    help="run only the race-prone cases (@pytest.mark.race), each N times (at most "
+                         f"{settings.MAX_STRESS_ITERATIONS}), and name every iteration that differs from the first")
+    group.addoption("--conformance-stress-seconds", metavar="S", default=settings.DEFAULT_STRESS_SECONDS,
+                    help="with --conformance-stress: skip the iterations left after S seconds (default "
+                         f"{settings.DEFAULT_STRESS_SECONDS:g}, at most {settings.MAX_STRESS_SECONDS:g})")
 
 
 def target_dir(config: pytest.Config) -> str:
@@ -79,17 +81,29 @@ def case_timeout(config: pytest.Config) -> float | None:
     return None
 
 
+def _check_settings(config: pytest.Config) -> str | None:
+    """The settings' own checks (as `conformance run` makes them), the stress numbers stored as numbers; the
+    directory under test, if one is named."""
+    option = config.option
+    settings.deadline_scale()
+    settings.temp_dir()
+    option.conformance_stress = settings.stress_iterations(option.conformance_stress, "--conformance-stress")
+    option.conformance_stress_seconds = settings.stress_seconds(option.conformance_stress_seconds,
+                                                                "--conformance-stress-seconds")
+    directory = settings.target_dir(option.conformance_dir, "--conformance-dir")
+    if option.conformance_report and not hasattr(config, "workerinput"):  # only the controller writes it; made last
+        settings.report_dir(option.conformance_report, "--conformance-report")
+    return directory
+
+
 def configure(config: pytest.Config) -> None:
     """Check the options and keep what they select in the config's stash; a bad one is a one-line UsageError."""
     config.addinivalue_line("markers", "refs(*references): the standard text, man page or anchor test a case mirrors")
     config.addinivalue_line("markers", "race(what): a race-prone case, repeated by --conformance-stress N")
     try:
-        settings.deadline_scale()
-        directory = settings.target_dir(config.getoption("conformance_dir"), "--conformance-dir")
+        directory = _check_settings(config)
     except settings.BadSetting as e:
         raise pytest.UsageError(str(e)) from None
-    if stress.iterations(config) < 0:
-        raise pytest.UsageError("--conformance-stress N: N must be 0 (off) or more")
     config.stash[EXPECTATIONS] = _expectations(config)
     config.stash[TARGET_DIR] = directory or os.path.realpath(tempfile.gettempdir())
     if config.pluginmanager.has_plugin("timeout"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .text import visible
 from .vocabulary import value_text
 
 # Applied in one pass, so nothing we insert is escaped twice. A backslash is doubled so a
@@ -27,16 +28,15 @@ _MD_TABLE = str.maketrans(
         "<": "&lt;",
         ">": "&gt;",
         "\n": "<br>",
-        # Other control characters have no business in a table cell.
-        **{chr(code): " " for code in (*range(0x00, 0x0A), *range(0x0B, 0x20), 0x7F)},
     }
 )
 
 
 def md_escape(value: Any) -> str:
-    """Escape a value for use anywhere in Markdown, including inside a table cell."""
+    """Escape a value for use anywhere in Markdown, including inside a table cell. Other control characters
+    have no business in a cell, and the page may be printed to a terminal: they become visible escapes."""
     text = value_text(value).replace("\r\n", "\n").replace("\r", "\n")
-    return text.translate(_MD_TABLE)
+    return visible(text.translate(_MD_TABLE))
 
 
 def table_row(cells: list[str]) -> str:

@@ -1,8 +1,9 @@
 """A self-contained HTML page for one platform's report.
 
-Every string from the report is escaped with ``html.escape(quote=True)`` and attribute
-values come only from fixed tables, so report text can never become markup. A content
-security policy forbidding scripts backs that up.
+Every string from the report is escaped with ``html.escape(quote=True)``, its control characters
+shown as visible escapes, and attribute values come only from fixed tables, so report text can
+never become markup nor carry a raw escape sequence. A content security policy forbidding scripts
+backs that up.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import html
 from typing import Any
 
 from ..model import DEVIATION, ERROR, FAIL, OUTCOMES, PASS, UNEXPECTED_PASS, UNSUPPORTED, CaseResult, Report
-from .vocabulary import cases_by_area, fact_rows, value_text
+from .text import visible
+from .vocabulary import cases_by_area, fact_rows
 
 # Class names come from this table, never from report data.
 OUTCOME_CLASS = {outcome: f"o-{outcome}" for outcome in OUTCOMES}
@@ -43,8 +45,10 @@ td.outcome { font-weight: bold; white-space: nowrap; }
 
 
 def esc(value: Any) -> str:
-    """Escape any report value for element content or a quoted attribute."""
-    return html.escape(value_text(value), quote=True)
+    """Escape any report value for element content or a quoted attribute. HTML escaping leaves control
+    characters as they are, so those (but tabs and line breaks) become visible escapes first: a page never
+    carries a raw ESC or BEL to whoever copies it into a terminal."""
+    return html.escape(visible(value, keep="\t\n"), quote=True)
 
 
 def outcome_class(outcome: Any) -> str:

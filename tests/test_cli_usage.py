@@ -1,0 +1,45 @@
+"""Self-tests of the `conformance` command's usage errors: every subcommand's is one line, `conformance: <subcommand>:
+<message>`, exit status 2, at once; --help still prints the whole help and exits 0."""
+
+from __future__ import annotations
+
+import pytest
+from commands import conformance, refused
+
+SUBCOMMANDS = ("run", "render", "matrix", "diff", "ktap", "kernels", "bench")
+
+USAGE_ERRORS = [
+    (["run", "--bogus"], "run", "unrecognized arguments: --bogus"),
+    (["run", "--dir"], "run", "argument --dir: expected one argument"),
+    (["run", "-k", "rights"], "run", "unrecognized arguments: -k"),
+    (["render"], "render", "the following arguments are required: report"),
+    (["render", "a.json", "--bogus"], "render", "unrecognized arguments: --bogus"),
+    (["matrix", "--out"], "matrix", "argument --out: expected one argument"),
+    (["diff", "a.json"], "diff", "the following arguments are required: new"),
+    (["diff", "a.json", "b.json", "--format", "html"], "diff", "argument --format: invalid choice: 'html' "
+                                                               "(choose from 'text', 'markdown', 'json')"),
+    (["ktap"], "ktap", "the following arguments are required: report"),
+    (["ktap", "a.json", "b.json"], "ktap", "unrecognized arguments: b.json"),
+    (["kernels", "--kvm", "maybe"], "kernels", "argument --kvm: invalid choice: 'maybe' (choose from 'auto', 'yes', "
+                                               "'no')"),
+    (["kernels", "--bogus"], "kernels", "unrecognized arguments: --bogus"),
+    (["bench", "--fast"], "bench", "unrecognized arguments: --fast"),
+    ([], None, "the following arguments are required: SUBCOMMAND"),
+    (["nonsense"], None, "argument SUBCOMMAND: invalid choice: 'nonsense' (choose from 'run', 'render', 'matrix', "
+                         "'diff', 'ktap', 'kernels', 'bench')"),
+    (["--bogus"], None, "the following arguments are required: SUBCOMMAND"),
+]
+
+
+@pytest.mark.parametrize(("argv", "subcommand", "message"), USAGE_ERRORS, ids=[" ".join(u[0]) or "none"
+                                                                              for u in USAGE_ERRORS])
+def test_a_usage_error_is_one_line_and_exit_2(argv, subcommand, message):
+    assert refused(conformance(*argv), subcommand) == message
+
+
+@pytest.mark.parametrize("subcommand", [None, *SUBCOMMANDS])
+def test_help_prints_the_whole_help_and_exits_0(subcommand):
+    done = conformance(*([subcommand] if subcommand else []), "--help")
+    assert (done.status, done.err) == (0, "")
+    assert done.out.startswith(f"usage: conformance{' ' + subcommand if subcommand else ''} ")
+    assert done.out.count("\n") > 5 and "-h, --help" in done.out
