@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from . import settings
+from .interruption import Interruption
 from .report.load import ReportError, read_report, read_reports
 from .usage import Parser, UsageError, fail
 
@@ -41,6 +42,16 @@ def _check_run(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from .session import run_pytest
 
+    # From now on SIGINT and SIGTERM end the run as Ctrl-C would, with its report (conformance/interruption.py).
+    interruption = Interruption.of_this_process()
+    interruption.install()
+    try:
+        return _run(args, interruption, run_pytest)
+    except KeyboardInterrupt:  # before pytest started, or after it ended
+        return interruption.exit_status() or 130
+
+
+def _run(args: argparse.Namespace, interruption: Interruption, run_pytest) -> int:
     _check_run(args)
     pytest_args = [
         str(settings.CASES_DIR),
@@ -58,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if args.strict:
         pytest_args.append("--conformance-strict")
     if not args.ktap:
-        return run_pytest(pytest_args + args.pytest_args, args.target, str(args.report_dir))[0]
+        status, _ = run_pytest(pytest_args + args.pytest_args, args.target, str(args.report_dir))
+        return interruption.exit_status() or status
     # KTAP consumers read standard output, so pytest's own output goes to standard error.
     with contextlib.redirect_stdout(sys.stderr):
         status, report = run_pytest(pytest_args + args.pytest_args, args.target, str(args.report_dir))
@@ -68,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from .report.ktap import render_ktap
 
     _print(render_ktap(report))
-    return status
+    return interruption.exit_status() or status
 
 
 def _print(text: str) -> None:
@@ -106,15 +118,37 @@ def matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+# `conformance diff --reference-dir DIR NEW` found no reference of NEW's platform family: nothing was compared.
+NO_REFERENCE = 3
+
+
 def diff(args: argparse.Namespace) -> int:
-    from .report import diff_render
+    from .report import diff_render, reference
     from .report.diff import diff_reports
 
-    old, new = read_report(args.old), read_report(args.new)
-    result = diff_reports(old, new, observations_regress=args.fail_on_observations)
+    if args.reference_dir:
+        if len(args.reports) != 1:
+            raise UsageError("diff", "with --reference-dir, give only the report to check")
+        new_source = args.reports[0]
+        new = read_report(new_source)
+        candidates = [pair for directory in args.reference_dir for pair in reference.references_in(Path(directory))]
+        chosen = reference.choose(new, candidates)
+        if chosen is None:
+            print(f"{new_source}: no reference of its platform family ({reference.family_text(new)}) in "
+                  f"{', '.join(args.reference_dir)}: not checked")
+            return NO_REFERENCE
+        old_source, old = chosen
+    elif len(args.reports) == 2:
+        (old_source, new_source) = args.reports
+        old, new = read_report(old_source), read_report(new_source)
+    else:
+        raise UsageError("diff", "give the reference report and the report to check (or --reference-dir DIR and "
+                                 "the report to check)")
+    result = diff_reports(old, new, observations_regress=args.fail_on_observations,
+                          allow_selection=args.allow_selection)
     renderer = {"text": diff_render.render_text, "markdown": diff_render.render_markdown,
                 "json": diff_render.render_json}[args.format]
-    _print(renderer(result, args.old, args.new))
+    _print(renderer(result, old_source, new_source))
     return result.exit_status
 
 
@@ -179,9 +213,16 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("reports", nargs="*", metavar="REPORT", help="reports written by `conformance run`")
     m.add_argument("--out", default=".", help="directory for matrix.md, matrix.html and matrix.json (default: .)")
     m.set_defaults(func=matrix)
-    f = sub.add_parser("diff", help="what changed from OLD to NEW; exit 1 on a regression, 2 on bad input")
-    f.add_argument("old", help="the reference report")
-    f.add_argument("new", help="the report to check")
+    f = sub.add_parser("diff", help="what changed from OLD to NEW; exit 1 on a regression, 2 on bad input, "
+                       f"{NO_REFERENCE} when --reference-dir holds no reference of NEW's platform family")
+    f.add_argument("reports", nargs="+", metavar="REPORT",
+                   help="OLD NEW: the reference report and the report to check; with --reference-dir, NEW alone")
+    f.add_argument("--reference-dir", action="append", metavar="DIR",
+                   help="choose OLD among the complete reports in DIR (repeatable): the one of NEW's platform family "
+                        "(OS, architecture, privilege, filesystem), the same release and Python first")
+    f.add_argument("--allow-selection", action="store_true",
+                   help="NEW is a selection of the suite on purpose: the cases it did not select are not compared, and "
+                        "its selection is not incompleteness (an interrupted or stopped run still is)")
     f.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="output (default: text)")
     f.add_argument("--fail-on-observations", action="store_true",
                    help="a changed or vanished observation is a regression too (perf.* measurements never are)")
@@ -244,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         args.pytest_args = extra
     try:
         return args.func(args)
+    except UsageError as e:
+        return fail(e.subcommand, str(e))
     except (ReportError, settings.BadSetting) as e:
         return fail(args.command, str(e))
     except OSError as e:

@@ -20,17 +20,36 @@ class Terminated(KeyboardInterrupt):
 class Interruption:
     """What stopped this process, if anything: the first SIGINT or SIGTERM raises, later ones are only noted."""
 
-    def __init__(self) -> None:
+    def __init__(self, deferring: bool = True) -> None:
         self.signal: str | None = None  # the first signal's name
         self.stopping = False  # the run is being interrupted: a signal no longer raises
+        # While pytest starts up (its plugins half made, its logging half set up), a signal waits: it is raised at
+        # resume(), when the session can end cleanly with its report.
+        self.deferring = deferring
+        self.cleaning_up = False  # the run is ending anyway: a signal is noted, and must not cut the clean-up short
         self.previous: dict[int, object] = {}
 
     def handle(self, number: int, frame) -> None:
         self.signal = self.signal or signal.Signals(number).name
-        if self.stopping:
-            return  # already stopping: let the clean-up finish
+        if self.stopping or self.cleaning_up or self.deferring:
+            return  # let the clean-up finish, or the start-up reach a point where stopping is clean
+        self._stop()
+
+    def resume(self) -> None:
+        """Signals raise from now on; one that arrived while they were deferred raises here."""
+        self.deferring = False
+        if self.signal and not (self.stopping or self.cleaning_up):
+            self._stop()
+
+    def _stop(self) -> None:
         self.stopping = True
-        raise Terminated() if number == signal.SIGTERM else KeyboardInterrupt()
+        raise Terminated() if self.signal == "SIGTERM" else KeyboardInterrupt()
+
+    @classmethod
+    def of_this_process(cls) -> Interruption:
+        """The Interruption that handles SIGINT here already, or a new one (not yet installed)."""
+        current = signal.getsignal(signal.SIGINT)
+        return current.__self__ if _is_interruption(current) else cls()
 
     def install(self) -> None:
         """Handle both signals in this process, from its main thread (the only one Python lets set handlers), over the

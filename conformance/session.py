@@ -39,11 +39,12 @@ def run_pytest(args: list[str], target: str | None = None, report_dir: str | Non
 
     pytest's own temporary directory (tmp_path's) lives in one of this run's, removed afterwards, so that the run
     leaves nothing in $TMPDIR, however it ended; a --basetemp among `args` is left to pytest. SIGINT and SIGTERM are
-    handled from the start, as the plugin handles them in the session: a signal that stops pytest before its session
-    began still ends the run with 128 + its number, and with a report that says so in `report_dir`, if one is given
-    (`target`: the directory under test, whose filesystem the report names).
+    handled from the start, as the plugin handles them in the session, and stay handled (only noted) after it: a
+    signal at any moment ends the run with 128 + its number; one that stops pytest before its session began leaves a
+    report that says so in `report_dir`, if one is given (`target`: the directory under test, whose filesystem the
+    report names).
     """
-    interruption = Interruption()
+    interruption = Interruption.of_this_process()
     interruption.install()
     started, clock = datetime.datetime.now(datetime.timezone.utc), time.monotonic()
     basetemp = None if any(str(arg).startswith("--basetemp") for arg in args) else tempfile.mkdtemp(prefix="pytest-")
@@ -57,10 +58,9 @@ def run_pytest(args: list[str], target: str | None = None, report_dir: str | Non
     except KeyboardInterrupt:
         status = 2  # pytest's own status for an interrupt, replaced below by the signal's
     finally:
-        interruption.stopping = True  # the clean-up below is not to be cut short
+        interruption.cleaning_up = True  # from now on a signal is noted: the process ends soon, with its status
         if basetemp:
             shutil.rmtree(basetemp, ignore_errors=True)
-        interruption.restore()
     report = keeper.report if keeper is not None else None
     if interruption.signal and report is None and report_dir is not None:
         from .plugin.collector import report_of_an_interrupted_start
@@ -69,6 +69,6 @@ def run_pytest(args: list[str], target: str | None = None, report_dir: str | Non
         report = report_of_an_interrupted_start(target or tempfile.gettempdir(), interruption.signal,
                                                 [str(arg) for arg in args], started, time.monotonic() - clock)
         write_report(report, Path(report_dir))
-    if interruption.signal and status not in (0, 1):
+    if interruption.signal:
         status = interruption.exit_status()
     return status, report

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import settings, usage
+from .interruption import Interruption
 from .model import CaseResult
 from .report.lineup import line_up
 from .report.load import ReportError, read_report
@@ -63,10 +64,15 @@ def run_once(index: int, seed: int, workers: str, out: Path, extra: list) -> Soa
     argv = [sys.executable, "-m", "conformance", "run", "-n", workers, "--report-dir", str(report_dir), "--",
             "-p", "randomly", f"--randomly-seed={seed}", *extra]
     start = time.monotonic()
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True)
+    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as process:
+        try:
+            output, _ = process.communicate()
+        except KeyboardInterrupt:  # the soak was told to stop: so is its run, which cleans up after itself
+            _stop_the_run(process)
+            raise
     wall = time.monotonic() - start
-    (out / f"run-{index:03d}.log").write_text(done.stdout)
+    (out / f"run-{index:03d}.log").write_text(output)
     reports = sorted(report_dir.glob("*.json"))
     results = None
     if len(reports) == 1:
@@ -74,7 +80,20 @@ def run_once(index: int, seed: int, workers: str, out: Path, extra: list) -> Soa
             results = read_report(reports[0]).cases
         except ReportError:
             pass
-    return SoakRun(index, seed, done.returncode, wall, results)
+    return SoakRun(index, seed, process.returncode, wall, results)
+
+
+# How long a suite run that was told to stop may take to clean up and write its report (its own workers get 10 s).
+RUN_STOP_DEADLINE = 30.0
+
+
+def _stop_the_run(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.communicate(timeout=RUN_STOP_DEADLINE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
 
 
 def flaky_cases(runs: list[SoakRun]) -> dict:
@@ -151,6 +170,10 @@ def main(argv: list | None = None) -> int:
     except (usage.UsageError, settings.BadSetting) as e:
         return usage.fail("soak", str(e))
     out = args.out
+    # SIGINT or SIGTERM stops the soak on any path: the run under way is told to stop too, the busy loops (in
+    # sessions of their own, which no terminal signal reaches) are killed, and what ran is summed up.
+    interruption = Interruption(deferring=False)
+    interruption.install()
     load = start_load(args.load)
     runs = []
     try:
@@ -159,12 +182,19 @@ def main(argv: list | None = None) -> int:
             runs.append(run)
             print(f"run {index + 1}/{args.runs} (seed {run.seed}): exit {run.status}, {run.wall:.1f} s, "
                   f"{len(run.results or ())} cases", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        print(f"conformance soak: stopped by {interruption.signal or 'SIGINT'} after {len(runs)} runs",
+              file=sys.stderr)
     finally:
+        interruption.cleaning_up = True
         stop_load(load)
+        interruption.restore()
     flaky = flaky_cases(runs)
     text = summary(runs, flaky, args.load, args.workers)
     (out / "soak.md").write_text(text)
     print(text, end="")
+    if interruption.signal:
+        return interruption.exit_status()
     return 0 if not flaky and all(run.status == 0 and run.results for run in runs) else 1
 
 

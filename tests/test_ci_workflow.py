@@ -211,20 +211,110 @@ def test_merge_builds_the_matrix_and_checks_each_report_against_its_reference(jo
 
 
 def test_merge_fails_on_a_regression_against_a_reference(tmp_path):
+    path = _reference_as(tmp_path, "ci/regressed.json")
+    case_id = _fail_one_case(path)
+    summary = tmp_path / "summary.md"
+    done = _ci("merge-reports", tmp_path / "ci", env=_env(tmp_path, GITHUB_STEP_SUMMARY=str(summary)))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"  {case_id}: pass -> fail" in done.stdout
+    assert "1 case regression" in summary.read_text(encoding="utf-8")
+
+
+def _reference_as(tmp_path, name: str, **platform) -> Path:
+    """The committed root reference with its platform changed, saved under tmp_path/<dir>/<name>.json."""
     (reference,) = sorted((ROOT / "reports").glob("*-root-*.json"))[:1]
     report = json.loads(reference.read_text(encoding="utf-8"))
+    report["platform"].update(platform)
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report), encoding="utf-8")
+    return path
+
+
+def _fail_one_case(path: Path) -> str:
+    report = json.loads(path.read_text(encoding="utf-8"))
     case = next(case for case in report["cases"] if case["outcome"] == "pass")
     case["outcome"], case["reason"] = "fail", "made to fail by the self-test"
     report["summary"]["pass"] -= 1
     report["summary"]["fail"] += 1
-    merged = tmp_path / "ci"
-    merged.mkdir()
-    (merged / reference.name).write_text(json.dumps(report), encoding="utf-8")
+    path.write_text(json.dumps(report), encoding="utf-8")
+    return case["id"]
+
+
+def test_merge_checks_a_report_against_its_family_whatever_its_kernel_build(tmp_path):
+    """A runner's kernel has another build string than the reference's: its report is checked all the same."""
+    reference = json.loads(sorted((ROOT / "reports").glob("*-root-*.json"))[0].read_text(encoding="utf-8"))
+    release = reference["platform"]["release"] + "-another-build"
+    _reference_as(tmp_path, f"ci/{reference['platform']['id']}-another-build.json",
+                  id=reference["platform"]["id"] + "-another-build", release=release,
+                  kernel=reference["platform"]["kernel"].replace(reference["platform"]["release"], release))
     summary = tmp_path / "summary.md"
-    done = _ci("merge-reports", merged, env=_env(tmp_path, GITHUB_STEP_SUMMARY=str(summary)))
+    done = _ci("merge-reports", tmp_path / "ci", env=_env(tmp_path, GITHUB_STEP_SUMMARY=str(summary)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "against the committed reference of its family" in done.stdout
+    assert f"  release: {reference['platform']['release']} -> {release}" in done.stdout
+    assert "result: no regressions" in done.stdout
+
+
+def test_merge_fails_on_a_regression_against_the_last_successful_run(tmp_path):
+    """A family with no committed reference (here xfs) is still checked against the previous run's report."""
+    _reference_as(tmp_path, "previous/report-linux/linux-xfs.json", id="linux-xfs", filesystem={"path": "/x",
+                                                                                                "type": "xfs"})
+    new = _reference_as(tmp_path, "ci/linux-xfs.json", id="linux-xfs", filesystem={"path": "/x", "type": "xfs"})
+    case_id = _fail_one_case(new)
+    summary = tmp_path / "summary.md"
+    done = _ci("merge-reports", tmp_path / "ci", tmp_path / "previous",
+               env=_env(tmp_path, GITHUB_STEP_SUMMARY=str(summary)))
     assert done.returncode == 1, done.stdout + done.stderr
-    assert f"  {case['id']}: pass -> fail" in done.stdout
-    assert "1 case regression" in summary.read_text(encoding="utf-8")
+    assert "no reference of its platform family (linux x86_64 root xfs)" in done.stdout
+    assert "against the last successful run on the default branch" in done.stdout
+    assert f"  {case_id}: pass -> fail" in done.stdout
+    assert "last successful run on the default branch" in summary.read_text(encoding="utf-8")
+
+
+def test_merge_fails_on_an_incomplete_report(tmp_path):
+    path = _reference_as(tmp_path, "ci/partial.json")
+    report = json.loads(path.read_text(encoding="utf-8"))
+    report["completeness"].update(complete=False, ended="interrupted", why="SIGTERM")
+    path.write_text(json.dumps(report), encoding="utf-8")
+    done = _ci("merge-reports", tmp_path / "ci", env=_env(tmp_path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "the new report is incomplete: interrupted by SIGTERM" in done.stdout
+
+
+GH = """#!/bin/sh
+echo "$*" >> "$GH_LOG"
+case "$1 $2" in
+    "api repos/"*) echo main ;;
+    "run list") echo "$GH_RUN" ;;
+    "run download")
+        shift 2
+        while [ $# -gt 0 ]; do [ "$1" = --dir ] && dir=$2; shift; done
+        mkdir -p "$dir/report-linux" && echo '{}' > "$dir/report-linux/a.json" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("run", ["4242", ""], ids=["a-previous-run", "none-yet"])
+def test_previous_reports_downloads_the_last_successful_run_of_the_default_branch(tmp_path, run):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gh").write_text(GH)
+    (bin_dir / "gh").chmod(0o755)
+    log = tmp_path / "gh.log"
+    env = _env(tmp_path, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", GH_LOG=str(log), GH_RUN=run,
+               GITHUB_REPOSITORY="owner/repo")
+    done = _ci("previous-reports", tmp_path / "previous", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = log.read_text().splitlines()
+    assert calls[:2] == ["api repos/owner/repo --jq .default_branch",
+                         "run list --repo owner/repo --workflow conformance.yml --branch main --status success "
+                         "--limit 1 --json databaseId --jq .[0].databaseId // empty"]
+    if run:
+        assert calls[2] == f"run download {run} --repo owner/repo --pattern report-* --dir {tmp_path / 'previous'}"
+        assert (tmp_path / "previous" / "report-linux" / "a.json").exists()
+    else:
+        assert len(calls) == 2 and "no successful run of conformance.yml on main yet" in done.stdout
 
 
 def test_merge_refuses_an_empty_directory(tmp_path):

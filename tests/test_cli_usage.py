@@ -15,7 +15,8 @@ USAGE_ERRORS = [
     (["render"], "render", "the following arguments are required: report"),
     (["render", "a.json", "--bogus"], "render", "unrecognized arguments: --bogus"),
     (["matrix", "--out"], "matrix", "argument --out: expected one argument"),
-    (["diff", "a.json"], "diff", "the following arguments are required: new"),
+    (["diff", "a.json"], "diff", "give the reference report and the report to check (or --reference-dir DIR and the "
+                                 "report to check)"),
     (["diff", "a.json", "b.json", "--format", "html"], "diff", "argument --format: invalid choice: 'html' "
                                                                "(choose from 'text', 'markdown', 'json')"),
     (["ktap"], "ktap", "the following arguments are required: report"),

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from commands import conformance, environment, refused
@@ -84,3 +86,45 @@ def test_a_short_soak_runs_reports_and_agrees(tmp_path):
     ids = [sorted(c["id"] for c in json.loads(r.read_text())["cases"]) for r in reports]
     assert ids[0] == ids[1] and len(ids[0]) == 3
     assert "run 2/2 (seed 8)" in done.stderr  # run i takes seed SEED+i
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_ends_the_soak_its_run_and_its_load_at_once(tmp_path):
+    out = tmp_path / "soak"
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env.pop("PYTEST_ADDOPTS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "conformance.soak", "--runs", "5", "--load", "2", "--out", str(out),
+                             "--seed", "7", "--", "-k", "rights"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, start_new_session=True)
+    try:
+        loops = _wait_for_busy_loops(proc.pid, 2)
+        proc.send_signal(signal.SIGTERM)  # to the soak alone, as a CI runner cancelling a step does
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM" in err
+    assert not [pid for pid in loops if os.path.exists(f"/proc/{pid}")], "busy loops outlived the soak"
+    assert (out / "soak.md").exists()
+
+
+def _wait_for_busy_loops(parent: int, count: int, timeout: float = 30.0) -> list:
+    """The pids of the soak's busy loops, once it has started them (read from /proc: Linux only)."""
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("finds the busy loops through /proc")
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        loops = []
+        for name in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    if soak.BUSY_LOOP.encode() in f.read():
+                        loops.append(int(name))
+            except (OSError, ValueError):
+                continue
+        if len(loops) >= count:
+            return loops
+        time.sleep(0.05)  # polls what the kernel shows, bounded
+    pytest.fail("the soak did not start its busy loops")

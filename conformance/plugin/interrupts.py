@@ -59,7 +59,8 @@ class InterruptRecorder:
         # Under `conformance run` the process handles the signals already: the session shares that record, so that
         # a signal which stops pytest before the session began is known to the command afterwards.
         current = signal.getsignal(signal.SIGINT)
-        config.stash[INTERRUPTION] = current.__self__ if _is_interruption(current) else Interruption()
+        self.shared = _is_interruption(current)
+        config.stash[INTERRUPTION] = current.__self__ if self.shared else Interruption()
         of(config).install()
         if hasattr(config, "workerinput"):
             # The controller started this worker with both signals blocked (plugin/workers.py): one that arrived
@@ -82,14 +83,23 @@ class InterruptRecorder:
         if self.workers is not None:
             pass_on(interruption.signal or "SIGINT", self.workers())
 
-    @pytest.hookimpl(trylast=True)
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> None:
+        """The session has begun: from here an interrupt ends it cleanly, with the collector's report."""
+        of(self.config).resume()
+
+    @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker sends its workeroutput
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        name = of(self.config).signal
-        if name and hasattr(self.config, "workerinput"):
-            self.config.workeroutput[WORKER_OUTPUT] = name
+        """The session's end is clean-up (fixtures torn down, workers stopped, the last sweep, the report): a signal
+        that lands now is noted, and the report says so, but it does not cut that short."""
+        interruption = of(self.config)
+        interruption.cleaning_up = True
+        if interruption.signal and hasattr(self.config, "workerinput"):
+            self.config.workeroutput[WORKER_OUTPUT] = interruption.signal
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        of(config).restore()
+        if not self.shared:  # the command that installed a shared one keeps it to its end
+            of(config).restore()
 
 
 def _from_a_worker(error: BaseException) -> bool:

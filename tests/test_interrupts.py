@@ -1,0 +1,111 @@
+"""SIGINT and SIGTERM at random moments of real runs of the suite, serial and through two pytest-xdist workers: every
+try must end within its bound with 130 (143), a report marked interrupted by that signal, and nothing left behind:
+no process, no file in $TMPDIR, no traceback.
+
+Each run is a part of the suite (the descriptor passing cases: forked children, sockets in flight), so that twenty
+tries of each kind cost a minute or so. The moment is drawn between the command's first own line (STARTUP after the
+interpreter starts: before it, Python has not run a line of the suite, and a signal ends it as any program's) and the
+end of an uninterrupted run, measured first. A try whose run wrote its report before the signal was sent (it was faster
+this time) is not an interrupted run: its report must then say that every case ran, and it may end as it likes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nested_run
+import pytest
+
+TRIES = 20
+STARTUP = 0.25  # seconds from exec to the command's handlers, with a margin for a loaded machine
+SELECTION = ["-k", "rights and not inflight and not full_buffer"]
+WALL = 120.0  # one run, interrupted or not; beyond it the run is killed and the test fails
+
+
+def _start(tmp_path: Path, name: str, workers: str) -> tuple[subprocess.Popen, Path, Path, str]:
+    tmpdir, report_dir = tmp_path / name / "tmp", tmp_path / name / "report"
+    tmpdir.mkdir(parents=True)
+    tmpdir.chmod(0o711)
+    marker = f"{tmp_path / name}{os.sep}"
+    env = nested_run.environment(tmpdir, marker)
+    output = open(tmp_path / name / "output.txt", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "conformance", "run", "-n", workers, "--report-dir",
+                             str(report_dir), "--", *SELECTION], cwd=nested_run.ROOT, env=env, stdout=output,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    output.close()
+    return proc, tmpdir, report_dir, marker
+
+
+def _finish(proc: subprocess.Popen) -> int:
+    try:
+        return proc.wait(timeout=WALL)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        pytest.fail(f"a run did not end within {WALL:g} s of its signal")
+
+
+def _uninterrupted_length(tmp_path: Path, workers: str) -> float:
+    started = time.monotonic()
+    proc, *_ = _start(tmp_path, "whole", workers)
+    assert _finish(proc) == 0, (tmp_path / "whole" / "output.txt").read_text()[-3000:]
+    return time.monotonic() - started
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(("workers", "sig"), [("0", signal.SIGINT), ("2", signal.SIGINT), ("0", signal.SIGTERM),
+                                              ("2", signal.SIGTERM)], ids=["serial-sigint", "xdist-sigint",
+                                                                           "serial-sigterm", "xdist-sigterm"])
+def test_a_signal_at_a_random_moment_stops_the_run_with_its_report_and_nothing_left(tmp_path, workers, sig):
+    length = _uninterrupted_length(tmp_path, workers)
+    tries = TRIES if sig == signal.SIGINT else TRIES // 4
+    rng = random.Random(f"{workers}-{sig}")
+    problems, late_tries = [], 0
+    for attempt in range(tries):
+        delay = rng.uniform(STARTUP, length)
+        proc, tmpdir, report_dir, marker = _start(tmp_path, f"try{attempt}", workers)
+        time.sleep(delay)  # the moment of the signal, not a synchronisation
+        sent = time.time()
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass  # the run ended already
+        status = _finish(proc)
+        alive = nested_run.survivors(marker)
+        nested_run.kill(alive)
+        output = (tmp_path / f"try{attempt}" / "output.txt").read_text(errors="replace")
+        reports = sorted(report_dir.glob("*.json"))
+        what = f"try {attempt} ({signal.Signals(sig).name} after {delay:.2f} s)"
+        late = len(reports) == 1 and reports[0].stat().st_mtime < sent
+        if late:
+            late_tries += 1
+            completeness = json.loads(reports[0].read_text())["completeness"]
+            if completeness["ended"] != "finished" or completeness["finished"] != completeness["collected"]:
+                problems.append(f"{what}: written before the signal, the report says {completeness}")
+            continue
+        if status != 128 + sig:
+            problems.append(f"{what}: exit status {status}:\n{output[-1500:]}")
+        if alive or nested_run.files_under(tmpdir):
+            problems.append(f"{what}: left {alive} and {nested_run.files_under(tmpdir)}")
+        if "Traceback" in output:
+            problems.append(f"{what}: a traceback:\n{output[-3000:]}")
+        if len(reports) != 1 or not reports[0].name.endswith(".partial.json"):
+            problems.append(f"{what}: reports {[p.name for p in reports]}")
+            continue
+        completeness = json.loads(reports[0].read_text())["completeness"]
+        # A signal that lands while the report is being written is noted (the status says so) but cannot change the
+        # report, whose every case had run: the truth, too.
+        every_case_ran = completeness["ended"] == "finished" and completeness["finished"] == completeness["collected"]
+        interrupted = completeness["ended"] == "interrupted" and \
+            completeness["why"].startswith(signal.Signals(sig).name)
+        if not (interrupted or every_case_ran):
+            problems.append(f"{what}: the report says {completeness}")
+    assert not problems, f"uninterrupted, a run took {length:.2f} s\n" + "\n".join(problems)
+    assert late_tries <= tries // 2, f"{late_tries} of {tries} signals came after the run had ended"
