@@ -135,14 +135,26 @@ def test_paths_vng_would_misread_are_refused(path):
 def test_every_missing_tool_is_named_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(tools, "BUSYBOX_PATHS", ())
+    monkeypatch.setattr(tools, "UDEVD_PATHS", ())
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setattr(tools.shutil, "which", lambda name, path=None: None)
     with pytest.raises(tools.MissingTools) as e:
         tools.find_tools()
     message = str(e.value)
     assert "\n" not in message
-    for needed in ("vng", "qemu-system-", "busybox-static", "kmod", "ci/install-kernel-tools"):
+    for needed in ("vng", "qemu-system-", "busybox-static", "kmod", "udev", "ci/install-kernel-tools"):
         assert needed in message
+
+
+def test_a_missing_udevd_alone_is_named(tmp_path, monkeypatch):
+    # Without udevd the guest's command output has nowhere to go and vng ends with 255 and no word: find it first.
+    monkeypatch.setattr(tools, "UDEVD_PATHS", (str(tmp_path / "systemd-udevd"),))
+    monkeypatch.setattr(tools, "BUSYBOX_PATHS", (sys.executable,))
+    monkeypatch.setattr(tools.shutil, "which", lambda name, path=None: sys.executable)
+    with pytest.raises(tools.MissingTools) as e:
+        tools.find_tools()
+    assert str(e.value) == ("missing systemd-udevd (apt package udev). ci/install-kernel-tools installs the apt "
+                            "packages")
 
 
 def test_other_systems_are_told_it_is_linux_only(monkeypatch):

@@ -13,6 +13,7 @@ from pathlib import Path
 # kernel's modules. Package names are Debian's and Ubuntu's.
 QEMU = {"x86_64": "qemu-system-x86_64", "aarch64": "qemu-system-aarch64"}
 QEMU_PACKAGE = {"x86_64": "qemu-system-x86", "aarch64": "qemu-system-arm"}
+UDEVD_PATHS = ("/lib/systemd/systemd-udevd", "/usr/lib/systemd/systemd-udevd", "/sbin/udevd")
 BUSYBOX_PATHS = ("/usr/lib/initramfs-tools/bin/busybox", "/bin/busybox", "/usr/bin/busybox", "/sbin/busybox")
 
 
@@ -44,6 +45,11 @@ def find_tools() -> Tools:
         missing.append("busybox (apt package busybox-static)")
     if shutil.which("depmod", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is None:
         missing.append("depmod (apt package kmod)")
+    if not any(os.path.exists(p) for p in UDEVD_PATHS):
+        # The guest boots on this machine's root filesystem, and virtme-ng's init finds the virtio-serial ports that
+        # carry the guest command's input, output and exit status by the names udevd gives them: without it the
+        # command's output goes nowhere and vng ends with 255.
+        missing.append("systemd-udevd (apt package udev)")
     if missing:
         raise MissingTools("missing " + "; ".join(missing) + ". ci/install-kernel-tools installs the apt packages")
     path = os.pathsep.join([str(Path(vng).parent), os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
