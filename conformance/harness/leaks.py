@@ -43,6 +43,18 @@ def child_pids() -> set[int]:
     return process.child_pids(DEFAULT_DEADLINE)
 
 
+def reap_every_child() -> None:
+    """Kill and reap whatever is left of a run's processes: a worker's descendants that its death orphaned come to
+    this process, the run's subreaper. After a clean run there is nothing here; after an interrupt, stragglers."""
+    children.kill_all()
+    for _ in range(100):  # a killed process's own orphans come next; bounded all the same
+        pids = child_pids()
+        if not pids:
+            return
+        for pid in pids:
+            kill_and_reap(pid)
+
+
 def snapshot(temp_root: str) -> Snapshot:
     return Snapshot(fds.open_fds(), _temp_entries(temp_root), frozenset(child_pids()))
 

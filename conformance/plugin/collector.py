@@ -13,16 +13,14 @@ from __future__ import annotations
 import datetime
 import os
 import signal
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from .. import __version__, settings
-from ..harness import children, leaks
-from ..harness.deadlines import DEFAULT_DEADLINE
+from .. import settings
+from ..harness import leaks
 from ..model import (
     ERROR,
     FINISHED,
@@ -35,57 +33,19 @@ from ..model import (
     Expectation,
     Report,
     Run,
-    Suite,
     UnmatchedDeviation,
     read_collection,
     read_phase,
     worst,
 )
-from ..platforms import detect, probes, process
-from . import interrupts, rundir, workers
+from ..platforms import detect, probes
+from . import interrupts, revision, rundir, workers
 from .collection import UNMATCHED, selection, unmatched_from_worker
 from .options import case_timeout, target_dir
 
 REPORT = pytest.StashKey[Report]()
 _STOP_REASON = pytest.StashKey[str]()
 NO_REFERENCES = "(none recorded)"
-
-
-def _forget_unstarted_workers(config: pytest.Config) -> None:
-    """pytest-xdist's workers that started before one could not: killed by the sweep, and kept from execnet's exit
-    handler, which would need the very threads the system refuses and print a traceback for each."""
-    import atexit
-
-    group = getattr(getattr(config.pluginmanager.get_plugin("dsession"), "nodemanager", None), "group", None)
-    cleanup = getattr(group, "_cleanup_atexit", None)
-    if cleanup is not None:
-        atexit.unregister(cleanup)
-
-
-def _sweep() -> None:
-    """Kill and reap whatever is left of the run's processes: a worker's descendants that its death orphaned come to
-    this process, the run's subreaper. After a clean run there is nothing here; after an interrupt, stragglers."""
-    children.kill_all()
-    for _ in range(100):  # a killed process's own orphans come next; bounded all the same
-        pids = process.child_pids(DEFAULT_DEADLINE)
-        if not pids:
-            return
-        for pid in pids:
-            leaks.kill_and_reap(pid)
-
-
-def _git_commit() -> str | None:
-    top = Path(__file__).resolve().parents[2]
-    if not (top / ".git").exists():
-        return None
-    try:
-        # The suite's code runs from this checkout already, so trusting it adds nothing; without this, git
-        # refuses a checkout another uid owns, and an unprivileged run would record no commit.
-        out = subprocess.run(["git", "-c", f"safe.directory={top}", "-C", str(top), "rev-parse", "HEAD"],
-                             capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
 
 
 @dataclass
@@ -114,7 +74,7 @@ def report_of_an_interrupted_start(target: str, signal_name: str, argv: list[str
               exit_status=128 + int(signal.Signals[signal_name]), deadline_scale=settings.deadline_scale(),
               case_timeout=None)
     completeness = Completeness(INTERRUPTED, f"{signal_name}, before the session began")
-    return Report.build(Suite("conformance", __version__, _git_commit()), detect.facts(target), run, [],
+    return Report.build(revision.this_suite(), detect.facts(target), run, [],
                         completeness=completeness)
 
 
@@ -223,7 +183,7 @@ class ReportCollector:
                   argv=[str(a) for a in self.config.invocation_params.args],
                   exit_status=int(exitstatus), deadline_scale=settings.deadline_scale(),
                   case_timeout=case_timeout(self.config))
-        suite = Suite("conformance", __version__, _git_commit())
+        suite = revision.this_suite()
         self._close_unfinished()
         return Report.build(suite, platform, run, self._cases(), self.unmatched(), self._completeness())
 
@@ -231,14 +191,14 @@ class ReportCollector:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """A run whose session could not start (its workers could not) still reports, and leaves nothing."""
         if self.report is None and workers.start_failure(config):
-            _forget_unstarted_workers(config)
-            _sweep()
+            workers.forget_unstarted(config)
+            leaks.reap_every_child()
             self.report = self.build(pytest.ExitCode.TESTS_FAILED)
             self._write()
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        _sweep()
+        leaks.reap_every_child()
         rundir.remove(self.config)
         if session.shouldfail or session.shouldstop:
             self.config.stash[_STOP_REASON] = str(session.shouldfail or session.shouldstop)

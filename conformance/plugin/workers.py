@@ -9,6 +9,7 @@ naming why, not in pytest's internal error, and the collector still writes its r
 
 from __future__ import annotations
 
+import atexit
 import resource
 import signal
 
@@ -46,6 +47,15 @@ def _process_limit() -> str:
     if soft == resource.RLIM_INFINITY:
         return ""
     return f"this user may have no process or thread left under its limit (RLIMIT_NPROC {soft})"
+
+
+def forget_unstarted(config: pytest.Config) -> None:
+    """The workers that started before one could not: killed by the controller's sweep, and kept from execnet's exit
+    handler, which would need the very threads the system refuses and print a traceback for each."""
+    group = getattr(getattr(config.pluginmanager.get_plugin("dsession"), "nodemanager", None), "group", None)
+    cleanup = getattr(group, "_cleanup_atexit", None)
+    if cleanup is not None:
+        atexit.unregister(cleanup)
 
 
 def start_failure(config: pytest.Config) -> str | None:
