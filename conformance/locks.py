@@ -205,22 +205,22 @@ class FcntlOperations:
     def check(self) -> tuple[bool, str]:
         """The capability probe: query an unlocked file with the query command and the platform's struct flock.
         Never raises."""
-        name, c = self.query_command, constants()
+        name = self.query_command
         command = lookup(name, fcntl)
-        # The lock types as pack_flock takes them (Python's fcntl first), so the probe tries what the cases do.
-        wrlck, unlck = lookup("F_WRLCK", fcntl), lookup("F_UNLCK", fcntl)
-        if command is None or c.FLOCK_FORMAT is None or wrlck is None or unlck is None:
+        try:
+            # The very request the cases make, so that the probe tries what they do.
+            request, unlocked = pack_flock("write"), _type_value("unlock")
+        except LockFamilyUnavailable:
+            command = None
+        if command is None:
             return False, f"{name} or the struct flock layout is not known on this platform"
-        fields = dict.fromkeys(c.FLOCK_FIELDS, 0)
-        fields["l_type"] = wrlck
-        request = struct.pack(c.FLOCK_FORMAT, *(fields[f] for f in c.FLOCK_FIELDS))
         try:
             with tempfile.TemporaryFile() as f:
                 reply = fcntl.fcntl(f.fileno(), command, request)
         except OSError as e:
             return False, f"fcntl({name}) failed: {_errname(e)}"
-        l_type = dict(zip(c.FLOCK_FIELDS, struct.unpack(c.FLOCK_FORMAT, reply)))["l_type"]
-        if l_type != unlck:
+        l_type = unpack_flock(reply)["l_type"]
+        if l_type != unlocked:
             return False, f"fcntl({name}) on an unlocked file returned l_type {l_type}, not F_UNLCK"
         return True, f"fcntl({name}) = {command} answers F_UNLCK on an unlocked file"
 
