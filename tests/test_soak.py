@@ -9,11 +9,13 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import pytest
 from commands import conformance, environment, refused
 
 from conformance import settings, soak
+from conformance.interruption import Interruption
 from conformance.model import CaseResult
 
 
@@ -69,6 +71,84 @@ def test_the_load_processes_end_with_the_soak():
     soak.stop_load(load)
     assert all(p.returncode is not None for p in load)
     assert not any(os.path.exists(f"/proc/{pid}") for pid in pids if sys.platform.startswith("linux"))
+
+
+# ---- a signal while the soak starts a process -------------------------------------------------------------------
+
+@pytest.fixture
+def interruption():
+    """The soak's Interruption, installed in this process as `conformance soak` installs it."""
+    interruption = Interruption(deferring=False)
+    interruption.install()
+    try:
+        assert getattr(signal.getsignal(signal.SIGTERM), "__self__", None) is interruption
+        yield interruption
+    finally:
+        interruption.restore()
+
+
+def _signalled_when_started(started: list):
+    """A Popen that starts the real process, then has SIGTERM land on this process before Popen returns: the moment a
+    signal would leave a process that no one stops or waits for."""
+    def popen(*args, **kwargs):
+        process = subprocess.Popen(*args, **kwargs)
+        started.append(process)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return process
+    return popen
+
+
+def _reap(processes: list) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        if process.stdout is not None:  # a run the soak lost still has its output pipe here
+            process.stdout.close()
+
+
+def test_a_signal_while_a_process_starts_raises_once_the_process_is_known(interruption):
+    started: list = []
+    try:
+        try:
+            process = soak.started(interruption, lambda: _signalled_when_started(started)(
+                [sys.executable, "-c", "import time; time.sleep(60)"]))
+        except KeyboardInterrupt:
+            pytest.fail("the signal raised inside Popen, where the process it had started was lost")
+        assert process is started[0] and interruption.signal == "SIGTERM"
+        with pytest.raises(KeyboardInterrupt):
+            interruption.resume()
+    finally:
+        _reap(started)
+
+
+def test_a_signal_while_a_run_starts_stops_and_reaps_that_run(interruption, tmp_path, monkeypatch):
+    started: list = []
+    fake = types.SimpleNamespace(**{name: getattr(subprocess, name) for name in ("DEVNULL", "PIPE", "STDOUT",
+                                                                                 "TimeoutExpired")})
+    fake.Popen = _signalled_when_started(started)
+    monkeypatch.setattr(soak, "subprocess", fake)  # the soak's own name only
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            soak.run_once(0, 7, "0", tmp_path, ["-k", "rights"], interruption)
+        assert len(started) == 1 and started[0].returncode is not None, "the run outlived the soak that started it"
+    finally:
+        _reap(started)
+
+
+def test_a_signal_while_the_load_starts_leaves_every_busy_loop_to_stop_load(interruption, monkeypatch):
+    started: list = []
+    fake = types.SimpleNamespace(DEVNULL=subprocess.DEVNULL, Popen=_signalled_when_started(started))
+    monkeypatch.setattr(soak, "subprocess", fake)
+    load: list = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            soak.start_load(3, load, interruption)
+        assert load == started and len(load) == 1, "a busy loop was started and not handed to stop_load"
+    finally:
+        monkeypatch.undo()
+        soak.stop_load(load)
+        _reap(started)
 
 
 @pytest.mark.timeout(120)
