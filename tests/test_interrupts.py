@@ -6,7 +6,8 @@ Each run is a part of the suite (the descriptor passing cases: forked children, 
 tries of each kind cost a minute or so. The moment is drawn between the command's first own line (STARTUP after the
 interpreter starts: before it, Python has not run a line of the suite, and a signal ends it as any program's) and the
 end of an uninterrupted run, measured first. A try whose run wrote its report before the signal was sent (it was faster
-this time) is not an interrupted run: its report must then say that every case ran, and it may end as it likes.
+this time) is not an interrupted run: its report must then say that every case ran, and it may end as it likes; another
+try takes its place, so that every count above is of signals that landed in a run.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ TRIES = 20
 STARTUP = 0.25  # seconds from exec to the command's handlers, with a margin for a loaded machine
 SELECTION = ["-k", "rights and not inflight and not full_buffer"]
 WALL = 120.0  # one run, interrupted or not; beyond it the run is killed and the test fails
+MAX_ATTEMPTS_PER_TRY = 3  # bounds the attempts when signals keep coming after the run has ended
 
 
 def _start(tmp_path: Path, name: str, workers: str) -> tuple[subprocess.Popen, Path, Path, str]:
@@ -67,9 +69,14 @@ def test_a_signal_at_a_random_moment_stops_the_run_with_its_report_and_nothing_l
     length = _uninterrupted_length(tmp_path, workers)
     tries = TRIES if sig == signal.SIGINT else TRIES // 4
     rng = random.Random(f"{workers}-{sig}")
-    problems, late_tries = [], 0
-    for attempt in range(tries):
+    problems, landed, late_tries = [], 0, 0
+    # `tries` signals must land in a run; one that came after its run had ended (the run was faster this time than
+    # when it was measured) is checked as such and does not count.
+    for attempt in range(tries * MAX_ATTEMPTS_PER_TRY):
+        if landed == tries:
+            break
         delay = rng.uniform(STARTUP, length)
+        begun = time.time()
         proc, tmpdir, report_dir, marker = _start(tmp_path, f"try{attempt}", workers)
         time.sleep(delay)  # the moment of the signal, not a synchronisation
         sent = time.time()
@@ -86,10 +93,14 @@ def test_a_signal_at_a_random_moment_stops_the_run_with_its_report_and_nothing_l
         late = len(reports) == 1 and reports[0].stat().st_mtime < sent
         if late:
             late_tries += 1
+            # The machine is faster now than when the run was measured (a neighbour's load has gone): draw the next
+            # moments within this run's length.
+            length = max(STARTUP + 0.1, min(length, reports[0].stat().st_mtime - begun))
             completeness = json.loads(reports[0].read_text())["completeness"]
             if completeness["ended"] != "finished" or completeness["finished"] != completeness["collected"]:
                 problems.append(f"{what}: written before the signal, the report says {completeness}")
             continue
+        landed += 1
         if status != 128 + sig:
             problems.append(f"{what}: exit status {status}:\n{output[-1500:]}")
         if alive or nested_run.files_under(tmpdir):
@@ -108,4 +119,6 @@ def test_a_signal_at_a_random_moment_stops_the_run_with_its_report_and_nothing_l
         if not (interrupted or every_case_ran):
             problems.append(f"{what}: the report says {completeness}")
     assert not problems, f"uninterrupted, a run took {length:.2f} s\n" + "\n".join(problems)
-    assert late_tries <= tries // 2, f"{late_tries} of {tries} signals came after the run had ended"
+    assert landed == tries, (f"only {landed} of {landed + late_tries} signals landed in a run: the rest came after it "
+                             "had ended")
+
