@@ -19,10 +19,13 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import nested_run
 import pytest
+
+pytest_plugins = ["pytester"]
 
 TRIES = 20
 STARTUP = 0.25  # seconds from exec to the command's handlers, with a margin for a loaded machine
@@ -122,3 +125,76 @@ def test_a_signal_at_a_random_moment_stops_the_run_with_its_report_and_nothing_l
     assert landed == tries, (f"only {landed} of {landed + late_tries} signals landed in a run: the rest came after it "
                              "had ended")
 
+
+def _raise_interrupt():
+    try:
+        raise KeyboardInterrupt
+    except ValueError:  # the handler's code holds instructions without a line number
+        pass
+
+
+def test_an_entry_without_a_line_number_is_mended_before_pytest_formats_it():
+    # Python 3.11+ records tb_lineno None for an instruction without a line, where a signal handler's exception can
+    # enter a frame; pytest's formatting of the KeyboardInterrupt then fails with a TypeError (seen in a run here).
+    from conformance.plugin.interrupts import mend_line_numbers
+
+    unnumbered = [i for i, p in enumerate(getattr(_raise_interrupt.__code__, "co_positions", list)()) if p[0] is None]
+    if not unnumbered:
+        pytest.skip("this Python records a line number for every instruction")
+    try:
+        _raise_interrupt()
+    except KeyboardInterrupt as e:
+        interrupt = e
+    head = interrupt.__traceback__
+    frame = head.tb_next.tb_frame
+    # The entry as the interrupt would have left it, at one of those instructions (an index is 2 bytes of code).
+    head.tb_next = types.TracebackType(head.tb_next.tb_next, frame, 2 * unnumbered[0], -1)
+    assert head.tb_next.tb_lineno is None
+    excinfo = pytest.ExceptionInfo.from_exception(interrupt)
+    with pytest.raises(TypeError):
+        excinfo.getrepr(funcargs=True)  # what pytest's terminal reporter does with an interrupt
+    mend_line_numbers(interrupt)
+    assert head.tb_next.tb_frame is frame and head.tb_next.tb_lineno == frame.f_lineno  # the line it stopped at
+    text = str(pytest.ExceptionInfo.from_exception(interrupt).getrepr(funcargs=True))
+    assert "_raise_interrupt" in text and text.rstrip().endswith("KeyboardInterrupt")
+
+
+UNNUMBERED_INTERRUPT = '''
+import types
+
+import pytest
+
+CONFORMANCE_AREA = "fake"
+
+
+def _stop():
+    try:
+        raise KeyboardInterrupt
+    except ValueError:
+        pass
+
+
+@pytest.mark.refs("self-test: an interrupt pytest cannot place on a line")
+def test_interrupted_at_an_instruction_without_a_line():
+    unnumbered = [i for i, p in enumerate(_stop.__code__.co_positions()) if p[0] is None]
+    try:
+        _stop()
+    except KeyboardInterrupt as e:
+        entry = e.__traceback__  # this frame's; the next is _stop's, as a signal would have left it
+        entry.tb_next = types.TracebackType(entry.tb_next.tb_next, entry.tb_next.tb_frame, 2 * unnumbered[0], -1)
+        raise
+'''
+
+
+def test_a_run_interrupted_at_an_instruction_without_a_line_ends_as_interrupted(pytester, monkeypatch):
+    if not any(p[0] is None for p in getattr(_raise_interrupt.__code__, "co_positions", list)()):
+        pytest.skip("this Python records a line number for every instruction")
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+    pytester.makepyfile(test_unnumbered=UNNUMBERED_INTERRUPT)
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", "--conformance-report",
+                                           "report", timeout=60)
+    output = "\n".join(result.outlines + result.errlines)
+    assert "TypeError" not in output, output
+    assert result.ret == 128 + signal.SIGINT, output
+    assert [p.name for p in (pytester.path / "report").glob("*.json")][0].endswith(".partial.json")

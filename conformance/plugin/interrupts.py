@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import types
 
 import pytest
 
@@ -67,7 +68,9 @@ class InterruptRecorder:
             # while the interpreter started is delivered now, to the handler, not as a traceback from an import.
             signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPT_SIGNALS)
 
+    @pytest.hookimpl(tryfirst=True)  # before the terminal reporter formats the traceback
     def pytest_keyboard_interrupt(self, excinfo) -> None:
+        mend_line_numbers(excinfo.value)
         interruption = of(self.config)
         interruption.stopping = True
         if not isinstance(excinfo.value, KeyboardInterrupt):
@@ -115,3 +118,26 @@ def _xdist_stop(error: BaseException) -> bool:
 def from_worker(node) -> str | None:
     """The signal that stopped a finished pytest-xdist worker, if one did."""
     return getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
+
+
+def mend_line_numbers(exception: BaseException) -> None:
+    """Give every entry of the exception's tracebacks (and of those it was raised from or during) a line number.
+
+    A signal handler's exception can enter a frame at an instruction that has no line number, and Python (3.11 and
+    later) then records the entry with tb_lineno None, printed as "line -1". pytest formats the KeyboardInterrupt's
+    traceback assuming a number, and its TypeError would end the run with status 1 and a traceback instead of 130 and
+    the report's one line. Such an entry is replaced by one that names the frame's current line, or its function's
+    first; the traceback stays whole. The first entry cannot be replaced (nothing points to it) and is left as is.
+    """
+    seen = set()
+    while exception is not None and id(exception) not in seen:
+        seen.add(id(exception))
+        entry = exception.__traceback__
+        while entry is not None and entry.tb_next is not None:
+            following = entry.tb_next
+            if following.tb_lineno is None:
+                frame = following.tb_frame
+                line = frame.f_lineno if frame.f_lineno is not None else frame.f_code.co_firstlineno
+                entry.tb_next = types.TracebackType(following.tb_next, frame, following.tb_lasti, line)
+            entry = entry.tb_next
+        exception = exception.__cause__ or exception.__context__
