@@ -162,7 +162,19 @@ def ktap(args: argparse.Namespace) -> int:
 def kernels(args: argparse.Namespace) -> int:
     from .kernels import options, runner
 
-    return runner.main(args.kernels, options.checked(args))
+    checked = options.checked(args)
+    # SIGINT or SIGTERM ends the guest or host run under way (its whole process group: vng, QEMU, the suite) and
+    # then this command, in one line; without this SIGTERM would end only this process and leave them running.
+    interruption = Interruption(deferring=False)
+    interruption.install()
+    try:
+        return runner.main(args.kernels, checked)
+    except KeyboardInterrupt:
+        interruption.cleaning_up = True
+        print(f"conformance: kernels: stopped by {interruption.signal or 'SIGINT'}", file=sys.stderr)
+        return interruption.exit_status() or 130
+    finally:
+        interruption.restore()
 
 
 def bench(args: argparse.Namespace) -> int:

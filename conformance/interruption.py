@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import signal
 import threading
+from typing import Callable, TypeVar
 
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+T = TypeVar("T")
 
 
 class Terminated(KeyboardInterrupt):
@@ -40,6 +42,17 @@ class Interruption:
         self.deferring = False
         if self.signal and not (self.stopping or self.cleaning_up):
             self._stop()
+
+    def start(self, start: Callable[[], T]) -> T:
+        """start() (a Popen) with signals held back: one that lands inside Popen, after the fork, would leave a process
+        that no one stops or waits for. The caller calls resume() once the process is where its clean-up will find
+        it; a signal that came meanwhile raises there."""
+        self.deferring = True
+        try:
+            return start()
+        except BaseException:
+            self.deferring = False
+            raise
 
     def _stop(self) -> None:
         self.stopping = True

@@ -22,7 +22,6 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from . import settings, usage
 from .interruption import Interruption
@@ -36,30 +35,16 @@ MAX_RUNS = 1000  # about a day and a half at the usual 2 minutes a run: more is 
 MAX_SEED = 2**32 - 1  # pytest-randomly hands the seed to numpy's seeding too, which takes 32 bits
 
 
-def started(interruption: Interruption | None, start: Callable[[], subprocess.Popen]) -> subprocess.Popen:
-    """start() with SIGINT and SIGTERM held back until its process is known: a signal that lands inside Popen, after
-    the fork, would leave a process no one stops or waits for. The caller resumes the interruption once the process
-    is where its clean-up will find it; a signal noted meanwhile raises there."""
-    if interruption is None:
-        return start()
-    interruption.deferring = True
-    try:
-        return start()
-    except BaseException:
-        interruption.deferring = False
-        raise
-
-
-def start_load(count: int, load: list | None = None, interruption: Interruption | None = None) -> list:
-    """`count` busy-loop processes in sessions of their own, added to `load` one by one (so that a signal between two
-    leaves the list whole for stop_load(), which kills them)."""
+def start_load(count: int, load: list | None = None) -> list:
+    """`count` busy-loop processes in sessions of their own, added to `load` one by one, so that a signal between two
+    leaves the list whole for stop_load(), which kills them."""
     load = [] if load is None else load
+    interruption = Interruption.of_this_process()
     for _ in range(count):
-        load.append(started(interruption, lambda: subprocess.Popen(
+        load.append(interruption.start(lambda: subprocess.Popen(
             [sys.executable, "-c", BUSY_LOOP], start_new_session=True,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
-        if interruption is not None:
-            interruption.resume()
+        interruption.resume()
     return load
 
 
@@ -79,18 +64,17 @@ class SoakRun:
     results: list[CaseResult] | None  # every case of the report it wrote; None when it wrote no usable report
 
 
-def run_once(index: int, seed: int, workers: str, out: Path, extra: list,
-             interruption: Interruption | None = None) -> SoakRun:
+def run_once(index: int, seed: int, workers: str, out: Path, extra: list) -> SoakRun:
     """One suite run: its exit status, wall time, and every case's result from the report it wrote."""
     report_dir = out / f"run-{index:03d}"
     argv = [sys.executable, "-m", "conformance", "run", "-n", workers, "--report-dir", str(report_dir), "--",
             "-p", "randomly", f"--randomly-seed={seed}", *extra]
     start = time.monotonic()
-    with started(interruption, lambda: subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                                         stderr=subprocess.STDOUT, text=True)) as process:
+    interruption = Interruption.of_this_process()
+    with interruption.start(lambda: subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                                     stderr=subprocess.STDOUT, text=True)) as process:
         try:
-            if interruption is not None:
-                interruption.resume()  # a signal that came while the run was starting stops it from here
+            interruption.resume()  # a signal that came while the run was starting stops it from here
             output, _ = process.communicate()
         except KeyboardInterrupt:  # the soak was told to stop: so is its run, which cleans up after itself
             _stop_the_run(process)
@@ -201,9 +185,9 @@ def main(argv: list | None = None) -> int:
     load: list = []
     runs = []
     try:
-        start_load(args.load, load, interruption)
+        start_load(args.load, load)
         for index in range(args.runs):
-            run = run_once(index, args.seed + index, args.workers, out, extra, interruption)
+            run = run_once(index, args.seed + index, args.workers, out, extra)
             runs.append(run)
             print(f"run {index + 1}/{args.runs} (seed {run.seed}): exit {run.status}, {run.wall:.1f} s, "
                   f"{len(run.results or ())} cases", file=sys.stderr, flush=True)

@@ -4,11 +4,14 @@ for vng that runs the guest's command here. `.ci/run` boots a real kernel end to
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from commands import conformance, environment, refused
 
 from conformance import settings
 from conformance.cli import main
+from conformance.interruption import Interruption
 from conformance.kernels import console, guest, images, runner, sources, tools
 from conformance.kernels.sources import Kernel, KernelSourceError, package_for, release_key, resolve
 
@@ -231,6 +235,81 @@ def test_a_deadline_kills_the_whole_group(tmp_path, stage, monkeypatch):
         time.sleep(0.01)
         gone = _gone(grandchild)
     assert gone, "the grandchild outlived the deadline"
+
+
+def test_a_signal_while_the_command_starts_ends_its_group_and_raises(tmp_path, monkeypatch):
+    # SIGTERM lands inside Popen, after the fork: the watcher must still know the process, end it, and then stop.
+    interruption = Interruption(deferring=False)
+    started: list = []
+
+    def popen(*args, **kwargs):
+        started.append(subprocess.Popen(*args, **kwargs))
+        os.kill(os.getpid(), signal.SIGTERM)
+        return started[-1]
+
+    fake = types.SimpleNamespace(DEVNULL=subprocess.DEVNULL, PIPE=subprocess.PIPE, STDOUT=subprocess.STDOUT,
+                                 TimeoutExpired=subprocess.TimeoutExpired, Popen=popen)
+    monkeypatch.setattr(console, "subprocess", fake)  # the watcher's own name only
+    argv = _script(tmp_path, "import time; time.sleep(600)")
+    interruption.install()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            console.watch(argv, env=dict(os.environ), log_path=tmp_path / "log", marker=None, start_deadline=60,
+                          finish_deadline=60)
+        assert started and started[0].poll() is not None, "the command outlived the interrupted watcher"
+    finally:
+        interruption.restore()
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            process.stdout.close()
+
+
+def test_sigterm_ends_conformance_kernels_and_the_run_under_way(tmp_path):
+    # The host's run stands for a guest: it runs in a session of its own, which no signal to the command reaches.
+    out, fs = tmp_path / "out", tmp_path / "fs"
+    fs.mkdir()
+    env = {**environment(), "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "conformance", "kernels", "--out", str(out), "--dir", str(fs),
+                             "-n", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    run = None
+    try:
+        run = _wait_for_process(str(out / ".run-host"))
+        proc.send_signal(signal.SIGTERM)  # to the command alone, as a CI runner cancelling a step does
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 128 + signal.SIGTERM, err
+        assert err.rstrip().endswith("conformance: kernels: stopped by SIGTERM"), err
+        deadline = time.monotonic() + 5
+        while not _gone(run) and time.monotonic() < deadline:
+            time.sleep(0.01)  # polls what the kernel shows, bounded
+        assert _gone(run), "the host's suite run outlived the command"
+    finally:
+        for pid in (proc.pid, run):
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+        proc.wait()
+        if run is not None:
+            _gone(run)
+
+
+def _wait_for_process(argument: str, timeout: float = 60.0) -> int:
+    """The pid of the process whose command line holds `argument` (read from /proc: Linux only)."""
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("finds the run through /proc")
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for name in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    if argument.encode() in f.read().split(b"\0"):
+                        return int(name)
+            except (OSError, ValueError):
+                continue
+        time.sleep(0.02)  # polls what the kernel shows, bounded
+    pytest.fail(f"no process with {argument} in its command line within {timeout:g} s")
 
 
 # ---- the runner, with a stand-in for vng -----------------------------------------------------------------------

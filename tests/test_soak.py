@@ -111,7 +111,7 @@ def test_a_signal_while_a_process_starts_raises_once_the_process_is_known(interr
     started: list = []
     try:
         try:
-            process = soak.started(interruption, lambda: _signalled_when_started(started)(
+            process = interruption.start(lambda: _signalled_when_started(started)(
                 [sys.executable, "-c", "import time; time.sleep(60)"]))
         except KeyboardInterrupt:
             pytest.fail("the signal raised inside Popen, where the process it had started was lost")
@@ -130,7 +130,7 @@ def test_a_signal_while_a_run_starts_stops_and_reaps_that_run(interruption, tmp_
     monkeypatch.setattr(soak, "subprocess", fake)  # the soak's own name only
     try:
         with pytest.raises(KeyboardInterrupt):
-            soak.run_once(0, 7, "0", tmp_path, ["-k", "rights"], interruption)
+            soak.run_once(0, 7, "0", tmp_path, ["-k", "rights"])
         assert len(started) == 1 and started[0].returncode is not None, "the run outlived the soak that started it"
     finally:
         _reap(started)
@@ -143,7 +143,7 @@ def test_a_signal_while_the_load_starts_leaves_every_busy_loop_to_stop_load(inte
     load: list = []
     try:
         with pytest.raises(KeyboardInterrupt):
-            soak.start_load(3, load, interruption)
+            soak.start_load(3, load)
         assert load == started and len(load) == 1, "a busy loop was started and not handed to stop_load"
     finally:
         monkeypatch.undo()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..interruption import Interruption
 from ..report.text import visible
 
 PROGRESS = re.compile(rb"\[\s*(\d{1,3})%\]")  # pytest's progress column
@@ -42,14 +43,18 @@ def watch(argv: list[str], *, env: dict, log_path: Path, marker: bytes | None, s
           finish_deadline: float, on_event: Callable[[str, float], None] = lambda kind, value: None) -> Watched:
     """Run argv to its end or a deadline. on_event("started", seconds) and on_event("progress", percent)."""
     begin = time.monotonic()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=env, start_new_session=True)
+    # In a session of its own, which no signal from a terminal reaches: SIGINT and SIGTERM raise here (the command
+    # installs an Interruption), and the finally below ends the group.
+    interruption = Interruption.of_this_process()
+    proc = interruption.start(lambda: subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                                       stderr=subprocess.STDOUT, env=env, start_new_session=True))
     started = None if marker else 0.0
     timed_out = None
     tail = b""
     percent = None
     ended = False
     try:
+        interruption.resume()  # a signal that came while the command was starting ends it from here
         with open(log_path, "wb") as log:
             while True:
                 now = time.monotonic() - begin
