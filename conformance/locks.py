@@ -376,7 +376,7 @@ register(Family(
     "posix", probe="posix_locks", operations=FcntlOperations("F_GETLK", "F_SETLK", "F_SETLKW"),
     owner="process",  # POSIX.1-2024 XSH fcntl(): a process's locks, released when it closes any descriptor of the file
     ranges=True,
-    detects_deadlock=True,  # POSIX.1-2024 XSH fcntl() [EDEADLK]; FreeBSD tests/sys/file/flock_test.c 5, 6
+    detects_deadlock=True,  # POSIX.1-2024 XSH fcntl() [EDEADLK]; FreeBSD tests/sys/file/flock_helper.c tests 5, 6
     checks_open_mode=True,  # POSIX.1-2024 XSH fcntl() [EBADF]: F_RDLCK needs reading, F_WRLCK writing access
 ))
 register(Family(

@@ -6,7 +6,8 @@ description and dies with its last descriptor. Every check asks from a third pro
 so looking never changes what is held.
 
 Anchors: POSIX.1-2024 XSH fcntl() (F_SETLK, F_OFD_SETLK) and close(), Linux fcntl(2) "Open file description
-locks", flock(2), fstests generic/478 (t_ofd_locks), FreeBSD tests/sys/file/flock_test.c.
+locks", flock(2), fstests generic/478 (t_ofd_locks), FreeBSD tests/sys/file/flock_helper.c (run by
+flock_test.sh; cited by its test numbers).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ SEED = "seed 001: classic POSIX locks are released by any close; OFD locks belon
 POSIX_FCNTL = "POSIX.1-2024 XSH fcntl(): locks are released on any close of the file by the process"
 POSIX_OFD = "POSIX.1-2024 XSH fcntl(): F_OFD_SETLK, owned by the open file description"
 LINUX_OFD = "Linux fcntl(2): Open file description locks (non-POSIX)"
+FLOCK_HELPER = "FreeBSD tests/sys/file/flock_helper.c"
 FLOCK_2 = "flock(2): locks are associated with the open file description"
 
 # A case about one family names it; the others choose families by property (locks.families) and are parametrised by
@@ -279,7 +281,7 @@ def test_classic_locks_of_one_process_never_conflict_and_merge(lockfile, observe
 
 @pytest.mark.parametrize("family", locks.families(system_call="fcntl"), ids=str)
 @pytest.mark.refs(FLOCK_2 + ": flock and fcntl locks do not interact on Linux local filesystems",
-                  "FreeBSD flock(2): flock and fcntl locks interact", "FreeBSD tests/sys/file/flock_test.c 16")
+                  "FreeBSD flock(2): flock and fcntl locks interact", f"{FLOCK_HELPER}: test 15")
 def test_flock_and_fcntl_locks_interact_the_same_way_in_both_orders(lockfile, family, observe):
     require_lock_family(FLOCK)
     require_lock_family(family)
@@ -315,7 +317,8 @@ def _hold_until_told(path: str, family: locks.Family, start: int, length: int, h
 
 @pytest.mark.parametrize("family", locks.families(queryable=True), ids=str)
 @pytest.mark.refs(POSIX_FCNTL + ": F_GETLK returns the blocking lock's type, range and l_pid",
-                  "FreeBSD tests/sys/file/flock_test.c 4", "Linux fcntl(2): OFD holders are reported with l_pid -1")
+                  f"{FLOCK_HELPER}: test 4", "Linux fcntl(2): OFD holders are reported with l_pid -1",
+                  "XNU tests/lockf_basic: OFD waiter l_pid")
 def test_getlk_reports_the_holders_type_range_and_pid(lockfile, family, observe):
     require_lock_family(family)
     path, fd = lockfile
@@ -337,6 +340,7 @@ def test_getlk_reports_the_holders_type_range_and_pid(lockfile, family, observe)
         assert seen_own is not None and (seen_own.start, seen_own.length) == (10, 10), (
             f"{family.query_command}: {seen_own}")
         observe(f"{family}_getlk_pid", seen_own.pid)
+        assert seen_own.pid == -1, f"{family.query_command} reported l_pid {seen_own.pid}; fcntl(2) says -1"
         assert seen.pid != pid, f"a lock of an open file description ({family}) was reported as the process's own"
 
 
@@ -524,7 +528,7 @@ def _assert_blocked(path, child: Child, report: Event, listed: int = 1) -> None:
 @pytest.mark.race("F_SETLKW racing the holder's unlock")
 @pytest.mark.parametrize("family", locks.families(), ids=str)
 @pytest.mark.refs(POSIX_FCNTL + ": F_SETLKW waits", LINUX_OFD + ": F_OFD_SETLKW", FLOCK_2,
-                  "FreeBSD tests/sys/file/flock_test.c 8")
+                  f"{FLOCK_HELPER}: test 12 (there the holder exits)")
 def test_a_waiting_lock_blocks_while_held_and_is_granted_on_release(lockfile, family):
     require_lock_family(family)
     path, fd = lockfile
@@ -564,7 +568,7 @@ def _interrupted_wait(path: str, family: locks.Family, own_timer: bool) -> str:
 @pytest.mark.race("a signal racing a blocked F_SETLKW")
 @pytest.mark.parametrize("family", locks.families(), ids=str)
 @pytest.mark.refs(POSIX_FCNTL + ": F_SETLKW ... interrupted by a signal ... shall fail with EINTR",
-                  "FreeBSD tests/sys/file/flock_test.c 3", "PEP 475 (a raising handler ends the retried call)")
+                  f"{FLOCK_HELPER}: test 3", "LTP flock07", "PEP 475 (a raising handler ends the retried call)")
 def test_a_waiting_lock_interrupted_by_a_signal_fails(lockfile, family):
     require_lock_family(family)
     path, fd = lockfile
@@ -595,7 +599,8 @@ def _cycle_member(path: str, family: locks.Family, mine: int, wanted: int, held:
 @pytest.mark.race("concurrent lockers closing a cycle")
 @pytest.mark.parametrize("family", locks.families(ranges=True), ids=str)
 @pytest.mark.parametrize("size", [2, 3])
-@pytest.mark.refs(POSIX_FCNTL + ": EDEADLK", "FreeBSD tests/sys/file/flock_test.c 5, 6 (two and three processes)",
+@pytest.mark.refs(POSIX_FCNTL + ": EDEADLK", f"{FLOCK_HELPER}: test 5 (two processes)",
+                  "LTP fcntl17 (a ring of three processes)",
                   LINUX_OFD + ": no deadlock detection for OFD locks")
 def test_a_lock_cycle(lockfile, family, size, observe):
     """n processes each hold byte i and wait for byte i+1: the last one closes the cycle."""
@@ -812,7 +817,7 @@ def _share_then_wait(path: str, held: Event, release: Event) -> None:
 
 
 @pytest.mark.refs(FLOCK_2 + ": converting a lock is not guaranteed to be atomic",
-                  "FreeBSD tests/sys/file/flock_test.c 15")
+                  f"{FLOCK_HELPER}: test 15")
 def test_a_failed_flock_upgrade_may_drop_the_shared_lock(lockfile, observe):
     require_lock_family(FLOCK)
     path, fd = lockfile
@@ -856,7 +861,7 @@ APPENDERS = [(family, "processes") for family in locks.families()] + [
 @pytest.mark.race("concurrent lockers appending")
 @pytest.mark.parametrize(("family", "actors"), APPENDERS, ids=str)
 @pytest.mark.refs("LTP fcntl34 (OFD locks from threads with their own descriptions)", "LTP fcntl36",
-                  "FreeBSD tests/sys/file/flock_test.c 9 (many lockers, data integrity)")
+                  f"{FLOCK_HELPER}: test 14 (many lockers, data integrity)")
 def test_appenders_under_locks_never_corrupt_the_file(workdir, family, actors):
     require_lock_family(family)
     path = workdir / "appended"
@@ -901,7 +906,7 @@ def test_appenders_under_locks_never_corrupt_the_file(workdir, family, actors):
 # ---- FreeBSD flock_test details ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("family", locks.families(queryable=True), ids=str)
-@pytest.mark.refs("FreeBSD tests/sys/file/flock_test.c 1: F_GETLK on an unlocked range changes only l_type",
+@pytest.mark.refs(f"{FLOCK_HELPER}: test 1: F_GETLK on an unlocked range changes only l_type",
                   POSIX_FCNTL + ": if no lock would prevent it, l_type is set to F_UNLCK and the rest left unchanged")
 def test_getlk_on_an_unlocked_range_changes_only_l_type(lockfile, family):
     require_lock_family(family)
@@ -915,7 +920,7 @@ def test_getlk_on_an_unlocked_range_changes_only_l_type(lockfile, family):
     assert reply["l_type"] == locks.unpack_flock(locks.pack_flock("unlock"))["l_type"]
 
 
-@pytest.mark.refs("FreeBSD tests/sys/file/flock_test.c 7: a bogus l_pid passed to F_SETLK is ignored",
+@pytest.mark.refs(f"{FLOCK_HELPER}: test 10: a bogus l_pid passed to F_SETLK is ignored",
                   POSIX_FCNTL)
 def test_a_bogus_l_pid_given_to_f_setlk_is_ignored(lockfile):
     require_lock_family(CLASSIC)
@@ -927,7 +932,7 @@ def test_a_bogus_l_pid_given_to_f_setlk_is_ignored(lockfile):
 
 @pytest.mark.race("F_SETLKW racing the holder's exit")
 @pytest.mark.parametrize("family", locks.families(), ids=str)
-@pytest.mark.refs("FreeBSD tests/sys/file/flock_test.c 8: F_SETLKW succeeds once the holder exits", POSIX_FCNTL,
+@pytest.mark.refs(f"{FLOCK_HELPER}: test 12: F_SETLKW succeeds once the holder exits", POSIX_FCNTL,
                   FLOCK_2)
 def test_a_waiting_lock_is_granted_when_the_holder_exits(lockfile, family):
     require_lock_family(family)
