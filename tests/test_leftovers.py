@@ -25,7 +25,8 @@ def test_the_whole_suite_leaves_no_process_descriptor_file_or_unix_socket(parall
     caught = nested_run.leak_findings(report.cases)
     assert not any(caught.values()), f"the leak check had to clean up after cases: {caught}"
     errors = {case.id: case.reason for case in report.cases if case.outcome == "error"}
-    assert not errors and run.status == 0, f"exit status {run.status}, errors {errors}:\n{run.output[-3000:]}"
+    assert not errors and nested_run.status_explained(run.status, report), (
+        f"exit status {run.status}, errors {errors}:\n{run.output[-3000:]}")
 
     if run.no_namespace is not None:
         pytest.skip(f"processes, descriptors and files checked; UNIX sockets not counted: {run.no_namespace}")

@@ -100,7 +100,7 @@ class ReportDiff:
         return {kind: number for kind, number in counts.items() if number}
 
 
-def _run_problems(new: Report, allow_selection: bool) -> list[str]:
+def run_problems(new: Report, allow_selection: bool) -> list[str]:
     completeness = new.completeness
     problems = []
     narrowed_on_purpose = allow_selection and completeness.ended == FINISHED and not completeness.unfinished \
@@ -150,7 +150,7 @@ def diff_reports(old: Report, new: Report, observations_regress: bool = False,
                  allow_selection: bool = False) -> ReportDiff:
     """Compare two reports."""
     result = ReportDiff(old, new, observations_regress, allow_selection)
-    result.run = _run_problems(new, allow_selection)
+    result.run = run_problems(new, allow_selection)
     selected = allow_selection and bool(new.completeness.selection)
     old_facts, new_facts = _platform_facts(old), _platform_facts(new)
     result.platform = [(name, old_facts[name], new_facts[name]) for name in old_facts

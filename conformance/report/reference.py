@@ -9,9 +9,11 @@ Python, then the newest run.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..model import Report
+from ..model import FAILING, Report
+from .diff import ReportDiff, diff_reports, run_problems
 from .load import ReportError, read_report
 
 
@@ -44,3 +46,32 @@ def references_in(directory: Path) -> list[tuple[str, Report]]:
         if report.complete:
             found.append((str(path), report))
     return found
+
+
+@dataclass
+class Verdict:
+    """What the project's test command concludes from a fresh report of the whole suite.
+
+    With a reference of its family, the regressions the diff names: a `fail` the reference also records (with its
+    evidence in the reason) is no news, a new one is. Without one, nothing vouches for any failing case, so each is
+    new; in both, a report that is not the whole truth of its run is a problem of its own.
+    """
+
+    source: str | None  # the reference it was checked against; None when this family has none
+    problems: list[str]
+    diff: ReportDiff | None = None
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+
+def judge(fresh: Report, candidates: list[tuple[str, Report]]) -> Verdict:
+    chosen = choose(fresh, candidates)
+    if chosen is not None:
+        source, old = chosen
+        diff = diff_reports(old, fresh)
+        return Verdict(source, diff.regressions(), diff)
+    failing = [f"{case.id}: {case.outcome} (no reference of the family {family_text(fresh)} records it)"
+               for case in fresh.cases if case.outcome in FAILING]
+    return Verdict(None, run_problems(fresh, allow_selection=False) + failing)
