@@ -173,6 +173,7 @@ def test_platform_record_holds_sane_values(name):
 STRUCT_SIZES = [
     ("linux", "FLOCK_FORMAT", 32, "Linux include/uapi/asm-generic/fcntl.h struct flock"),
     ("linux", "UCRED_FORMAT", 12, "Linux include/linux/socket.h struct ucred"),
+    ("linux", "PIDFD_INFO_FORMAT", 64, "Linux include/uapi/linux/pidfd.h struct pidfd_info to exit_code (SIZE_VER0)"),
     ("linux", "MQ_ATTR_FORMAT", 64, "glibc bits/types/struct_mq_attr.h struct mq_attr (four longs, four reserved)"),
     ("freebsd", "FLOCK_FORMAT", 32, "FreeBSD sys/sys/fcntl.h struct flock (l_sysid last, padded to 8)"),
     ("freebsd", "CMSGCRED_FORMAT", 84, "FreeBSD sys/sys/socket.h struct cmsgcred (CMGROUP_MAX 16)"),
@@ -184,6 +185,18 @@ STRUCT_SIZES = [
     ("illumos", "FLOCK_FORMAT", 64, "illumos usr/src/uts/common/sys/fcntl.h struct flock (long l_pad[4])"),
     ("illumos", "STRBUF_FORMAT", 16, "illumos usr/src/uts/common/sys/stropts.h struct strbuf (int, int, caddr_t)"),
     ("illumos", "STRRECVFD_FORMAT", 20, "illumos usr/src/uts/common/sys/stropts.h struct strrecvfd (fill[8])"),
+    ("linux", "IOVEC_FORMAT", 16, "Linux include/uapi/linux/uio.h struct iovec"),
+    ("linux", "MSGHDR_FORMAT", 56, "glibc bits/socket.h struct msghdr (size_t msg_iovlen and msg_controllen)"),
+    ("linux", "CMSGHDR_FORMAT", 16, "glibc bits/socket.h struct cmsghdr (size_t cmsg_len)"),
+    ("freebsd", "IOVEC_FORMAT", 16, "FreeBSD sys/sys/_iovec.h struct iovec"),
+    ("freebsd", "MSGHDR_FORMAT", 48, "FreeBSD sys/sys/socket.h struct msghdr (int msg_iovlen, socklen_t controllen)"),
+    ("freebsd", "CMSGHDR_FORMAT", 12, "FreeBSD sys/sys/socket.h struct cmsghdr (socklen_t cmsg_len)"),
+    ("darwin", "IOVEC_FORMAT", 16, "XNU bsd/sys/_types/_iovec_t.h struct iovec"),
+    ("darwin", "MSGHDR_FORMAT", 48, "XNU bsd/sys/socket.h struct msghdr (int msg_iovlen, socklen_t controllen)"),
+    ("darwin", "CMSGHDR_FORMAT", 12, "XNU bsd/sys/socket.h struct cmsghdr (socklen_t cmsg_len)"),
+    ("illumos", "IOVEC_FORMAT", 16, "illumos usr/src/uts/common/sys/uio.h struct iovec"),
+    ("illumos", "MSGHDR_FORMAT", 48, "illumos usr/src/uts/common/sys/socket.h struct msghdr under _XPG4_2"),
+    ("illumos", "CMSGHDR_FORMAT", 12, "illumos usr/src/uts/common/sys/socket.h struct cmsghdr"),
 ]
 
 

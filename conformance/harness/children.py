@@ -73,14 +73,27 @@ def _wait_status(status: int) -> str:
 _BLOCKED_ACROSS_FORK = {signal.SIGINT, signal.SIGTERM}
 
 
+class ExitWith:
+    """What a child's fn returns to end with a chosen exit status: join() returns `value` as usual, and the child
+    then ends with os._exit(status), for a case that reads the status another way than wait() (a pidfd's exit
+    information)."""
+
+    def __init__(self, value: Any, status: int) -> None:
+        self.value, self.status = value, status
+
+
 def _child_main(fd: int, fn: Callable, args: tuple, kwargs: dict, mask: set) -> None:
     """Runs in the child: never returns, never raises."""
+    status = 0
     try:
         for number in _BLOCKED_ACROSS_FORK:
             signal.signal(number, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         try:
-            payload = ("ok", fn(*args, **kwargs), "")
+            result = fn(*args, **kwargs)
+            if isinstance(result, ExitWith):
+                result, status = result.value, result.status
+            payload = ("ok", result, "")
         except BaseException as e:  # report everything, including SystemExit and KeyboardInterrupt
             payload = ("raise", e, traceback.format_exc())
         try:
@@ -93,7 +106,7 @@ def _child_main(fd: int, fn: Callable, args: tuple, kwargs: dict, mask: set) -> 
         while view:
             view = view[os.write(fd, view):]
     finally:
-        os._exit(0)
+        os._exit(status)
 
 
 class Child:

@@ -11,6 +11,18 @@ FACTS = Facts(
     # bsd/sys/socket.h __DARWIN_ALIGN32: cmsg data is 4-byte aligned even on LP64 (src).
     CMSG_ALIGNMENT=4,
 
+    # Messages built by hand (src, xnu-11417.101.15): bsd/sys/socket.h struct msghdr { void *msg_name; socklen_t
+    # msg_namelen; struct iovec *msg_iov; int msg_iovlen; void *msg_control; socklen_t msg_controllen; int msg_flags; }
+    # (48 bytes on LP64) and struct cmsghdr { socklen_t cmsg_len; int cmsg_level; int cmsg_type; } (12 bytes, which is
+    # CMSG_LEN(0) too); struct iovec { void *iov_base; size_t iov_len; } (bsd/sys/_types/_iovec_t.h). sendmsg/recvmsg
+    # are in libSystem. PROT_NONE 0x00 (bsd/sys/mman.h).
+    IOVEC_FORMAT="PN",
+    MSGHDR_FORMAT="PIPiPIi0P",
+    CMSGHDR_FORMAT="Iii",
+    MSG_FUNCTIONS=("sendmsg", "recvmsg"),
+    MSG_LIBRARIES=(None,),
+    PROT_NONE=0x00,
+
     # struct sockaddr_un's char sun_path[104] (bsd/sys/un.h) (src).
     SUN_PATH_SIZE=104,
 

@@ -35,6 +35,24 @@ class Facts:
     SO_PEERPIDFD: Optional[int] = None
     SCM_PIDFD: Optional[int] = None
     SO_PASSRIGHTS: Optional[int] = None
+    # Linux: a receiver's option asking that a descriptor a security module refuses be reported in its slot
+    # (-EPERM) instead of cutting the rights short with MSG_CTRUNC.
+    SO_RIGHTS_NOTRUNC: Optional[int] = None
+
+    # ---- messages built by hand (sendmsg/recvmsg through ctypes, for control buffers the socket module cannot make)
+    # struct iovec, struct msghdr and struct cmsghdr as native struct module formats, so that their sizes follow the
+    # architecture (size_t, pointers); msghdr's fields are msg_name, msg_namelen, msg_iov, msg_iovlen, msg_control,
+    # msg_controllen, msg_flags in that order on every OS recorded, cmsghdr's cmsg_len, cmsg_level, cmsg_type.
+    IOVEC_FORMAT: Optional[str] = None
+    MSGHDR_FORMAT: Optional[str] = None
+    CMSGHDR_FORMAT: Optional[str] = None
+    # The C functions that take that struct msghdr, (send, receive), and the libraries to look in for them (None is
+    # the C library itself).
+    MSG_FUNCTIONS: Tuple[str, ...] = ()
+    MSG_LIBRARIES: Tuple[Optional[str], ...] = ()
+    # mprotect(2)'s no-access protection, for memory a case makes unreadable (EFAULT cases): Python's mmap module
+    # has no PROT_NONE.
+    PROT_NONE: Optional[int] = None
 
     # ---- processes: whose children the leak check sees -----------------------------------------------------------
     # One file per thread listing that thread's children ({tid} is the thread id).
@@ -76,6 +94,17 @@ class Facts:
     SO_PEERCRED: Optional[int] = None
     # Where a pidfd's pid is shown ({fd} is the descriptor).
     PIDFD_FDINFO: Optional[str] = None
+    # Linux: the peer's supplementary groups at connect time (getsockopt), by platform.machine() prefix ("" for
+    # every machine not listed).
+    SO_PEERGROUPS_BY_MACHINE: Dict[str, int] = field(default_factory=dict)
+    # Linux: a pidfd's process information by ioctl: PIDFD_GET_INFO's (type, number), struct pidfd_info as far as its
+    # exit status (the mask first, the exit status last), and the mask bit that asks for and reports the exit status.
+    PIDFD_GET_INFO: Tuple[int, ...] = ()
+    PIDFD_INFO_FORMAT: Optional[str] = None
+    PIDFD_INFO_EXIT: Optional[int] = None
+    # How an ioctl request encodes its direction and argument size, by platform.machine() prefix ("" for every
+    # machine not listed): (size bits, _IOC_READ, _IOC_WRITE, _IOC_NONE).
+    IOC_ENCODING: Dict[str, Tuple[int, ...]] = field(default_factory=dict)
     # BSD: SCM_CREDS, which a sender attaches and the kernel fills in (struct cmsgcred, where there is one).
     SCM_CREDS: Optional[int] = None
     CMSGCRED_FORMAT: Optional[str] = None

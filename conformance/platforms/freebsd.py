@@ -1,5 +1,7 @@
 """FreeBSD facts (amd64/arm64, LP64). Not run here: each value cites its source (marks as in conformance.platforms)."""
 
+import struct
+
 from .facts import Facts
 
 FACTS = Facts(
@@ -8,8 +10,21 @@ FACTS = Facts(
     # /dev/fd shows only 0-2 unless fdescfs is mounted (fdescfs(5)); the harness checks before trusting it.
     FD_DIR="/dev/fd",
 
-    # sys/sys/socket.h _ALIGNBYTES on LP64 (src).
-    CMSG_ALIGNMENT=8,
+    # sys/sys/socket.h CMSG_SPACE/CMSG_LEN align with _ALIGN, whose _ALIGNBYTES is sizeof(void *) - 1 on every
+    # architecture (sys/sys/_align.h: "In practice this has always been the size of a pointer"): 8 on LP64 (src).
+    CMSG_ALIGNMENT=struct.calcsize("P"),
+
+    # Messages built by hand (src): sys/sys/socket.h struct msghdr { void *msg_name; socklen_t msg_namelen; struct
+    # iovec *msg_iov; int msg_iovlen; void *msg_control; socklen_t msg_controllen; int msg_flags; } (48 bytes on LP64)
+    # and struct cmsghdr { socklen_t cmsg_len; int cmsg_level; int cmsg_type; } (12 bytes: CMSG_LEN(0) is 16 on LP64);
+    # struct iovec { void *iov_base; size_t iov_len; } (sys/sys/_iovec.h). sendmsg/recvmsg are in libc. PROT_NONE 0x00
+    # (sys/sys/mman.h).
+    IOVEC_FORMAT="PN",
+    MSGHDR_FORMAT="PIPiPIi0P",
+    CMSGHDR_FORMAT="Iii",
+    MSG_FUNCTIONS=("sendmsg", "recvmsg"),
+    MSG_LIBRARIES=(None,),
+    PROT_NONE=0x00,
 
     # sys/sys/socket.h MSG_CMSG_CLOEXEC 0x00040000 (src).
     MSG_CMSG_CLOEXEC=0x00040000,

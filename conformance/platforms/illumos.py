@@ -12,6 +12,20 @@ FACTS = Facts(
     # (src).
     CMSG_ALIGNMENT=4,
 
+    # Messages built by hand (src): usr/src/uts/common/sys/socket.h struct msghdr has msg_control, msg_controllen
+    # (socklen_t) and msg_flags only under _XPG4_2 { void *msg_name; socklen_t msg_namelen; struct iovec *msg_iov; int
+    # msg_iovlen; void *msg_control; socklen_t msg_controllen; int msg_flags; } (48 bytes on LP64), and that header
+    # renames sendmsg/recvmsg to __xnet_sendmsg/__xnet_recvmsg, which live in libsocket (golang.org/x/sys
+    # unix/zsyscall_solaris_amd64.go imports them from libsocket.so): the plain names take the old msg_accrights
+    # layout. struct cmsghdr { socklen_t cmsg_len; int cmsg_level; int cmsg_type; } (12 bytes); struct iovec { caddr_t
+    # iov_base; size_t iov_len; } (usr/src/uts/common/sys/uio.h). PROT_NONE 0x0 (usr/src/uts/common/sys/mman.h).
+    IOVEC_FORMAT="PN",
+    MSGHDR_FORMAT="PIPiPIi0P",
+    CMSGHDR_FORMAT="Iii",
+    MSG_FUNCTIONS=("__xnet_sendmsg", "__xnet_recvmsg"),
+    MSG_LIBRARIES=("socket", None),
+    PROT_NONE=0x0,
+
     # struct sockaddr_un's char sun_path[108] (usr/src/uts/common/sys/un.h) (src).
     SUN_PATH_SIZE=108,
 

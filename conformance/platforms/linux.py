@@ -1,5 +1,7 @@
 """Linux facts. seen = observed on Linux 6.18 x86-64; the other marks as in conformance.platforms."""
 
+import struct
+
 from .facts import Facts
 
 FACTS = Facts(
@@ -10,8 +12,22 @@ FACTS = Facts(
     # Its entries are symbolic links to the file, or "pipe:[inode]", "socket:[inode]" (proc(5)) (seen).
     FD_LINKS="/proc/self/fd",
 
-    # CMSG data alignment: sizeof(long) (seen on x86-64; include/linux/socket.h CMSG_ALIGN).
-    CMSG_ALIGNMENT=8,
+    # CMSG data alignment: sizeof(long) on every architecture (include/linux/socket.h CMSG_ALIGN; glibc
+    # bits/socket.h aligns to sizeof(size_t), the same size on Linux): 8 on x86-64 (seen), 4 on 32-bit machines.
+    CMSG_ALIGNMENT=struct.calcsize("l"),
+
+    # Messages built by hand (src): glibc bits/socket.h and include/linux/socket.h struct user_msghdr { void
+    # *msg_name; int msg_namelen; struct iovec *msg_iov; size_t msg_iovlen; void *msg_control; size_t msg_controllen;
+    # unsigned msg_flags; } and struct cmsghdr { size_t cmsg_len; int cmsg_level; int cmsg_type; }: size_t fields, so
+    # 56 and 16 bytes on LP64, 28 and 12 on 32-bit machines (musl pads socklen_t/int fields to the same offsets).
+    # struct iovec { void *iov_base; size_t iov_len; } (include/uapi/linux/uio.h). sendmsg/recvmsg are in the C
+    # library. PROT_NONE 0x0 (include/uapi/asm-generic/mman-common.h).
+    IOVEC_FORMAT="PN",
+    MSGHDR_FORMAT="PIPNPNi0P",
+    CMSGHDR_FORMAT="Nii",
+    MSG_FUNCTIONS=("sendmsg", "recvmsg"),
+    MSG_LIBRARIES=(None,),
+    PROT_NONE=0x0,
 
     # MSG_CMSG_CLOEXEC (include/linux/socket.h); used when the socket module lacks the name.
     MSG_CMSG_CLOEXEC=0x40000000,
@@ -49,6 +65,10 @@ FACTS = Facts(
     # Socket options newer than some Pythons (include/uapi/asm-generic/socket.h; x86-64 and arm64 use it) (doc).
     SO_PASSPIDFD=76, SO_PEERPIDFD=77, SCM_PIDFD=0x04,
     SO_PASSRIGHTS=83,
+    # SO_RIGHTS_NOTRUNC: 85, the number tools/testing/selftests/net/af_unix/scm_rights_denial_lsm.c (91ec203)
+    # defines where the headers lack it (src), on the generic table (x86-64, arm64) like the options above. 6.18 has
+    # no such option: setsockopt of 85 fails ENOPROTOOPT (seen), and the probe so_rights_notrunc tries it first.
+    SO_RIGHTS_NOTRUNC=85,
 
     # Per-message credentials (include/uapi/asm-generic/socket.h, include/linux/socket.h): SO_PASSCRED on the
     # receiver, SCM_CREDENTIALS carrying struct ucred { pid_t pid; uid_t uid; gid_t gid; } (seen). SO_PASSCRED is 16
@@ -62,6 +82,24 @@ FACTS = Facts(
     # (seen).
     SO_PEERCRED=17,
     PIDFD_FDINFO="/proc/self/fdinfo/{fd}",
+    # SO_PEERGROUPS (4.13): the peer's supplementary groups at connect time as gid_t[] (net/core/sock.c). 59 in
+    # include/uapi/asm-generic/socket.h and in the own headers of alpha, mips and powerpc; 0x4034 in
+    # arch/parisc/include/uapi/asm/socket.h and 0x003d in arch/sparc/include/uapi/asm/socket.h (src).
+    SO_PEERGROUPS_BY_MACHINE={"": 59, "parisc": 0x4034, "sparc": 0x003D},
+    # ioctl(pidfd, PIDFD_GET_INFO, struct pidfd_info *) (6.13; exit status 6.15): _IOWR(PIDFS_IOCTL_MAGIC 0xFF, 11,
+    # struct pidfd_info) in include/uapi/linux/pidfd.h (src). The structure is extensible and the kernel takes its
+    # size from the request: the first published one, PIDFD_INFO_SIZE_VER0 = 64 bytes, ends with the exit status:
+    # { __u64 mask, cgroupid; __u32 pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+    # __s32 exit_code; } (src). PIDFD_INFO_EXIT (1 << 3) asks for the exit status and says it is filled in (src).
+    PIDFD_GET_INFO=(0xFF, 11),
+    PIDFD_INFO_FORMAT="=QQ11Ii",
+    PIDFD_INFO_EXIT=1 << 3,
+    # _IOC's layout (src): include/uapi/asm-generic/ioctl.h, which most architectures use: 14 size bits, _IOC_READ 2,
+    # _IOC_WRITE 1, _IOC_NONE 0; arch/parisc/include/uapi/asm/ioctl.h swaps READ 1 and WRITE 2; the own headers of
+    # alpha, mips, powerpc (machine names ppc*) and sparc have 13 size bits and a third direction bit: READ 2, WRITE 4,
+    # NONE 1 (sparc's size may spill into the NONE bit, which changes no request with a direction).
+    IOC_ENCODING={"": (14, 2, 1, 0), "parisc": (14, 1, 2, 0), "alpha": (13, 2, 4, 1), "mips": (13, 2, 4, 1),
+                  "ppc": (13, 2, 4, 1), "powerpc": (13, 2, 4, 1), "sparc": (13, 2, 4, 1)},
 
     # prctl(PR_SET_CHILD_SUBREAPER): orphaned grandchildren of the suite become its children, so the
     # leak check sees them (include/uapi/linux/prctl.h) (doc).

@@ -2,7 +2,7 @@
 
 A case that must know a lock waiter is asleep in the kernel asks here instead of waiting a fixed time. Only Linux
 lists waiters (`PROC_LOCKS`, /proc/locks: fs/locks.c lock_get_status, proc_locks(5)); elsewhere the answer is None
-and the case falls back to a window of silence.
+and the case falls back to a window of silence. The same table lists the locks held on a file, whoever took them.
 """
 
 from __future__ import annotations
@@ -10,6 +10,32 @@ from __future__ import annotations
 import os
 
 from . import constants
+
+
+def _identity(path) -> str:
+    """How the table names a file: "<major>:<minor>:<inode>", the device numbers in hex (fs/locks.c)."""
+    st = os.stat(path)
+    return f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+
+
+def held(path) -> list[tuple[str, str, str]] | None:
+    """The locks the kernel lists as held on this file, as (class, type, pid) strings; None where it cannot tell.
+
+    A held lock is "1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> <start> <end>": class FLOCK, POSIX or
+    OFDLCK (also LEASE, DELEG), type READ or WRITE, and the pid the kernel recorded for it, shown even when that
+    process has exited (fstests generic/504); waiters ("->" lines) are not held.
+    """
+    table = constants().PROC_LOCKS
+    if table is None:
+        return None
+    ident = _identity(path)
+    try:
+        f = open(table)
+    except OSError:
+        return None
+    with f:
+        return [(fields[1], fields[3], fields[4]) for fields in map(str.split, f)
+                if len(fields) > 5 and fields[1] != "->" and fields[5] == ident]
 
 
 def waiters(path, pid: int) -> int | None:
@@ -30,3 +56,19 @@ def waiters(path, pid: int) -> int | None:
     with f:
         return sum(1 for fields in map(str.split, f)
                    if len(fields) > 6 and fields[1] == "->" and fields[6] == ident and fields[5] in (str(pid), "-1"))
+
+
+def all_waiters(path) -> int | None:
+    """How many waiters the kernel lists on this file, whoever they are ("->" lines, as `waiters` reads them); None
+    where it cannot tell. A case whose waiters are all its own knows from it that every one still pending sleeps."""
+    table = constants().PROC_LOCKS
+    if table is None:
+        return None
+    st = os.stat(path)
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        f = open(table)
+    except OSError:
+        return None
+    with f:
+        return sum(1 for fields in map(str.split, f) if len(fields) > 6 and fields[1] == "->" and fields[6] == ident)

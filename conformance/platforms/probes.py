@@ -182,6 +182,42 @@ def _pidfd_getfd() -> tuple[bool, str]:
         os.close(pidfd)
 
 
+def _pidfd_get_info() -> tuple[bool, str]:
+    ok, reason = _pidfd_open()
+    if not ok:
+        return False, reason
+    from ..credentials import pidfd_info
+    from ..unavailable import Unavailable
+
+    pidfd = os.pidfd_open(os.getpid())
+    try:
+        pidfd_info(pidfd)
+    except Unavailable as e:
+        return False, e.reason
+    except OSError as e:  # ENOTTY or EINVAL before 6.13
+        return False, f"ioctl(PIDFD_GET_INFO) on a pidfd of this process failed: {_errname(e)}"
+    finally:
+        os.close(pidfd)
+    return True, "ioctl(PIDFD_GET_INFO) answers on a pidfd of this process"
+
+
+def _abstract_unix_addresses() -> tuple[bool, str]:
+    """Linux's abstract namespace: an AF_UNIX address whose sun_path starts with a NUL byte names no file."""
+    if not hasattr(socket, "AF_UNIX"):
+        return False, "socket.AF_UNIX is not defined"
+    name = b"\0conformance-probe-%d-%d" % (os.getpid(), id(object()))
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.bind(name)
+            bound = s.getsockname()
+    except (OSError, ValueError) as e:
+        why = _errname(e) if isinstance(e, OSError) else str(e)
+        return False, f"bind to an address that starts with a NUL byte failed: {why}"
+    if bound != name:
+        return False, f"bind to an abstract address was taken as {bound!r}"
+    return True, "bind to an abstract address (sun_path starting with a NUL byte) works"
+
+
 def _posix_mqueue() -> tuple[bool, str]:
     from ..mqueue import Queue
     from ..unavailable import Unavailable
@@ -235,6 +271,7 @@ _OWN_PROBES: dict[str, Callable[[], tuple[bool, str]]] = {
     "so_passpidfd": _sockopt("SO_PASSPIDFD", settable=True),
     "so_peerpidfd": _sockopt("SO_PEERPIDFD", returns_fd=True),
     "so_passrights": _sockopt("SO_PASSRIGHTS", settable=True),
+    "so_rights_notrunc": _sockopt("SO_RIGHTS_NOTRUNC", settable=True),
     "scm_creds": _named("SCM_CREDS", socket),
     "local_peercred": _sockopt("LOCAL_PEERCRED", "SOL_LOCAL"),
     "local_peerpid": _sockopt("LOCAL_PEERPID", "SOL_LOCAL"),
@@ -242,6 +279,8 @@ _OWN_PROBES: dict[str, Callable[[], tuple[bool, str]]] = {
     "local_creds_persistent": _named("LOCAL_CREDS_PERSISTENT", socket),
     "pidfd_open": _pidfd_open,
     "pidfd_getfd": _pidfd_getfd,
+    "pidfd_get_info": _pidfd_get_info,
+    "abstract_unix_addresses": _abstract_unix_addresses,
     "posix_mqueue": _posix_mqueue,
     "streams_sendfd": _streams,
 }
