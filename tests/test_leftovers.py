@@ -31,6 +31,13 @@ def test_the_whole_suite_leaves_no_process_descriptor_file_or_unix_socket(parall
     if run.no_namespace is not None:
         pytest.skip(f"processes, descriptors and files checked; UNIX sockets not counted: {run.no_namespace}")
     sockets = run.unix_sockets
-    assert sockets["after"] == sockets["before"], f"UNIX sockets of the suite remain: {sockets}"
+    # A collector that misses a graph leaves its sockets in the kernel whatever the suite does; the case that found it
+    # failed and said how many (`left_in_the_kernel`), and those are the only ones that may remain.
+    leaked = sum(value for case in report.cases if case.outcome == "fail"
+                 for key, value in case.observations.items() if key.split("[")[0].endswith("left_in_the_kernel"))
+    remaining = {name: sockets["after"][name] - sockets["before"][name] for name in sockets["before"]}
+    # Only the table's count is exact: a leaked socket keeps its closed peer's memory, which the protocols count.
+    assert remaining["/proc/net/unix"] == leaked and (leaked or not any(remaining.values())), (
+        f"UNIX sockets of the suite remain: {sockets}; the kernel's missed collections account for {leaked}")
     print(f"the suite took {run.wall:.1f} s; left over: 0 processes, 0 descriptors, 0 files; UNIX sockets in its "
-          f"network namespace before {sockets['before']}, after {sockets['after']}")
+          f"network namespace before {sockets['before']}, after {sockets['after']} ({leaked} left by the kernel)")
