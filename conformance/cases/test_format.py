@@ -7,7 +7,8 @@ held (none of these: still referenced somewhere). The receiver's descriptor tabl
 after, and anything leaked is closed by the case itself.
 
 Anchors: RFC 3542 section 20 (CMSG_SPACE sizes a buffer, CMSG_LEN fills cmsg_len), CPython
-Lib/test/test_socket.py SCMRightsTest, FreeBSD tests/sys/kern/unix_passfd_test.c, POSIX.1-2024 XSH recvmsg()
+Lib/test/test_socket.py SCMRightsTest and RecvmsgIntoSCMRightsStreamTest (the sizing and truncation cases run
+through both recvmsg and recvmsg_into), FreeBSD tests/sys/kern/unix_passfd_test.c, POSIX.1-2024 XSH recvmsg()
 (MSG_CTRUNC).
 """
 
@@ -30,6 +31,7 @@ from .conftest import require
 
 RFC3542 = "RFC 3542 section 20: CMSG_SPACE for buffers, CMSG_LEN for cmsg_len"
 CPYTHON = "CPython Lib/test/test_socket.py SCMRightsTest"
+CPYTHON_INTO = "CPython Lib/test/test_socket.py RecvmsgIntoSCMRightsStreamTest"
 PASSFD = "FreeBSD tests/sys/kern/unix_passfd_test.c"
 POSIX_CTRUNC = "POSIX.1-2024 XSH recvmsg(): MSG_CTRUNC 'Control data was truncated'"
 POSIX_RIGHTS = "POSIX.1-2024 XBD <sys/socket.h>: SCM_RIGHTS"
@@ -71,16 +73,39 @@ class Delivery:
 
 Receive = Callable[[socket.socket], "tuple[list, int, int]"]  # -> (descriptors, msg_flags, cmsg count)
 
+# The two receive calls of the socket module: recvmsg returns the data; recvmsg_into scatters it over buffers of
+# the caller's (CPython RecvmsgIntoSCMRightsStreamTest runs the SCMRightsTest conditions through it). The scatter
+# sizes make the one-byte payload land in the first buffer and leave the others untouched.
+RECEIVE_CALLS = ["recvmsg", "recvmsg_into"]
+SCATTER = (1, 7, 56)
 
-def recvmsg_with(controllen: int | None) -> Receive:
-    """A receive with exactly this control buffer (None: recvmsg without an ancillary buffer at all)."""
+
+def _recvmsg(sock: socket.socket, controllen: int | None):
+    ancillary = () if controllen is None else (controllen,)
+    data, ancdata, flags, _ = sock.recvmsg(sum(SCATTER), *ancillary)
+    return data, ancdata, flags
+
+
+def _recvmsg_into(sock: socket.socket, controllen: int | None):
+    ancillary = () if controllen is None else (controllen,)
+    buffers = [bytearray(size) for size in SCATTER]
+    nbytes, ancdata, flags, _ = sock.recvmsg_into(buffers, *ancillary)
+    return bytes(b"".join(buffers)[:nbytes]), ancdata, flags
+
+
+def recvmsg_with(controllen: int | None, call: str = "recvmsg") -> Receive:
+    """A receive with exactly this control buffer (None: no ancillary buffer at all), through recvmsg or
+    recvmsg_into. The payload every sender here uses (b"x") must come back whole either way."""
+    recv = {"recvmsg": _recvmsg, "recvmsg_into": _recvmsg_into}[call]
 
     def receive(sock: socket.socket):
-        if controllen is None:
-            data, ancdata, flags, _ = sock.recvmsg(64)
-        else:
-            data, ancdata, flags, _ = sock.recvmsg(64, controllen)
+        data, ancdata, flags = recv(sock, controllen)
         got = rights.parse(data, ancdata, flags)
+        try:
+            assert data == b"x", f"{call} returned the payload as {data!r}"
+        except AssertionError:
+            got.close()
+            raise
         return got.take(), flags, len(got.groups)
 
     return receive
@@ -137,22 +162,24 @@ def _observe(observe, what: str, d: Delivery) -> None:
 # ---- buffer sizing ------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n", [1, 2, 8])
-@pytest.mark.refs(RFC3542, f"{CPYTHON}.testFDPassCMSG_SPACE", POSIX_RIGHTS)
-def test_cmsg_space_buffer_receives_every_descriptor(pair, n):
+@pytest.mark.parametrize("call", RECEIVE_CALLS)
+@pytest.mark.refs(RFC3542, f"{CPYTHON}.testFDPassCMSG_SPACE", f"{CPYTHON_INTO} (testFDPassCMSG_SPACE)", POSIX_RIGHTS)
+def test_cmsg_space_buffer_receives_every_descriptor(pair, call, n):
     a, b = pair
-    d = deliver(a, b, [[None] * n], recvmsg_with(_space(n * INT)))
+    d = deliver(a, b, [[None] * n], recvmsg_with(_space(n * INT), call))
     assert_sound(d)
     assert d.delivered == n and not d.ctrunc, f"a CMSG_SPACE({n * INT}) buffer: {d.summary()}"
 
 
 @pytest.mark.parametrize("n", [1, 2, 8])
-@pytest.mark.refs(RFC3542, f"{CPYTHON}.testFDPassCMSG_LEN", "CPython gh-111675 (CMSG_LEN buffer on FreeBSD)",
-                  POSIX_CTRUNC)
-def test_cmsg_len_buffer_is_sound_whatever_arrives(pair, n, observe):
+@pytest.mark.parametrize("call", RECEIVE_CALLS)
+@pytest.mark.refs(RFC3542, f"{CPYTHON}.testFDPassCMSG_LEN", f"{CPYTHON_INTO} (testFDPassCMSG_LEN)",
+                  "CPython gh-111675 (CMSG_LEN buffer on FreeBSD)", POSIX_CTRUNC)
+def test_cmsg_len_buffer_is_sound_whatever_arrives(pair, call, n, observe):
     # CMSG_LEN(4n) is smaller than CMSG_SPACE(4n) where alignment pads the data (FreeBSD/Linux LP64, odd n):
     # whether the last descriptor fits is the platform's choice; losing it silently or leaking it is not.
     a, b = pair
-    d = deliver(a, b, [[None] * n], recvmsg_with(_len(n * INT)))
+    d = deliver(a, b, [[None] * n], recvmsg_with(_len(n * INT), call))
     _observe(observe, "cmsg_len_buffer", d)
     assert_sound(d)
 
@@ -179,13 +206,15 @@ TRUNCATION = {
 
 
 @pytest.mark.parametrize("variant", list(TRUNCATION))
-@pytest.mark.refs(POSIX_CTRUNC, CPYTHON, PASSFD, "XNU bsd/kern/uipc_syscalls.c copyout_control; CPython gh-80931")
-def test_truncated_control_data_closes_what_does_not_fit(pair, variant, observe):
+@pytest.mark.parametrize("call", RECEIVE_CALLS)
+@pytest.mark.refs(POSIX_CTRUNC, CPYTHON, CPYTHON_INTO, PASSFD,
+                  "XNU bsd/kern/uipc_syscalls.c copyout_control; CPython gh-80931")
+def test_truncated_control_data_closes_what_does_not_fit(pair, call, variant, observe):
     a, b = pair
     counts, controllen, _anchor = TRUNCATION[variant]
     size = controllen()
     try:
-        d = deliver(a, b, [[None] * n for n in counts], recvmsg_with(size))
+        d = deliver(a, b, [[None] * n for n in counts], recvmsg_with(size, call))
     except OSError as e:
         if len(counts) > 1:  # macOS accepts one cmsg per sendmsg: the layout cannot be built
             observe("truncation.rest", f"unsent:{errno_name(e)}")
