@@ -1,12 +1,14 @@
 """Who is on the other end, and who sent this message? Each platform's own answer, behind one interface.
 
 Connect time (the peer as it was when the connection was made):
-- Linux SO_PEERCRED (struct ucred), and SO_PEERPIDFD (a pidfd of the peer, 6.5+);
+- Linux SO_PEERCRED (struct ucred), SO_PEERGROUPS (its supplementary groups), and SO_PEERPIDFD (a pidfd of the
+  peer, 6.5+; PIDFD_GET_INFO tells about its process, how it exited included);
 - FreeBSD LOCAL_PEERCRED (struct xucred with cr_pid); macOS LOCAL_PEERCRED (xucred, no pid) and LOCAL_PEERPID.
 
 Per message:
 - Linux: SCM_CREDENTIALS (struct ucred), stated by the sender (checked by the kernel) or added by the kernel to
-  every message when the receiver set SO_PASSCRED; SCM_PIDFD when it set SO_PASSPIDFD;
+  every message when the receiver set SO_PASSCRED (or the sender did, on its own socket, when the message was sent);
+  SCM_PIDFD when the receiver set SO_PASSPIDFD;
 - FreeBSD: SCM_CREDS that the sender attaches (struct cmsgcred, filled in by the kernel); LOCAL_CREDS on the
   receiver (struct sockcred, one-shot on a stream, every datagram); LOCAL_CREDS_PERSISTENT (SCM_CREDS2 with
   struct sockcred2, every message);
@@ -20,10 +22,13 @@ the layout as an argument so that self-tests can decode any platform's bytes on 
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import platform
 import socket
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .harness.rights import cmsg_space as _space
 from .platforms import constants, lookup
@@ -43,6 +48,10 @@ class Credentials:
     gid: int | None = None
     euid: int | None = None
     egid: int | None = None
+    # The group list where the structure carries one (None where it has no room for groups), and whether it is the
+    # whole list: a fixed array that is full may have cut it short. Not part of equality: ids say who it is.
+    groups: tuple | None = field(default=None, compare=False)
+    groups_complete: bool = field(default=True, compare=False)
 
 
 def _need(name: str, *modules):
@@ -67,23 +76,27 @@ def decode_cmsgcred(data: bytes, layout: str) -> Credentials | None:
     if len(data) < struct.calcsize(layout):
         return None
     pid, uid, euid, gid, ngroups, *groups = struct.unpack_from(layout, data)
-    return Credentials(uid=uid, pid=pid, gid=gid, euid=euid, egid=groups[0] if ngroups > 0 else None)
+    listed, complete = _fixed_groups(groups, ngroups)
+    return Credentials(uid=uid, pid=pid, gid=gid, euid=euid, egid=groups[0] if ngroups > 0 else None,
+                       groups=listed, groups_complete=complete)
 
 
 def decode_sockcred(data: bytes, layout: str) -> Credentials | None:
     """FreeBSD struct sockcred { uid, euid, gid, egid, ngroups, groups[] } (LOCAL_CREDS): no pid."""
     if len(data) < struct.calcsize(layout):
         return None
-    uid, euid, gid, egid, _ngroups = struct.unpack_from(layout, data)
-    return Credentials(uid=uid, gid=gid, euid=euid, egid=egid)
+    uid, euid, gid, egid, ngroups = struct.unpack_from(layout, data)
+    listed, complete = _trailing_groups(data, struct.calcsize(layout), ngroups)
+    return Credentials(uid=uid, gid=gid, euid=euid, egid=egid, groups=listed, groups_complete=complete)
 
 
 def decode_sockcred2(data: bytes, layout: str) -> Credentials | None:
     """FreeBSD struct sockcred2 { version, pid, uid, euid, gid, egid, ngroups, groups[] } (LOCAL_CREDS_PERSISTENT)."""
     if len(data) < struct.calcsize(layout):
         return None
-    _version, pid, uid, euid, gid, egid, _ngroups = struct.unpack_from(layout, data)
-    return Credentials(uid=uid, pid=pid, gid=gid, euid=euid, egid=egid)
+    _version, pid, uid, euid, gid, egid, ngroups = struct.unpack_from(layout, data)
+    listed, complete = _trailing_groups(data, struct.calcsize(layout), ngroups)
+    return Credentials(uid=uid, pid=pid, gid=gid, euid=euid, egid=egid, groups=listed, groups_complete=complete)
 
 
 def decode_xucred(data: bytes, layout: str) -> Credentials | None:
@@ -93,7 +106,36 @@ def decode_xucred(data: bytes, layout: str) -> Credentials | None:
     fields = struct.unpack_from(layout, data)
     _version, uid, ngroups, groups = fields[0], fields[1], fields[2], fields[3:19]
     pid = fields[19] if len(fields) > 19 else None
-    return Credentials(uid=uid, euid=uid, gid=groups[0] if ngroups > 0 else None, pid=pid)
+    listed, complete = _fixed_groups(groups, ngroups)
+    return Credentials(uid=uid, euid=uid, gid=groups[0] if ngroups > 0 else None, pid=pid,
+                       groups=listed, groups_complete=complete)
+
+
+def _fixed_groups(slots, ngroups: int) -> tuple[tuple, bool]:
+    """The groups of a fixed array (cmsgcred, xucred): the first ngroups slots; a full array may have cut the list."""
+    count = max(0, min(ngroups, len(slots)))
+    return tuple(slots[:count]), count < len(slots)
+
+
+def _trailing_groups(data: bytes, offset: int, ngroups: int) -> tuple[tuple, bool]:
+    """The gid_t array that follows a variable-length structure (sockcred, sockcred2), as far as the data goes."""
+    count = max(0, min(ngroups, (len(data) - offset) // 4))
+    return struct.unpack_from(f"={count}I", data, offset), count == ngroups
+
+
+def decode_scm_creds(data: bytes) -> tuple[str, Credentials | None]:
+    """A BSD SCM_CREDS message carries either struct sockcred (the receiver's LOCAL_CREDS) or struct cmsgcred (what
+    a sender attached): which one, told by its exact size ("sockcred", "cmsgcred", or "unknown"), and its contents.
+    The sizes coincide only for a sockcred of 16 groups and a cmsgcred whose array is full, read as sockcred."""
+    c = constants()
+    if c.SOCKCRED_FORMAT and len(data) >= struct.calcsize(c.SOCKCRED_FORMAT):
+        fixed = struct.calcsize(c.SOCKCRED_FORMAT)
+        ngroups = struct.unpack_from(c.SOCKCRED_FORMAT, data)[-1]
+        if ngroups >= 0 and len(data) == fixed + 4 * ngroups:
+            return "sockcred", decode_sockcred(data, c.SOCKCRED_FORMAT)
+    if c.CMSGCRED_FORMAT and len(data) == struct.calcsize(c.CMSGCRED_FORMAT):
+        return "cmsgcred", decode_cmsgcred(data, c.CMSGCRED_FORMAT)
+    return "unknown", None
 
 
 # ---- connect time -------------------------------------------------------------------------------------------------
@@ -130,6 +172,37 @@ def peer_pidfd(sock: socket.socket) -> int:
     return sock.getsockopt(socket.SOL_SOCKET, _need("SO_PEERPIDFD", socket))
 
 
+def peer_groups(sock: socket.socket) -> tuple[tuple, bool]:
+    """The peer's supplementary groups as recorded at connect time, and whether that is the whole list.
+
+    Linux SO_PEERGROUPS (4.13+: gid_t[], without the egid unless it is a member) where the platform has it, else the
+    groups of the BSD struct xucred (cr_groups, whose first entry has been the egid). Up to 256 groups: CPython's
+    getsockopt takes a buffer of at most 1024 bytes (a peer with more is ERANGE, raised as is).
+    """
+    option = _machine_entry(constants().SO_PEERGROUPS_BY_MACHINE)
+    option = getattr(socket, "SO_PEERGROUPS", option)
+    if option is not None:
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, option, 1024)
+        except OSError as e:
+            if e.errno == getattr(errno, "ENOPROTOOPT", None):
+                raise CredentialsUnavailable("SO_PEERGROUPS is refused here (ENOPROTOOPT)") from e
+            raise
+        return struct.unpack(f"={len(raw) // 4}I", raw[: len(raw) // 4 * 4]), True
+    seen = peer_credentials(sock)
+    if seen.groups is None:
+        raise CredentialsUnavailable(f"the connect-time credentials of {constants().NAME} carry no groups")
+    return seen.groups, seen.groups_complete
+
+
+def _machine_entry(table: dict, machine: str | None = None):
+    """The entry of a table keyed by platform.machine() prefix, the longest prefix that matches ("" matches every
+    machine); None for an empty table."""
+    machine = machine if machine is not None else platform.machine()
+    prefixes = [prefix for prefix in table if machine.startswith(prefix)]
+    return table[max(prefixes, key=len)] if prefixes else None
+
+
 def pidfd_pid(fd: int) -> int | None:
     """The pid a pidfd refers to (-1 once that process is reaped), from its fdinfo; None if not shown."""
     template = constants().PIDFD_FDINFO
@@ -140,6 +213,46 @@ def pidfd_pid(fd: int) -> int | None:
             if line.startswith("Pid:"):
                 return int(line.split()[1])
     return None
+
+
+def ioctl_request(direction: str, kind: int, number: int, size: int, machine: str | None = None) -> int:
+    """An ioctl request number as the kernel's _IOC(dir, type, nr, size) makes it on this machine's architecture:
+    direction "" (_IO), "r" (_IOR), "w" (_IOW) or "rw" (_IOWR). The bit layout and direction values differ between
+    architectures (platforms: IOC_ENCODING)."""
+    encoding = _machine_entry(constants().IOC_ENCODING, machine)
+    if encoding is None:
+        raise CredentialsUnavailable(f"no ioctl encoding known on {constants().NAME}")
+    size_bits, read, write, none = encoding
+    bits = (read if "r" in direction else 0) | (write if "w" in direction else 0) or none
+    if size >= 1 << size_bits:
+        raise ValueError(f"an ioctl argument of {size} bytes does not fit in {size_bits} bits")
+    return bits << (16 + size_bits) | size << 16 | kind << 8 | number
+
+
+@dataclass(frozen=True)
+class PidfdInfo:
+    """What ioctl(PIDFD_GET_INFO) told about a pidfd's process: the mask of what the kernel filled in, the pid (0
+    once reaped) and, where the mask has the exit bit, the wait status it ended with."""
+
+    mask: int
+    pid: int
+    exit_status: int | None
+
+
+def pidfd_info(fd: int, want_exit: bool = True) -> PidfdInfo:
+    """ioctl(PIDFD_GET_INFO) on a pidfd (Linux 6.13+; exit information 6.15+). OSError as the kernel gives it
+    (ENOTTY/EINVAL where there is no such ioctl, ESRCH for a process reaped with nothing kept)."""
+    c = constants()
+    if not c.PIDFD_GET_INFO or not c.PIDFD_INFO_FORMAT or c.PIDFD_INFO_EXIT is None:
+        raise CredentialsUnavailable(f"no PIDFD_GET_INFO on {c.NAME}")
+    layout = struct.Struct(c.PIDFD_INFO_FORMAT)
+    request = ioctl_request("rw", *c.PIDFD_GET_INFO, layout.size)
+    buffer = bytearray(layout.size)
+    struct.pack_into("=Q", buffer, 0, c.PIDFD_INFO_EXIT if want_exit else 0)  # mask first: what we ask for
+    fcntl.ioctl(fd, request, buffer)
+    fields = layout.unpack(buffer)
+    mask, pid, exit_code = fields[0], fields[2], fields[-1]
+    return PidfdInfo(mask=mask, pid=pid, exit_status=exit_code if mask & c.PIDFD_INFO_EXIT else None)
 
 
 # ---- per message: what a sender states ---------------------------------------------------------------------------
@@ -174,6 +287,7 @@ class Mechanism:
     name = ""
     per_message = True  # False: the answer describes the peer at connect time, not the message's sender
     has_pid = True
+    carries_groups = True  # False: the structure has no room for the sender's groups
 
     def prepare_receiver(self, sock: socket.socket) -> None:
         """Whatever the receiver must set before the message is sent."""
@@ -195,11 +309,17 @@ class _ScmCredentials(Mechanism):
     """Linux: SO_PASSCRED on the receiver; every message then carries SCM_CREDENTIALS."""
 
     name = "SCM_CREDENTIALS"
+    carries_groups = False  # struct ucred is pid, uid, gid
 
     def __init__(self, passcred: int, scm: int, layout: str) -> None:
         self.passcred, self.scm, self.layout = passcred, scm, layout
 
     def prepare_receiver(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, self.passcred, 1)
+
+    def prepare_sender(self, sock: socket.socket) -> None:
+        # SO_PASSCRED on the sending socket too: the kernel records the sender's credentials on what it sends "if
+        # source or destination socket asserted SOCK_PASSCRED" (net/unix/af_unix.c unix_maybe_add_creds).
         sock.setsockopt(socket.SOL_SOCKET, self.passcred, 1)
 
     def sender_cmsgs(self) -> list:
@@ -292,6 +412,17 @@ def message_mechanism() -> Mechanism:
     raise CredentialsUnavailable(
         f"no credential mechanism known on {c.NAME}: neither SO_PASSCRED/SCM_CREDENTIALS, "
         "SCM_CREDS with struct cmsgcred, nor LOCAL_PEERCRED with struct xucred")
+
+
+def sender_requested_mechanism() -> Mechanism:
+    """The sender asks, on its own socket, that the kernel record its credentials on what it sends, so that a
+    receiver that asks only later still learns who sent it (Linux SO_PASSCRED on the sender: prepare_sender).
+    Where credentials are added by the receiver's request alone there is no such thing: CredentialsUnavailable."""
+    c = constants()
+    passcred, scm_credentials = lookup("SO_PASSCRED", socket), lookup("SCM_CREDENTIALS", socket)
+    if passcred is None or scm_credentials is None or not c.UCRED_FORMAT:
+        raise CredentialsUnavailable(f"no sender-side request for credentials (SO_PASSCRED) on {c.NAME}")
+    return _ScmCredentials(passcred, scm_credentials, c.UCRED_FORMAT)
 
 
 def requested_mechanism(persistent: bool = True) -> Mechanism:
