@@ -31,14 +31,14 @@ def test_the_workers_limit_is_four_per_cpu_and_at_least_eight():
     assert settings.workers_limit(1) == 8 and settings.workers_limit(2) == 8 and settings.workers_limit(16) == 64
 
 
-@pytest.mark.parametrize(("value", "number"), [("0", 0), ("1", 1), (" 7 ", 7), (1000, 1000)])
+@pytest.mark.parametrize(("value", "number"), [("0", 0), ("1", 1), (" 7 ", 7), (200, 200)])
 def test_stress_iterations_accepted(value, number):
     assert settings.stress_iterations(value, "--stress") == number
 
 
-@pytest.mark.parametrize("value", ["-1", "1001", "100000", "1e20", "ten", "", "2.0"])
+@pytest.mark.parametrize("value", ["-1", "201", "100000", "1e20", "ten", "", "2.0"])
 def test_stress_iterations_refused(value):
-    with pytest.raises(BadSetting, match=r"^--stress .*: not a whole number from 0 to 1000$"):
+    with pytest.raises(BadSetting, match=r"^--stress .*: not a whole number from 0 to 200$"):
         settings.stress_iterations(value, "--stress")
 
 
@@ -147,8 +147,8 @@ def test_an_unusable_tmpdir_is_refused_not_replaced(tmp_path, kind):
 
 
 @pytest.mark.parametrize(("run_args", "pytest_args", "message"), [
-    (["--stress", "100000"], ["--conformance-stress", "100000"], "100000: not a whole number from 0 to 1000"),
-    (["--stress", "1e20"], ["--conformance-stress", "1e20"], "1e20: not a whole number from 0 to 1000"),
+    (["--stress", "100000"], ["--conformance-stress", "100000"], "100000: not a whole number from 0 to 200"),
+    (["--stress", "1e20"], ["--conformance-stress", "1e20"], "1e20: not a whole number from 0 to 200"),
     (["--stress", "1", "--stress-seconds", "inf"], ["--conformance-stress", "1", "--conformance-stress-seconds", "inf"],
      "inf: not a number of seconds above 0 and at most 86400"),
     (["--stress", "1", "--stress-seconds", "nan"], ["--conformance-stress", "1", "--conformance-stress-seconds", "nan"],

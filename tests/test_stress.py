@@ -85,4 +85,4 @@ def test_the_budget_bounds_the_run(tmp_path):
 
 def test_a_negative_count_is_a_usage_error(tmp_path):
     done = _nested(tmp_path, "--conformance-stress", "-1")
-    assert done.returncode == 4 and "--conformance-stress -1: not a whole number from 0 to 1000" in done.stderr
+    assert done.returncode == 4 and "--conformance-stress -1: not a whole number from 0 to 200" in done.stderr
