@@ -262,6 +262,29 @@ STOPPED = "stopped"  # pytest stopped it early: -x, --maxfail, too many crashed 
 ENDINGS = (FINISHED, INTERRUPTED, STOPPED)
 
 
+# How a behaviour of an anchor suite fared in a run, from the outcomes of the cases that cover it (worst first).
+BEHAVIOUR_STATES = ("failing", "deviating", "checked", "unsupported", "not run")
+
+
+@dataclass
+class AnchorCoverage:
+    """One anchor suite (the kernel's selftests, FreeBSD's, LTP, ...) in a run: how many of the behaviours it checks
+    this suite maps to cases, how many are out of scope, and the state of the mapped ones in this run."""
+
+    anchor: str
+    behaviours: int
+    out_of_scope: int
+    states: dict[str, int]  # BEHAVIOUR_STATES -> behaviours in that state (the mapped ones only)
+
+    def to_json(self) -> dict:
+        return {"anchor": self.anchor, "behaviours": self.behaviours, "out_of_scope": self.out_of_scope,
+                "states": {state: self.states.get(state, 0) for state in BEHAVIOUR_STATES}}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> AnchorCoverage:
+        return cls(data["anchor"], data["behaviours"], data["out_of_scope"], dict(data["states"]))
+
+
 @dataclass
 class Completeness:
     """Whether a report is the whole truth of its run: which cases the run selected, which ran to their end, and why
@@ -323,15 +346,17 @@ class Report:
     summary: dict[str, Any] = field(default_factory=dict)  # outcome -> count as recorded; summary_of() when built
     unmatched_deviations: list[UnmatchedDeviation] = field(default_factory=list)
     completeness: Completeness = field(default_factory=Completeness)
+    anchors: list[AnchorCoverage] = field(default_factory=list)  # [] when the report does not say
 
     @classmethod
     def build(cls, suite: Suite, platform: Platform, run: Run, cases: Iterable[CaseResult],
               unmatched_deviations: Iterable[UnmatchedDeviation] = (),
-              completeness: Completeness | None = None) -> Report:
+              completeness: Completeness | None = None, anchors: Iterable[AnchorCoverage] = ()) -> Report:
         ordered = sorted(cases, key=lambda case: case.id)
         if completeness is None:
             completeness = Completeness(collected=len(ordered), finished=len(ordered))
-        return cls(suite, platform, run, ordered, summary_of(ordered), list(unmatched_deviations), completeness)
+        return cls(suite, platform, run, ordered, summary_of(ordered), list(unmatched_deviations), completeness,
+                   list(anchors))
 
     @property
     def complete(self) -> bool:
@@ -347,7 +372,7 @@ class Report:
         return {key: value for case in self.cases for key, value in case.observations.items()}
 
     def to_json(self) -> dict:
-        return {
+        document = {
             "schema_version": SCHEMA_VERSION,
             "suite": self.suite.to_json(),
             "platform": self.platform.to_json(),
@@ -357,6 +382,9 @@ class Report:
             "expectations": {"unmatched": [entry.to_json() for entry in self.unmatched_deviations]},
             "completeness": self.completeness.to_json(),
         }
+        if self.anchors:  # optional: a report that does not say keeps to the fields it had
+            document["anchors"] = [coverage.to_json() for coverage in self.anchors]
+        return document
 
     @classmethod
     def from_json(cls, data: Mapping) -> Report:
@@ -364,7 +392,8 @@ class Report:
         return cls(Suite.from_json(data["suite"]), Platform.from_json(data["platform"]), Run.from_json(data["run"]),
                    [CaseResult.from_json(case) for case in data["cases"]], dict(data["summary"]),
                    [UnmatchedDeviation.from_json(entry) for entry in data["expectations"]["unmatched"]],
-                   Completeness.from_json(data["completeness"]))
+                   Completeness.from_json(data["completeness"]),
+                   [AnchorCoverage.from_json(entry) for entry in data.get("anchors", [])])
 
 
 # ---- a phase's result on its way from where the case ran to the collector ------------------------------------------

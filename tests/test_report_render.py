@@ -330,11 +330,12 @@ def test_markdown_tables_have_consistent_rows_even_when_hostile():
     # A raw newline from the report would start a line of its own.
     assert not any(line.startswith("second") for line in text.split("\n"))
     tables = markdown_tables(text)
-    facts, capabilities, *case_tables = tables
+    facts, anchors, capabilities, *case_tables = tables
     for table in tables:
         widths = {len(row) for row in table}
         assert len(widths) == 1, table
     assert len(facts[0]) == 2 and len(facts) == 2 + 14
+    assert len(anchors[0]) == 8 and len(anchors) == 2 + len(report["anchors"])
     assert len(capabilities[0]) == 3 and len(capabilities) == 2 + 1
     assert all(len(table[0]) == 5 for table in case_tables)
     assert sum(len(table) - 2 for table in case_tables) == len(report["cases"])
@@ -351,7 +352,7 @@ def test_markdown_counts_match_summary():
     for outcome, count in report["summary"].items():
         assert re.search(rf"(^|\s){count} {re.escape(outcome)}(\s|$)", line), (outcome, line)
     assert "(44 cases)" in line
-    outcome_cells = [row[1] for table in markdown_tables(text)[2:] for row in table[2:]]
+    outcome_cells = [row[1] for table in markdown_tables(text)[3:] for row in table[2:]]
     assert outcome_cells.count("pass") == 40
     assert outcome_cells.count("**deviation**") == 1
     assert outcome_cells.count("**unsupported**") == 3

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .. import settings
+from .. import settings, traceability
 from ..harness import leaks
 from ..model import (
     ERROR,
@@ -83,6 +83,7 @@ class ReportCollector:
         self.config = config
         self.cases: dict[str, _Phases] = {}  # by pytest node id
         self.begun: set[str] = set()  # node ids whose protocol started
+        self.mapping_problem = ""  # why the report could not say how the anchor suites fared
         self.crashed: dict[str, str] = {}  # node id -> what pytest-xdist said of the worker that died running it
         self.collection: Collection | None = None
         self.started = datetime.datetime.now(datetime.timezone.utc)
@@ -185,7 +186,12 @@ class ReportCollector:
                   case_timeout=case_timeout(self.config))
         suite = revision.this_suite()
         self._close_unfinished()
-        return Report.build(suite, platform, run, self._cases(), self.unmatched(), self._completeness())
+        cases = self._cases()
+        try:
+            anchors = traceability.coverage(cases)
+        except traceability.TraceabilityError as e:  # a broken mapping must not cost the run its report
+            self.mapping_problem, anchors = str(e), []
+        return Report.build(suite, platform, run, cases, self.unmatched(), self._completeness(), anchors)
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config: pytest.Config) -> None:
@@ -227,6 +233,8 @@ class ReportCollector:
         counts = ", ".join(f"{n} {o}" for o, n in self.report.summary.items() if n) or "no case ran"
         terminalreporter.write_sep("=", f"conformance on {self.report.platform.id}: {counts}")
         terminalreporter.write_line(f"the report is {self.report.completeness.text()}")
+        if self.mapping_problem:
+            terminalreporter.write_line(f"the report says nothing of the anchor suites: {self.mapping_problem}")
         for entry in self.report.unmatched_deviations:
             terminalreporter.write_line(f"expectation entry matching no case: {entry.source}: {entry.case}")
         for kind, path in self.written.items():

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..model import DEVIATION, ERROR, FAIL, OUTCOMES, PASS, UNEXPECTED_PASS, UNSUPPORTED, CaseResult, Report
 from .text import visible
-from .vocabulary import cases_by_area, fact_rows
+from .vocabulary import ANCHOR_HEADERS, anchor_rows, cases_by_area, fact_rows
 
 # Class names come from this table, never from report data.
 OUTCOME_CLASS = {outcome: f"o-{outcome}" for outcome in OUTCOMES}
@@ -150,6 +150,17 @@ def _unmatched(report: Report) -> list[str]:
             "</tbody></table>"]
 
 
+def _anchors(report: Report) -> list[str]:
+    if not report.anchors:
+        return []
+    head = "".join(f"<th>{esc(header)}</th>" for header in ANCHOR_HEADERS)
+    rows = ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in anchor_rows(report)]
+    return ["<h2>Anchor suites</h2>",
+            "<p>What the kernel's selftests, FreeBSD's and XNU's tests, LTP, fstests and CPython check, behaviour by "
+            "behaviour, and how the behaviours mapped to cases fared in this run.</p>",
+            f"<table><thead><tr>{head}</tr></thead><tbody>", *rows, "</tbody></table>"]
+
+
 def render_html(report: Report) -> str:
     """The report as one standalone HTML5 page."""
     platform_id = esc(report.platform.id)
@@ -161,6 +172,7 @@ def render_html(report: Report) -> str:
         *_facts(report),
         "<h2>Summary</h2>",
         *_summary(report),
+        *_anchors(report),
         "<h2>Capabilities</h2>",
         *_capabilities(report),
         "<h2>Cases</h2>",

@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 
 from ..model import OUTCOMES, PASS, CaseResult, Report
 from .gfm import md_escape, table
-from .vocabulary import cases_by_area, fact_rows, value_text
+from .vocabulary import ANCHOR_HEADERS, anchor_rows, cases_by_area, fact_rows, value_text
 
 # A section of its own after the cases: the report's lines for it, or none when the report has nothing to show there.
 Section = Callable[[Report], "list[str]"]
@@ -56,11 +56,20 @@ def _unmatched_lines(report: Report) -> list[str]:
             *table(["Case", "Reason", "Where"], rows)]
 
 
+def _anchor_lines(report: Report) -> list[str]:
+    if not report.anchors:
+        return []
+    return ["", "## Anchor suites", "",
+            "What the kernel's selftests, FreeBSD's and XNU's tests, LTP, fstests and CPython check, behaviour by "
+            "behaviour (conformance/traceability.toml), and how the behaviours mapped to cases fared in this run.", "",
+            *table(ANCHOR_HEADERS, [[md_escape(cell) for cell in row] for row in anchor_rows(report)])]
+
+
 def render_markdown(report: Report, sections: Iterable[Section] = ()) -> str:
     """The report as GitHub-flavoured Markdown, then each extra section that has something to show."""
     lines = [f"# Conformance report: {md_escape(report.platform.id)}", ""]
     lines += table(["Fact", "Value"], [[label, md_escape(text)] for label, text in fact_rows(report)])
-    lines += ["", *_summary_lines(report), "", "## Capabilities", ""]
+    lines += ["", *_summary_lines(report), *_anchor_lines(report), "", "## Capabilities", ""]
     capabilities = report.platform.capabilities
     if capabilities:
         rows = [

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..model import CaseResult, Platform, Report
+from ..model import BEHAVIOUR_STATES, CaseResult, Platform, Report
 
 
 class _Missing:
@@ -96,3 +96,13 @@ def fact_rows(report: Report) -> list[tuple[str, str]]:
         ("Arguments", " ".join(run.argv)),
         ("Suite", report.suite.text),
     ]
+
+
+ANCHOR_HEADERS = ["Anchor suite", "Behaviours", *(state.capitalize() for state in BEHAVIOUR_STATES), "Out of scope"]
+
+
+def anchor_rows(report: Report) -> list[list[str]]:
+    """Per anchor suite: its behaviours, how many of the mapped ones were in each state in this run, and how many are
+    out of scope (plain text; the renderer escapes it)."""
+    return [[entry.anchor, str(entry.behaviours), *(str(entry.states.get(state, 0)) for state in BEHAVIOUR_STATES),
+             str(entry.out_of_scope)] for entry in report.anchors]
