@@ -12,6 +12,7 @@ net/unix/garbage.c), which is what the anchor's shapes exercise.
 from __future__ import annotations
 
 import os
+import select
 import socket
 import time
 from dataclasses import dataclass
@@ -23,13 +24,20 @@ from conformance.platforms import socket_table
 from ._support import RELEASE_WAIT, InFlightMarker
 from .conftest import require, unix_socketpair
 
-# How long garbage may outlive the witness (see collector_pass), the collector being triggered all along. The files
-# a pass drops are released one after another, some deferred a clock tick or more (Linux __fput from a kernel
-# thread goes through delayed work, and a released socket's own queue is dropped in turn): seen trailing by up to
-# 20 ms on Linux 6.18 (HZ 250). A leak is reported after this, not after RELEASE_WAIT.
-GRACE = deadline(0.25)
-# How often the collector is triggered again while waiting for it.
-RETRIGGER_EVERY = 0.01
+# How long an unreachable graph's release may trail the witness's (see wait_for_collection), the collector being
+# triggered all along; a leak is reported after this, not after RELEASE_WAIT. Linux: a collector pass (the work item
+# __unix_gc, net/unix/garbage.c) purges the queues it found dead; a file whose last reference goes there is released
+# by delayed_fput one jiffy later (fs/file_table.c: fput from a kernel thread). Everything a pass drops joins one
+# list, so the graph's pipe end goes in the same delayed_fput run as the witness's (or an earlier one, if an earlier
+# pass took the graph), or in the next run if that run began amid the pass's fput()s; a socket released in a run
+# drops what its own queue still holds, for the run after. So the graph trails by at most 2 jiffies (20 ms at HZ 100,
+# the coarsest usual clock) plus the kernel workers' wake-ups. Seen on 6.18 (HZ 250): 0 ms nearly always, at most
+# 6 ms with three to six busy processes per core. 50 ms is that budget with 30 ms to spare.
+GRACE = deadline(0.05)
+# How often the collector is triggered again while waiting for it. A trigger is only lost where the collector skips
+# a request while a pass runs (Linux before 6.10 skips unix_gc() then; later ones queue a work item, which runs again
+# if requested while it runs), or where nothing was released after the graph became garbage: this bounds that delay.
+RETRIGGER_EVERY = 0.005
 
 
 @dataclass(frozen=True)
@@ -157,66 +165,102 @@ def trigger_collector(kind: str) -> None:
     trigger_b.close()
 
 
-def released_while_triggering(marker: InFlightMarker, kind: str, timeout: float) -> bool:
-    """Trigger the collector every RETRIGGER_EVERY until the marker's write end is released or timeout passes. The
-    trigger is repeated because one that lands while another process's pass runs may be lost (Linux before 6.10
-    skips unix_gc() while one is in progress)."""
-    give_up = time.monotonic() + timeout
-    while True:
-        trigger_collector(kind)
-        if marker.released(RETRIGGER_EVERY):
-            return True
-        if time.monotonic() > give_up:
-            return False
-
-
-def collector_pass(kind: str) -> None:
-    """Return once the collector has run a pass that began after the call, or fail if it never does.
-
-    The witness is the smallest garbage there is: a socket whose only reference waits in its own queue, with a
-    pipe end beside it. Only a pass that began after the witness became garbage can free it, and such a pass
-    sees whatever was garbage before it: the collectors free all the garbage they find in a pass (Linux
-    net/unix/garbage.c unix_gc, FreeBSD sys/kern/uipc_usrreq.c unp_gc), though the release of what they drop may
-    trail (see GRACE).
-    """
-    with InFlightMarker() as witness:
+def _make_witness(kind: str) -> InFlightMarker:
+    """The smallest garbage there is: a socket whose only reference waits in its own queue, with a pipe end beside
+    it. Returns that pipe's marker (its write end dropped); releasing the peer's last descriptor triggers the
+    collector."""
+    witness = InFlightMarker()
+    try:
         a, b = unix_socketpair(kind)
-        with a, b:
+        with a, b:  # b, in flight in its own queue, is closed first: a's release then finds it garbage
             rights.send_fds(a, [b.fileno(), witness.w])
         witness.drop_local()
-        assert released_while_triggering(witness, kind, RELEASE_WAIT), \
-            "the collector never freed a lone socket holding itself in flight"
+    except BaseException:
+        witness.close()
+        raise
+    return witness
 
 
-def listed(inodes) -> set:
-    """Which of the inodes the kernel's socket table still lists (none where the OS has no such table)."""
-    table = socket_table.listed_inodes()
+def _drain(fd: int) -> bool:
+    """Read what is there; True at EOF (every write end released)."""
+    return os.read(fd, 4096) == b""
+
+
+def wait_for_collection(marker: InFlightMarker, kind: str) -> bool:
+    """Trigger the collector until the marker riding in some garbage is released and a collector pass that began
+    after the call has run (True), or until such a pass has run and GRACE has passed without the release (False).
+    Fails if no such pass ever runs.
+
+    The proof of a pass is a witness made now, garbage from the start: only a pass that began after the call can
+    free it, and such a pass sees whatever was garbage before it: the collectors free all the garbage they find in
+    a pass (Linux net/unix/garbage.c unix_gc, FreeBSD sys/kern/uipc_usrreq.c unp_gc), though the release of what
+    they drop may trail (see GRACE). The marker is watched from the start: a prompt collector frees the garbage and
+    the witness together, and a graph left behind is reported one GRACE after the witness goes.
+    """
+    with _make_witness(kind) as witness:
+        pending = {marker.r, witness.r}
+        give_up, witness_freed = time.monotonic() + RELEASE_WAIT, 0.0
+        while True:
+            if witness.r not in pending:
+                if marker.r not in pending:
+                    return True
+                give_up = min(give_up, witness_freed + GRACE)
+            now = time.monotonic()
+            if now > give_up:
+                assert witness.r not in pending, "the collector never freed a lone socket holding itself in flight"
+                return False
+            ready, _, _ = select.select(list(pending), [], [], min(RETRIGGER_EVERY, give_up - now))
+            for fd in ready:
+                if _drain(fd):
+                    pending.discard(fd)
+                    if fd == witness.r:
+                        witness_freed = time.monotonic()
+            if not ready:
+                trigger_collector(kind)
+
+
+def read_socket_table() -> set | None:
+    """The inodes the kernel's socket table lists now; None where the OS has no such table."""
+    return socket_table.listed_inodes()
+
+
+def listed(inodes, table=None) -> set:
+    """Which of the inodes the kernel's socket table (read now unless given) lists; none where the OS has none."""
+    if table is None:
+        table = read_socket_table()
     return set(inodes) & table if table is not None else set()
 
 
-def unlisted(inodes) -> set:
-    """Which of the inodes the kernel's socket table no longer lists (none where the OS has no such table)."""
-    table = socket_table.listed_inodes()
+def unlisted(inodes, table=None) -> set:
+    """Which of the inodes the kernel's socket table (read now unless given) no longer lists; none where the OS has
+    no such table."""
+    if table is None:
+        table = read_socket_table()
     return set(inodes) - table if table is not None else set()
 
 
 def assert_reclaimed(marker: InFlightMarker, inodes: list, kind: str, observe=None,
-                     left: str = "left_in_the_kernel", listener: bool = False) -> None:
+                     left: str = "left_in_the_kernel", listener: bool = False, collected: bool | None = None,
+                     table=None) -> None:
     """The unreachable sockets, and the pipe end they carried, are freed once the collector runs: by the time it has
     freed a witness made after them, or shortly after. Where they are not, `observe` (if given) records as `left`
     (a name ending in left_in_the_kernel) how many sockets the socket table still lists for them: a collector that
-    misses a graph leaves it there until the machine restarts, and whoever counts the sockets of a run must know."""
-    collector_pass(kind)
-    if not released_while_triggering(marker, kind, GRACE):
-        remaining = listed(inodes)
+    misses a graph leaves it there until the machine restarts, and whoever counts the sockets of a run must know.
+    `collected` is wait_for_collection's answer when the caller already waited (then `table`, if given, is the
+    socket table read since)."""
+    if collected is None:
+        collected = wait_for_collection(marker, kind)
+    if not collected:
+        remaining = listed(inodes, table)
         if observe is not None:  # a listener left there keeps the connection it never accepted, listed beside it
             observe(left, len(remaining) * (2 if listener else 1))
         raise AssertionError(f"the collector ran but left the unreachable sockets (the pipe end they carried stayed "
                              f"open; {len(remaining)} of the graph's {len(inodes)} sockets are still listed)")
     give_up = time.monotonic() + RELEASE_WAIT
     while True:
-        left = listed(inodes)
-        if not left or time.monotonic() > give_up:
+        still = listed(inodes, table)
+        if not still or time.monotonic() > give_up:
             break
+        table = None
         time.sleep(0.001)  # the sockets' own release may trail the pipe's (deferred fput): poll the table
-    assert not left, f"sockets with inodes {sorted(left)} are still listed after the collection"
+    assert not still, f"sockets with inodes {sorted(still)} are still listed after the collection"
