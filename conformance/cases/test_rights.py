@@ -778,7 +778,8 @@ def test_a_receiver_killed_around_the_receive_leaks_nothing(pair, moment, observ
                     assert _await_byte(child, said) == b"g", "the receiver got the message without its descriptor"
                 child.kill()
                 queued = not nothing_queued(b)
-                observe("killed_receiver_message", "queued" if queued else "taken")
+                if moment != "during_the_receive":  # there, which of the two happens is the race's to decide
+                    observe("killed_receiver_message", "queued" if queued else "taken")
                 if moment == "before_the_receive":
                     assert queued, "the message was lost when a process that had not received it was killed"
                 if moment == "after_the_receive":
