@@ -14,7 +14,8 @@ set-and-wait command, or flock(2). Cases choose families by property (`families(
 A case calls a family's operations (`family.lock(fd, "write")`); `set_lock`, `unlock`, `get_lock` and `available`
 do the same for a caller that holds a family's name. `holder()` asks "who holds this range?" from a third process
 with a description of its own, so a case can check a lock without disturbing it (a query from the holder's own
-process or description would see no conflict).
+process or description would see no conflict). `Observer().holder()` asks the same of one helper process made once
+for many questions, instead of a forked child per question.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
-from .harness.children import DEFAULT_DEADLINE, run_in_child
-from .platforms import constants, lookup
+from .harness.children import DEFAULT_DEADLINE, Helper, run_in_child
+from .platforms import constants, lookup, process
 from .platforms.lock_table import waiters  # locks.waiters(path, pid): what the kernel lists, where it can
 from .unavailable import Unavailable
 
@@ -436,9 +437,15 @@ def _query_from_a_new_description(path: str, family: Family, kind: str, start: i
             family.lock(fd, kind)
         except BlockingIOError:
             return Held(None)
-        return None  # granted: nothing held; the lock ends with this process
+        family.unlock(fd)  # granted: nothing held; and this asker holds nothing once it has asked
+        return None
     finally:
         os.close(fd)
+
+
+def _query_by_name(path: str, family_name: str, kind: str, start: int, length: int, query_name: str, flags: int):
+    """In an Observer's helper: the question of _query_from_a_new_description, families named as registered."""
+    return _query_from_a_new_description(path, family(family_name), kind, start, length, family(query_name), flags)
 
 
 def holder(path, family: Family | str, kind: str = "write", start: int = 0, length: int = 0, *,
@@ -453,11 +460,14 @@ def holder(path, family: Family | str, kind: str = "write", start: int = 0, leng
                         _entry(query), flags, timeout=timeout)
 
 
+_FIRST_LOOK, _LAST_LOOK = 0.0001, 0.002  # seen_waiting's pauses between looks: doubled from the first to the last
+
+
 def seen_waiting(path, pid: int, timeout: float = DEFAULT_DEADLINE) -> bool | None:
     """Whether the kernel lists a waiter for pid, asked again until it does or the timeout passes: a child on a
     slow machine (an emulated kernel) may not have reached its lock call when the case looks. The kernel offers no
     event to wait for. None where it cannot tell."""
-    end = time.monotonic() + timeout
+    end, pause = time.monotonic() + timeout, _FIRST_LOOK
     while True:
         listed = waiters(path, pid)
         if listed is None:
@@ -466,4 +476,41 @@ def seen_waiting(path, pid: int, timeout: float = DEFAULT_DEADLINE) -> bool | No
             return True
         if time.monotonic() >= end:
             return False
-        time.sleep(0.002)
+        time.sleep(pause)  # short at first: a forked waiter reaches its lock call within a millisecond or two
+        pause = min(pause * 2, _LAST_LOOK)
+
+
+class Observer:
+    """holder(), asked of one helper process (harness.children.Helper) made once for many questions: a module of
+    cases pays for one fork, not one per question. Each question is the same as holder()'s: from a process other
+    than the case's, through a description of its own opened for the question and closed after it, so the helper
+    holds no lock and no descriptor between questions. The helper names families as the registry did when it was
+    made; a family registered since, or another object under a registered name, is asked about as holder() does.
+    Where the leak check cannot list children cheaply (it would run ps(1) before and after every case while the
+    helper lives), there is no helper and every question is holder()'s own. Close it (or use it as a context
+    manager)."""
+
+    def __init__(self) -> None:
+        self._families = dict(_registry)  # the registry the helper inherits with the fork
+        self._helper = Helper() if process.children_listed_cheaply() else None
+
+    def holder(self, path, family: Family | str, kind: str = "write", start: int = 0, length: int = 0, *,
+               query: Family | str = "posix", flags: int = os.O_RDWR, timeout: float = DEFAULT_DEADLINE) -> Held | None:
+        """What conflicts with a `kind` lock on the range, as holder() says it."""
+        family, query = _entry(family), _entry(query)
+        if self._helper is None or self._families.get(family.name) is not family \
+                or self._families.get(query.name) is not query:
+            return holder(path, family, kind, start, length, query=query, flags=flags, timeout=timeout)
+        # An absolute path: the helper's working directory is the one it was made in.
+        return self._helper.call(_query_by_name, os.path.abspath(path), family.name, kind, start, length, query.name,
+                                 flags, timeout=timeout)
+
+    def close(self) -> None:
+        if self._helper is not None:
+            self._helper.close()
+
+    def __enter__(self) -> Observer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -6,6 +6,7 @@ import errno
 import faulthandler
 import os
 import resource
+import select
 import signal
 import time
 
@@ -18,7 +19,10 @@ from conformance.harness.children import (
     ChildCrashed,
     ChildDidNotReport,
     ChildTimeout,
+    Exec,
+    Helper,
     RemoteTraceback,
+    kept_children,
     kill_all,
     live_children,
     run_in_child,
@@ -168,3 +172,138 @@ def test_kill_all_kills_and_reaps_a_child_left_in_the_registry():
         assert kill_all() == []
         child.kill()  # the owner cleaning up afterwards must not fail, nor signal a pid that may be reused
     assert set(fdlist.open_fds()) == before, "kill_all left the child's report pipe open"
+
+
+# ---- a child that ends in a new program ----------------------------------------------------------------------------
+
+SHELL = "/bin/sh"
+
+
+def become(script: str, report: int = -1) -> Exec:
+    """Say this process's pid on `report`, then become a shell running script."""
+    if report >= 0:
+        os.write(report, str(os.getpid()).encode() + b"\n")
+        os.dup2(report, 1)  # the new program's standard output
+    return Exec(SHELL, ["sh", "-c", script])
+
+
+def test_exec_returns_the_new_programs_exit_status_and_keeps_the_pid():
+    r, w = os.pipe()
+    try:
+        with Child(become, "echo $$; exit 3", w) as child:
+            os.close(w)
+            w = -1
+            assert child.join(timeout=5) == 3
+            said = b""
+            while True:
+                chunk = os.read(r, 100)
+                if not chunk:
+                    break
+                said += chunk
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    before, after = said.split()
+    assert int(before) == int(after) == child.pid, "the new program is not the same process"
+    assert_gone(child.pid)
+
+
+def test_exec_of_a_signalled_program_is_minus_the_signal():
+    with Child(become, "kill -TERM $$") as child:
+        assert child.join(timeout=5) == -signal.SIGTERM
+
+
+def test_a_failed_exec_is_raised_again():
+    with Child(lambda: Exec("/nonexistent/conformance-self-test", ["x"])) as child, \
+            pytest.raises(FileNotFoundError) as info:
+        child.join(timeout=5)
+    assert isinstance(info.value.__cause__, RemoteTraceback)
+    assert_gone(child.pid)
+
+
+def test_a_new_program_that_does_not_exit_times_out_and_is_reaped():
+    child = Child(become, "exec sleep 60")
+    started = time.monotonic()
+    with pytest.raises(ChildTimeout, match=str(child.pid)):
+        child.join(timeout=0.5)
+    assert time.monotonic() - started < 3
+    assert_gone(child.pid)
+
+
+# ---- a helper that answers request after request ---------------------------------------------------------------
+
+def test_a_helper_answers_from_one_process_and_raises_again():
+    with Helper() as helper:
+        first, second = helper.call(os.getpid), helper.call(os.getpid)
+        assert first == second == helper.pid != os.getpid()
+        assert helper.call(lambda: 1) == 1  # does not pickle: run in a child of its own
+        with pytest.raises(AssertionError, match="arithmetic broke") as info:
+            helper.call(fail_an_assertion)
+        assert "fail_an_assertion" in info.value.__cause__.text
+        assert helper.call(os.getpid) == helper.pid, "an exception ended the helper"
+        assert helper.pid in kept_children() and helper.pid not in live_children()
+    assert_gone(helper.pid)
+    assert helper.pid not in kept_children()
+
+
+def test_a_helper_keeps_none_of_its_parents_descriptors():
+    r, w = os.pipe()
+    try:
+        with Helper() as helper:
+            os.close(w)
+            w = -1
+            ready, _, _ = select.select([r], [], [], 5)
+            assert ready and os.read(r, 1) == b"", "the helper kept the pipe's write end open"
+            helper.call(os.getpid)
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+
+def ask_the_helper(helper: Helper) -> tuple[int, int]:
+    return os.getpid(), helper.call(os.getpid)
+
+
+def test_a_helper_called_from_another_process_forks_instead():
+    with Helper() as helper:
+        me, answered = run_in_child(ask_the_helper, helper)
+        assert answered not in (me, helper.pid)
+        assert helper.call(os.getpid) == helper.pid
+
+
+def test_a_helper_that_hangs_is_killed_and_the_next_calls_fork():
+    with Helper() as helper:
+        with pytest.raises(ChildTimeout, match=str(helper.pid)):
+            helper.call(time.sleep, 60, timeout=0.5)
+        assert_gone(helper.pid)
+        assert not helper.alive
+        assert helper.call(os.getpid) not in (helper.pid, os.getpid())
+
+
+def test_a_helper_that_dies_is_reported_as_crashed():
+    with Helper() as helper:
+        with pytest.raises(ChildCrashed, match="exit status 3 before answering"):
+            helper.call(os._exit, 3)
+        assert_gone(helper.pid)
+
+
+def test_a_helper_killed_between_calls_is_reported_as_crashed_and_the_next_calls_fork():
+    with Helper() as helper:
+        os.kill(helper.pid, signal.SIGKILL)
+        with pytest.raises(ChildCrashed, match="killed by SIGKILL before answering"):
+            helper.call(os.getpid)
+        assert_gone(helper.pid)
+        assert helper.call(os.getpid) not in (helper.pid, os.getpid())
+
+
+def test_a_child_kept_across_cases_is_left_to_its_owner():
+    with Event() as started:
+        with Child(announce_and_block, started) as child:
+            assert child.keep_across_cases() is child
+            assert started.wait(5) == b"up"
+            assert kill_all() == [] and child.pid in kept_children()
+            os.kill(child.pid, 0)  # still running
+        assert_gone(child.pid)
+        assert child.pid not in kept_children()

@@ -86,6 +86,29 @@ def test_overruns_with_a_live_child():
     child.join(timeout=120)
 '''
 
+KEPT = RECORD + '''
+import time
+
+import pytest
+
+from conformance.harness.children import Child, Helper
+
+
+@pytest.fixture(scope="module")
+def kept():
+    """Made before the first case's leak check looks, ended after the last one's."""
+    with Helper() as helper, Child(time.sleep, 60) as child:
+        child.keep_across_cases()
+        record("helper", helper.pid)
+        record("kept", child.pid)
+        yield helper
+
+
+@pytest.mark.parametrize("n", range(3))
+def test_uses_what_is_kept(kept, n):
+    assert kept.call(os.getpid) == kept.pid
+'''
+
 
 @pytest.fixture
 def pid_dir(tmp_path, monkeypatch):
@@ -161,3 +184,11 @@ def test_timeout_with_a_live_child_is_an_error_and_leaves_no_process(inner, pid_
     assert case["outcome"] == "error"
     assert "Timeout" in case["reason"]
     assert_no_such_process(recorded_pid(pid_dir, "overrun"))
+
+
+def test_what_a_module_keeps_across_its_cases_is_no_leak_and_ends_with_it(inner, pid_dir):
+    inner.makepyfile(test_kept=KEPT)
+    result = inner.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, errors=0)
+    assert_no_such_process(recorded_pid(pid_dir, "helper"))
+    assert_no_such_process(recorded_pid(pid_dir, "kept"))

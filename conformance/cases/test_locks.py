@@ -2,8 +2,8 @@
 
 The seed's headline (seed 001): a classic POSIX lock belongs to the process and dies when the process closes
 *any* descriptor of the file, one received over a socket included; an OFD or flock lock belongs to the open file
-description and dies with its last descriptor. Every check asks from a third process (conformance.locks.holder),
-so looking never changes what is held.
+description and dies with its last descriptor. Every check asks from a third process (conformance.locks.holder,
+asked of one helper process for the module: conformance.locks.Observer), so looking never changes what is held.
 
 Anchors: POSIX.1-2024 XSH fcntl() (F_SETLK, F_OFD_SETLK) and close(), Linux fcntl(2) "Open file description
 locks", flock(2), fstests generic/478 (t_ofd_locks), FreeBSD tests/sys/file/flock_helper.c (run by
@@ -16,19 +16,19 @@ import errno
 import fcntl
 import os
 import select
+import shutil
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
 from conformance import locks
+from conformance.harness import fds as fdlist
 from conformance.harness import rights
 from conformance.harness.barriers import BarrierTimeout, Event
-from conformance.harness.children import DEFAULT_DEADLINE, Child, run_in_child
+from conformance.harness.children import DEFAULT_DEADLINE, Child, Exec, run_in_child
 from conformance.harness.deadlines import deadline
 
 from ._support import data_file, errno_name, free_pid, require_lock_family
@@ -55,6 +55,14 @@ def lockfile(workdir):
         os.close(fd)
     except OSError:
         pass  # the case closed it on purpose
+
+
+@pytest.fixture(scope="module")
+def observer():
+    """Who holds what, asked of one helper process for the module's cases (a fork for each question costs more than
+    most cases): a process other than the case's, with a description of its own for each question."""
+    with locks.Observer() as asking:
+        yield asking
 
 
 def _another_descriptor(path, fd: int, how: str) -> int:
@@ -88,29 +96,29 @@ HOW = ["another_open", "dup", "received_over_a_socket"]
 
 @pytest.mark.parametrize("how", HOW)
 @pytest.mark.refs(SEED, POSIX_FCNTL, "APUE 3e 14.3: 'when a descriptor is closed, any locks on the file ... released'")
-def test_classic_lock_is_released_by_closing_any_descriptor_of_the_file(lockfile, how):
+def test_classic_lock_is_released_by_closing_any_descriptor_of_the_file(lockfile, how, observer):
     require_lock_family(CLASSIC)
     path, fd = lockfile
     CLASSIC.lock(fd, "write", 0, 10)
     other = _another_descriptor(path, fd, how)
     try:
-        held = locks.holder(path, CLASSIC)
+        held = observer.holder(path, CLASSIC)
         assert held is not None and held.pid == os.getpid(), f"the classic lock is not held as taken: {held}"
     finally:
         os.close(other)
-    held = locks.holder(path, CLASSIC)
+    held = observer.holder(path, CLASSIC)
     assert held is None, f"closing a {how} descriptor left the process's classic lock in place: {held}"
 
 
 @pytest.mark.parametrize("family", DESCRIPTION_OWNED, ids=str)
 @pytest.mark.parametrize("how", HOW)
 @pytest.mark.refs(SEED, POSIX_OFD, LINUX_OFD, FLOCK_2)
-def test_description_lock_survives_the_close_of_another_descriptor(lockfile, family, how, observe):
+def test_description_lock_survives_the_close_of_another_descriptor(lockfile, family, how, observe, observer):
     require_lock_family(family)
     path, fd = lockfile
     family.lock(fd, "write")
     os.close(_another_descriptor(path, fd, how))
-    held = locks.holder(path, family)
+    held = observer.holder(path, family)
     assert held is not None, f"closing a {how} descriptor released the {family} lock of another description"
     if family.queryable:
         observe("holder_pid", held.pid)  # as F_GETLK reports it: OFD holders have no process, -1 expected
@@ -118,15 +126,17 @@ def test_description_lock_survives_the_close_of_another_descriptor(lockfile, fam
 
 @pytest.mark.parametrize("family", DESCRIPTION_OWNED, ids=str)
 @pytest.mark.refs(SEED, POSIX_OFD, LINUX_OFD, FLOCK_2)
-def test_description_lock_is_released_by_the_last_close_of_its_description(lockfile, family):
+def test_description_lock_is_released_by_the_last_close_of_its_description(lockfile, family, observer):
     require_lock_family(family)
     path, fd = lockfile
     family.lock(fd, "write")
     copy = os.dup(fd)
     os.close(fd)
-    assert locks.holder(path, family) is not None, "the lock went with the first of two descriptors"
-    os.close(copy)
-    assert locks.holder(path, family) is None, f"the {family} lock outlived the last descriptor of its description"
+    try:
+        assert observer.holder(path, family) is not None, "the lock went with the first of two descriptors"
+    finally:
+        os.close(copy)
+    assert observer.holder(path, family) is None, f"the {family} lock outlived the last descriptor of its description"
 
 
 # ---- fork ---------------------------------------------------------------------------------------------------------
@@ -141,16 +151,16 @@ def _unlock_in_child(fd: int, family: locks.Family) -> None:
 
 @pytest.mark.parametrize("family", DESCRIPTION_OWNED, ids=str)
 @pytest.mark.refs(LINUX_OFD + ": shared across fork", FLOCK_2 + ": duplicates share the lock", POSIX_OFD)
-def test_description_lock_is_shared_with_a_forked_child(lockfile, family):
+def test_description_lock_is_shared_with_a_forked_child(lockfile, family, observer):
     require_lock_family(family)
     path, fd = lockfile
     family.lock(fd, "write")
     with Child(_close_in_child, fd) as child:
         child.join()
-    assert locks.holder(path, family) is not None, "a child's close and exit released the parent's lock"
+    assert observer.holder(path, family) is not None, "a child's close and exit released the parent's lock"
     with Child(_unlock_in_child, fd, family) as child:
         child.join()
-    assert locks.holder(path, family) is None, "the child's unlock through the shared description did not release it"
+    assert observer.holder(path, family) is None, "the child's unlock through the shared description did not release it"
 
 
 def _inherited_fd_locks(fd: int) -> str:
@@ -164,13 +174,13 @@ def _inherited_fd_locks(fd: int) -> str:
 
 @pytest.mark.refs(POSIX_FCNTL + "; fork(): 'Record locks set by the parent process shall not be inherited'",
                   "Linux fcntl(2): record locks are not inherited by a child created via fork")
-def test_classic_locks_are_not_inherited_by_a_forked_child(lockfile):
+def test_classic_locks_are_not_inherited_by_a_forked_child(lockfile, observer):
     require_lock_family(CLASSIC)
     path, fd = lockfile
     CLASSIC.lock(fd, "write", 0, 10)
     with Child(_inherited_fd_locks, fd) as child:
         assert child.join() == "refused", "the child could lock the parent's range: the lock was inherited"
-    held = locks.holder(path, CLASSIC)
+    held = observer.holder(path, CLASSIC)
     assert held is not None and held.pid == os.getpid(), f"the child's exit changed the parent's lock: {held}"
 
 
@@ -185,7 +195,7 @@ def _lock_and_send(path: str, family: locks.Family, sock) -> None:
 
 @pytest.mark.parametrize("family", DESCRIPTION_OWNED, ids=str)
 @pytest.mark.refs(SEED, POSIX_OFD, FLOCK_2, "POSIX.1-2024 XBD <sys/socket.h> SCM_RIGHTS")
-def test_description_lock_travels_with_a_passed_descriptor(lockfile, family):
+def test_description_lock_travels_with_a_passed_descriptor(lockfile, family, observer):
     require_lock_family(family)
     require("scm_rights")
     path, _ = lockfile
@@ -195,10 +205,10 @@ def test_description_lock_travels_with_a_passed_descriptor(lockfile, family):
             child.join()  # the sender has exited
         with rights.recv_fds(b, 1) as got:
             assert len(got.fds) == 1
-            held = locks.holder(path, family)
+            held = observer.holder(path, family)
             assert held is not None, f"the {family} lock died with its sender although its description lives on"
             family.unlock(got.fds[0])
-            assert locks.holder(path, family) is None, "the receiver could not release the lock it was sent"
+            assert observer.holder(path, family) is None, "the receiver could not release the lock it was sent"
     finally:
         a.close()
         b.close()
@@ -206,16 +216,16 @@ def test_description_lock_travels_with_a_passed_descriptor(lockfile, family):
 
 @pytest.mark.refs(SEED + " (the headline: closing a received descriptor drops the receiver's classic lock)",
                   POSIX_FCNTL)
-def test_classic_lock_vanishes_when_the_receiver_closes_its_received_copy(lockfile):
+def test_classic_lock_vanishes_when_the_receiver_closes_its_received_copy(lockfile, observer):
     require_lock_family(CLASSIC)
     path, fd = lockfile
     CLASSIC.lock(fd, "write", 0, 10)
     received = _another_descriptor(path, fd, "received_over_a_socket")
     try:
-        assert locks.holder(path, CLASSIC) is not None, "receiving a descriptor released the classic lock"
+        assert observer.holder(path, CLASSIC) is not None, "receiving a descriptor released the classic lock"
     finally:
         os.close(received)  # a descriptor of the same file, from another process, never used for locking
-    assert locks.holder(path, CLASSIC) is None, "the classic lock survived the close of the received descriptor"
+    assert observer.holder(path, CLASSIC) is None, "the classic lock survived the close of the received descriptor"
 
 
 # ---- conflicts ----------------------------------------------------------------------------------------------------
@@ -265,14 +275,14 @@ def test_ofd_and_classic_locks_conflict_in_one_process(lockfile, order, where):
 
 @pytest.mark.refs(POSIX_FCNTL + ": a process's own locks never conflict; adjacent or overlapping ranges merge",
                   "XNU tests/lockf_basic.c (coalescing)")
-def test_classic_locks_of_one_process_never_conflict_and_merge(lockfile, observe):
+def test_classic_locks_of_one_process_never_conflict_and_merge(lockfile, observe, observer):
     require_lock_family(CLASSIC)
     path, fd = lockfile
     other = os.open(path, os.O_RDWR)
     try:
         CLASSIC.lock(fd, "write", 0, 10)
         CLASSIC.lock(other, "write", 5, 10)  # overlaps, through another description: no conflict
-        held = locks.holder(path, CLASSIC, "write", 0, 100)
+        held = observer.holder(path, CLASSIC, "write", 0, 100)
     finally:
         os.close(other)  # (this also releases both: they are the process's)
     observe("merged_range", f"{held.start}+{held.length}" if held else None)
@@ -346,7 +356,7 @@ def test_getlk_reports_the_holders_type_range_and_pid(lockfile, family, observe)
 
 @pytest.mark.parametrize("command", ["setlk", "getlk"])
 @pytest.mark.refs(LINUX_OFD + ": l_pid must be 0 (EINVAL)", "XNU bsd/kern/kern_descrip.c (l_pid not checked)")
-def test_ofd_command_with_a_nonzero_l_pid(lockfile, command, observe):
+def test_ofd_command_with_a_nonzero_l_pid(lockfile, command, observe, observer):
     require_lock_family(OFD)
     path, fd = lockfile
     other = os.open(path, os.O_RDWR)
@@ -365,7 +375,7 @@ def test_ofd_command_with_a_nonzero_l_pid(lockfile, command, observe):
         observe("nonzero_l_pid", "accepted")
         # Accepted, the command must still do its job: the lock is taken, or the query reports the holder.
         if command == "setlk":
-            assert locks.holder(path, OFD) is not None, "F_OFD_SETLK with l_pid 1 succeeded but took no lock"
+            assert observer.holder(path, OFD) is not None, "F_OFD_SETLK with l_pid 1 succeeded but took no lock"
         else:
             assert seen is not None and (seen.start, seen.length) == (0, 10), f"F_OFD_GETLK with l_pid 1: {seen}"
     finally:
@@ -449,7 +459,8 @@ def _lock_survives(setter: locks.Family, scenario: str) -> bool:
 @pytest.mark.parametrize(("setter", "getter", "held_kind", "asked_kind", "span", "mode", "scenario"),
                          list(_generic_478_params()))
 @pytest.mark.refs("fstests generic/478 (src/t_ofd_locks.c)", LINUX_OFD, POSIX_FCNTL)
-def test_generic_478_lock_after_a_close(workdir, setter, getter, held_kind, asked_kind, span, mode, scenario):
+def test_generic_478_lock_after_a_close(workdir, setter, getter, held_kind, asked_kind, span, mode, scenario,
+                                        observer):
     require_lock_family(setter)  # the classic half of the matrix runs where OFD locks do not exist
     require_lock_family(getter)
     flags = os.O_RDWR if mode == "read_write" else os.O_RDONLY
@@ -468,7 +479,7 @@ def test_generic_478_lock_after_a_close(workdir, setter, getter, held_kind, aske
                 closed = True
             else:
                 os.close(os.dup(fd))
-            seen = locks.holder(path, setter, asked_kind, start, length, query=getter, flags=flags)
+            seen = observer.holder(path, setter, asked_kind, start, length, query=getter, flags=flags)
     finally:
         if not closed:
             os.close(fd)
@@ -486,6 +497,9 @@ def test_generic_478_lock_after_a_close(workdir, setter, getter, held_kind, aske
 # Where the kernel cannot list lock waiters, how long a waiter must stay blocked before the case calls it blocked.
 # Where it can (Linux /proc/locks), the case waits for the listing instead: a listed waiter is asleep in the kernel.
 BLOCK_WINDOW = 0.2
+# How often the case looks for an answer or the listing: at once, then FIRST_POLL doubled up to WAITER_POLL (a forked
+# waiter reaches its lock call within a millisecond or two; a fixed 2 ms poll would cost every case 2 ms).
+FIRST_POLL = 0.0001
 WAITER_POLL = 0.002
 
 
@@ -509,15 +523,16 @@ def _answer_or_blocked(path, child: Child, report: Event, listed: int = 1) -> by
             return report.wait(BLOCK_WINDOW, peer=child)
         except BarrierTimeout:
             return None
-    end = time.monotonic() + DEFAULT_DEADLINE
+    end, poll = time.monotonic() + DEFAULT_DEADLINE, 0.0
     while True:
         try:
-            return report.wait(WAITER_POLL, peer=child)
+            return report.wait(poll, peer=child)
         except BarrierTimeout:
             pass
         if locks.waiters(path, child.pid) >= listed:
             return None
         assert time.monotonic() < end, f"the waiter neither answered nor was listed as waiting in {DEFAULT_DEADLINE:g}s"
+        poll = min(max(poll * 2, FIRST_POLL), WAITER_POLL)
 
 
 def _assert_blocked(path, child: Child, report: Event, listed: int = 1) -> None:
@@ -645,22 +660,35 @@ def test_a_lock_cycle(lockfile, family, size, observe):
 
 # ---- exec ---------------------------------------------------------------------------------------------------------
 
-# Run by a fresh interpreter: take the lock, then replace the process image; fds 3.. are the pipes and the file. It
-# finds the family by name once the module that registers it is imported.
-_AFTER_EXEC = "import os, sys; os.write(int(sys.argv[1]), b'E'); os.read(int(sys.argv[2]), 1)"
-_BEFORE_EXEC = """
-import importlib, os, sys
-from conformance import locks
-path, defined_in, name, keep = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "inherited"
-report, go, after = int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
-importlib.import_module(defined_in)
-fd = os.open(path, os.O_RDWR)
-locks.family(name).lock(fd, "write", 0, 10)
-os.set_inheritable(fd, keep)
-os.write(report, b"L")
-os.read(go, 1)
-os.execv(sys.executable, [sys.executable, "-c", after, str(report), str(go)])
-"""
+# The new program: a POSIX shell whose builtins say that it runs (a byte on its standard output, the report pipe)
+# and wait for the word (a line on its standard input), so that the exec costs a shell's start, not an interpreter's.
+_AFTER_EXEC = "printf E && read -r word"
+
+
+def _shell() -> str:
+    """The POSIX shell, found on the path of the standard utilities (confstr _CS_PATH), else /bin/sh."""
+    try:
+        standard = os.confstr("CS_PATH")
+    except (AttributeError, ValueError, OSError):
+        standard = None
+    return shutil.which("sh", path=standard or None) or "/bin/sh"
+
+
+def _lock_then_exec(path: str, family: locks.Family, keep: bool, report_w: int, go_r: int) -> Exec:
+    """In a forked child: lock the file through a descriptor of its own, say so, wait for the word, then become the
+    shell, that descriptor kept across the exec (keep) or closed by it (FD_CLOEXEC)."""
+    target = os.stat(path)
+    for fd, (device, inode, _) in fdlist.open_fds().items():
+        if (device, inode) == (target.st_dev, target.st_ino):
+            os.close(fd)  # the parent's, copied by the fork: the exec would close it, and a classic lock with it
+    fd = os.open(path, os.O_RDWR)
+    family.lock(fd, "write", 0, 10)
+    os.set_inheritable(fd, keep)
+    os.write(report_w, b"L")
+    os.read(go_r, 1)
+    os.dup2(go_r, 0)
+    os.dup2(report_w, 1)
+    return Exec(_shell(), ["sh", "-c", _AFTER_EXEC])
 
 
 @pytest.mark.parametrize("family", locks.families(), ids=str)
@@ -668,29 +696,24 @@ os.execv(sys.executable, [sys.executable, "-c", after, str(report), str(go)])
 @pytest.mark.refs("Linux fcntl(2): record locks are preserved across an execve(2)",
                   "POSIX.1-2024 XSH exec: file descriptors with FD_CLOEXEC are closed",
                   LINUX_OFD, FLOCK_2)
-def test_locks_across_execve(lockfile, family, descriptor, observe):
+def test_locks_across_execve(lockfile, family, descriptor, observe, observer):
     require_lock_family(family)
     path, _ = lockfile
     report_r, report_w = os.pipe()
     go_r, go_w = os.pipe()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.Popen([sys.executable, "-c", _BEFORE_EXEC, os.fspath(path), family.defined_in, family.name,
-                             descriptor, str(report_w), str(go_r), _AFTER_EXEC], pass_fds=(report_w, go_r), env=env)
     try:
-        os.close(report_w)
-        os.close(go_r)
-        report_w = go_r = -1
-        assert _read_byte(report_r) == b"L", "the locker did not start"
-        assert locks.holder(path, family) is not None, "the lock was not held before exec"
-        os.write(go_w, b"x")
-        assert _read_byte(report_r) == b"E", "the new image did not start"
-        kept = locks.holder(path, family) is not None
-        os.write(go_w, b"x")
-        assert proc.wait(DEFAULT_DEADLINE) == 0
+        with Child(_lock_then_exec, os.fspath(path), family, descriptor == "inherited", report_w, go_r) as child:
+            os.close(report_w)
+            os.close(go_r)
+            report_w = go_r = -1
+            assert _read_byte(report_r, child) == b"L", "the locker did not start"
+            assert observer.holder(path, family) is not None, "the lock was not held before exec"
+            os.write(go_w, b"x")
+            assert _read_byte(report_r, child) == b"E", "the new image did not start"
+            kept = observer.holder(path, family) is not None
+            os.write(go_w, b"\n")
+            assert child.join() == 0, "the new image did not end well"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         for fd in (report_r, report_w, go_r, go_w):
             if fd >= 0:
                 os.close(fd)
@@ -703,68 +726,72 @@ def test_locks_across_execve(lockfile, family, descriptor, observe):
         assert kept, f"a {family} lock was lost across execve although its descriptor stayed open"
 
 
-def _read_byte(fd: int, timeout: float = DEFAULT_DEADLINE) -> bytes:
+def _read_byte(fd: int, child: Child, timeout: float = DEFAULT_DEADLINE) -> bytes:
+    """The next byte the locker or its new image writes; where it ended without one, its own error if it raised."""
     ready, _, _ = select.select([fd], [], [], timeout)
     assert ready, "no word from the exec'd process within the deadline"
-    return os.read(fd, 1)
+    byte = os.read(fd, 1)
+    if not byte:
+        child.join()  # raises what went wrong in it, if anything did
+    return byte
 
 
 # ---- ranges -------------------------------------------------------------------------------------------------------
 
-def _held_ranges(path, family: locks.Family, spans) -> list:
+def _held_ranges(observer: locks.Observer, path, family: locks.Family, spans) -> list:
     """For each (start, length): is any of it held, as another process sees it?"""
-    return [locks.holder(path, family, "write", start, length) is not None for start, length in spans]
+    return [observer.holder(path, family, "write", start, length) is not None for start, length in spans]
 
 
 @pytest.mark.parametrize("family", locks.families(ranges=True), ids=str)
 @pytest.mark.refs(POSIX_FCNTL + ": unlocking part of a range splits it",
                   "XNU tests/lockf_basic.c (unlock in the middle)")
-def test_unlocking_the_middle_splits_a_lock(lockfile, family):
+def test_unlocking_the_middle_splits_a_lock(lockfile, family, observer):
     require_lock_family(family)
     path, fd = lockfile
     family.lock(fd, "write", 0, 30)
     family.unlock(fd, 10, 10)
-    assert _held_ranges(path, family, [(0, 10), (10, 10), (20, 10)]) == [True, False, True]
+    assert _held_ranges(observer, path, family, [(0, 10), (10, 10), (20, 10)]) == [True, False, True]
 
 
 @pytest.mark.parametrize("family", locks.families(ranges=True), ids=str)
 @pytest.mark.refs(POSIX_FCNTL + ": adjacent locks of one owner coalesce", "XNU tests/lockf_basic.c (coalescing)")
-def test_adjacent_ranges_of_one_owner_merge(lockfile, family, observe):
+def test_adjacent_ranges_of_one_owner_merge(lockfile, family, observe, observer):
     require_lock_family(family)
     path, fd = lockfile
     family.lock(fd, "write", 0, 10)
     family.lock(fd, "write", 10, 10)
-    held = locks.holder(path, family, "write", 0, 100)
+    held = observer.holder(path, family, "write", 0, 100)
     assert held is not None and (held.start, held.length) == (0, 20), f"adjacent ranges reported as {held}"
 
 
 @pytest.mark.parametrize("family", locks.families(ranges=True), ids=str)
 @pytest.mark.refs(POSIX_FCNTL + ": a new lock of the owner replaces the old type on the range",
                   "XNU tests/lockf_basic.c (downgrade)")
-def test_upgrade_and_downgrade_in_place(lockfile, family):
+def test_upgrade_and_downgrade_in_place(lockfile, family, observer):
     require_lock_family(family)
     path, fd = lockfile
     family.lock(fd, "read", 0, 10)
     family.lock(fd, "write", 0, 10)
-    held = locks.holder(path, family, "read", 0, 10)
+    held = observer.holder(path, family, "read", 0, 10)
     assert held is not None and held.kind == "write", f"after the upgrade: {held}"
     family.lock(fd, "read", 0, 10)
-    assert locks.holder(path, family, "read", 0, 10) is None, "a read lock still excludes readers after downgrade"
-    held = locks.holder(path, family, "write", 0, 10)
+    assert observer.holder(path, family, "read", 0, 10) is None, "a read lock still excludes readers after downgrade"
+    held = observer.holder(path, family, "write", 0, 10)
     assert held is not None and held.kind == "read", f"after the downgrade: {held}"
 
 
 @pytest.mark.parametrize("family", locks.families(ranges=True), ids=str)
 @pytest.mark.parametrize("whence", ["SEEK_CUR", "SEEK_END"])
 @pytest.mark.refs(POSIX_FCNTL + ": l_whence SEEK_CUR and SEEK_END", "XNU tests/lockf_basic.c (SEEK_END ranges)")
-def test_ranges_relative_to_the_offset_and_the_end(lockfile, family, whence):
+def test_ranges_relative_to_the_offset_and_the_end(lockfile, family, whence, observer):
     require_lock_family(family)
     path, fd = lockfile  # 64 bytes
     os.lseek(fd, 20, os.SEEK_SET)
     start = 0 if whence == "SEEK_CUR" else -10
     family.lock(fd, "write", start, 10, whence=getattr(os, whence))
     expected = (20, 10) if whence == "SEEK_CUR" else (54, 10)
-    held = locks.holder(path, family, "write", 0, 0)
+    held = observer.holder(path, family, "write", 0, 0)
     assert held is not None and (held.start, held.length) == expected, f"{whence} lock reported as {held}"
 
 
@@ -772,7 +799,7 @@ def test_ranges_relative_to_the_offset_and_the_end(lockfile, family, whence):
 @pytest.mark.parametrize("where", ["beyond_end_of_file", "past_2_gib", "negative_length"])
 @pytest.mark.refs(POSIX_FCNTL + ": locks may extend beyond EOF; a negative l_len locks before l_start; EOVERFLOW "
                   "only where off_t cannot hold the offset", "glibc tst-ofdlocks (beyond 2 GiB)")
-def test_unusual_ranges(lockfile, family, where, observe):
+def test_unusual_ranges(lockfile, family, where, observe, observer):
     require_lock_family(family)
     path, fd = lockfile
     start, length, expected = {"beyond_end_of_file": (1000, 10, (1000, 10)),
@@ -783,7 +810,7 @@ def test_unusual_ranges(lockfile, family, where, observe):
     except OSError as e:
         observe("unusual_range", f"refused:{errno_name(e)}")
         raise AssertionError(f"a lock {where} was refused: {errno_name(e)}") from None
-    held = locks.holder(path, family, "write", 0, 0)
+    held = observer.holder(path, family, "write", 0, 0)
     observe("unusual_range", f"{held.start}+{held.length}" if held else None)
     assert held is not None and (held.start, held.length) == expected, f"a lock {where} is reported as {held}"
 
@@ -818,7 +845,7 @@ def _share_then_wait(path: str, held: Event, release: Event) -> None:
 
 @pytest.mark.refs(FLOCK_2 + ": converting a lock is not guaranteed to be atomic",
                   f"{FLOCK_HELPER}: test 15")
-def test_a_failed_flock_upgrade_may_drop_the_shared_lock(lockfile, observe):
+def test_a_failed_flock_upgrade_may_drop_the_shared_lock(lockfile, observe, observer):
     require_lock_family(FLOCK)
     path, fd = lockfile
     FLOCK.lock(fd, "read")
@@ -828,7 +855,7 @@ def test_a_failed_flock_upgrade_may_drop_the_shared_lock(lockfile, observe):
             FLOCK.lock(fd, "write")  # the other shared holder refuses the upgrade
         release.set()
         child.join()
-    still_shared = locks.holder(path, FLOCK, "write") is not None
+    still_shared = observer.holder(path, FLOCK, "write") is not None
     observe("failed_upgrade", "kept_shared" if still_shared else "dropped_shared")
 
 
@@ -922,11 +949,11 @@ def test_getlk_on_an_unlocked_range_changes_only_l_type(lockfile, family):
 
 @pytest.mark.refs(f"{FLOCK_HELPER}: test 10: a bogus l_pid passed to F_SETLK is ignored",
                   POSIX_FCNTL)
-def test_a_bogus_l_pid_given_to_f_setlk_is_ignored(lockfile):
+def test_a_bogus_l_pid_given_to_f_setlk_is_ignored(lockfile, observer):
     require_lock_family(CLASSIC)
     path, fd = lockfile
     CLASSIC.lock(fd, "write", 0, 10, pid=free_pid())
-    held = locks.holder(path, CLASSIC)
+    held = observer.holder(path, CLASSIC)
     assert held is not None and held.pid == os.getpid(), f"the lock was recorded as {held}, not as this process's"
 
 

@@ -79,7 +79,7 @@ def check(before: Snapshot, temp_root: str, descriptors: bool = True) -> list[st
     problems = []
     for pid in children.kill_all():
         problems.append(f"child process {pid} was still alive or unreaped (killed and reaped)")
-    for pid in sorted(child_pids() - before.foreign_children):
+    for pid in sorted(child_pids() - before.foreign_children - children.kept_children()):
         problems.append(f"child process {pid} not started through the harness was left behind (killed and reaped)")
         kill_and_reap(pid)
     now = fds.open_fds() if descriptors else {}

@@ -34,20 +34,51 @@ def become_subreaper() -> bool:
         return False
 
 
+def children_listed_cheaply() -> bool:
+    """Whether child_pids() reads the kernel's own list of children, so that a child kept alive across cases costs
+    the leak check nothing (elsewhere it runs ps(1) on every check while a child is running)."""
+    pattern = constants().CHILDREN_FILE
+    return bool(pattern and glob.glob(pattern.format(tid="*")))
+
+
+def _read_children_files(pattern: str) -> set[int] | None:
+    """The pids in the children file of each of this process's threads (pattern's {tid}), None where no thread has
+    one. Read raw, threads listed by hand: the leak check asks twice a case, and glob and text files cost more than
+    the reading itself."""
+    directory, tid_field, rest = pattern.partition("{tid}")
+    try:
+        paths = [f"{directory}{tid}{rest}" for tid in os.listdir(directory)] if tid_field else [pattern]
+    except OSError:
+        return None
+    found: set[int] | None = None
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue  # a thread that has just ended, or no such file at all
+        found = found if found is not None else set()
+        try:
+            data = b""
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                data += chunk
+            found.update(int(p) for p in data.split())
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return found
+
+
 def child_pids(ps_timeout: float) -> set[int]:
     """Every child of this process, running or zombie, by the cheapest means the OS offers; a zombie found along
     the way is reaped, and still returned. ps(1), where it must be asked, gets ps_timeout seconds."""
     pattern = constants().CHILDREN_FILE
-    files = glob.glob(pattern.format(tid="*")) if pattern else []
-    if files:  # none where the kernel lacks CONFIG_PROC_CHILDREN: then ask as the other systems do
-        found: set[int] = set()
-        for path in files:
-            try:
-                with open(path) as f:
-                    found.update(int(p) for p in f.read().split())
-            except OSError:
-                pass
-        return found
+    listed = _read_children_files(pattern) if pattern else None
+    if listed is not None:  # None where the kernel lacks CONFIG_PROC_CHILDREN: then ask as the other systems do
+        return listed
     zombies: set[int] = set()
     while True:
         try:
