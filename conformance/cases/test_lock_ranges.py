@@ -4,7 +4,9 @@ Every case takes locks through one descriptor of one owner (the process for clas
 description for OFD locks) and asks another process, with a description of its own, what it sees: the whole lock
 map, walked with the family's query command (F_GETLK, F_OFD_GETLK) and compared as a list of segments
 (kind, start, end, l_pid), end exclusive, EOF for a lock that runs to the largest offset (l_len 0). One helper
-process per case answers every query over a socket (a fork costs milliseconds; a query, microseconds).
+process (harness Helper) answers every query (a fork of this process costs milliseconds; a query, microseconds),
+each through a description of its own opened for it: the module's, made once, or, where the leak check cannot list
+children cheaply or the module's has ended, one of the case's own.
 
 Most cases are data: a Shape is (initial locks, one operation, the segments expected), grouped by what the operation
 does (coalesce, change the type, unlock), each shape with its own anchor. The fstests locktest sequences are scripts
@@ -17,24 +19,22 @@ Linux tools/testing/selftests/filelock/ofdlocks.c.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import random
 import re
-import socket
 import stat
 import struct
-from multiprocessing.connection import Connection
 from typing import NamedTuple
 
 import pytest
 
 from conformance import locks
-from conformance.harness.children import Child, ChildDidNotReport, ChildTimeout
-from conformance.harness.deadlines import DEFAULT_DEADLINE
+from conformance.harness.children import Helper
 from conformance.outcomes import Unsupported
-from conformance.platforms import constants
+from conformance.platforms import constants, process
 
 from ._support import data_file, errno_name, require_lock_family
 
@@ -123,52 +123,32 @@ def _probe(fd: int, family: locks.Family, offset: int, kind: str, start: int, le
     return reply, "granted"
 
 
-_ANSWERS = {"walk": _walk, "probe": _probe}
-
-
-def _answer(path: str, family: locks.Family, conn_fd: int, parent_end: int) -> int:
-    """In the helper: open a description of its own and answer requests until told to stop; the count answered."""
-    os.close(parent_end)  # so that the parent's close shows here as end-of-file
-    conn = Connection(conn_fd)
+def _walk_file(path: str, family_name: str) -> list:
+    """In the helper: _walk through a description of its own, opened for the question and closed after it."""
     fd = os.open(path, os.O_RDWR)
-    answered = 0
-    while True:
-        try:
-            request = conn.recv()
-        except EOFError:
-            return answered
-        if request is None:
-            return answered
-        name, *args = request
-        conn.send(_ANSWERS[name](fd, family, *args))
-        answered += 1
+    try:
+        return _walk(fd, locks.family(family_name))
+    finally:
+        os.close(fd)
+
+
+def _probe_file(path: str, family_name: str, offset: int, kind: str, start: int, length: int) -> tuple[dict, str]:
+    """In the helper: _probe through a description of its own, opened for the question and closed after it (the
+    close drops whatever lock of the helper's the probe might have left)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        return _probe(fd, locks.family(family_name), offset, kind, start, length)
+    finally:
+        os.close(fd)
 
 
 class AnotherProcess:
-    """One helper process with a description of its own of the file, answering many queries over a socket."""
+    """Another process's view of one case's file: every question asked of a helper process (harness Helper) that
+    opens a description of its own for the question and closes it after, so that it holds nothing between questions
+    and nothing of one case reaches another. Families go by their registered names."""
 
-    def __init__(self, path, family: locks.Family) -> None:
-        mine, theirs = socket.socketpair()
-        self._conn = Connection(mine.detach())
-        theirs_fd = theirs.detach()
-        try:
-            self._child = Child(_answer, os.fspath(path), family, theirs_fd, self._conn.fileno())
-        except BaseException:
-            self._conn.close()
-            raise
-        finally:
-            os.close(theirs_fd)
-
-    def _ask(self, *request):
-        try:
-            self._conn.send(request)
-            if not self._conn.poll(DEFAULT_DEADLINE):
-                self._child.kill()
-                raise ChildTimeout(f"the helper {self._child.pid} did not answer {request[0]} within its deadline")
-            return self._conn.recv()
-        except (EOFError, BrokenPipeError, ConnectionResetError):
-            self._child.join()  # raises what ended it
-            raise ChildDidNotReport(f"the helper {self._child.pid} ended without answering {request[0]}") from None
+    def __init__(self, helper: Helper, path, family: locks.Family) -> None:
+        self._helper, self._path, self._family = helper, os.path.abspath(path), str(family)
 
     def segments(self) -> list:
         """The whole lock map as this process sees it: [(kind, start, end, l_pid)], end exclusive or EOF."""
@@ -176,25 +156,38 @@ class AnotherProcess:
 
     def replies(self) -> list:
         """The same map as the query reported it: [(kind, l_start, l_len, l_pid)]."""
-        return self._ask("walk")
+        return self._helper.call(_walk_file, self._path, self._family)
 
     def probe(self, offset: int, kind: str, start: int, length: int) -> tuple[dict, str]:
-        return self._ask("probe", offset, kind, start, length)
+        return self._helper.call(_probe_file, self._path, self._family, offset, kind, start, length)
 
-    def __enter__(self) -> AnotherProcess:
-        return self
 
-    def __exit__(self, exc_type, *exc: object) -> None:
-        try:
-            if exc_type is None:
-                try:
-                    self._conn.send(None)
-                except OSError:
-                    pass  # it has ended already: join() says how
-                self._child.join()
-        finally:
-            self._conn.close()
-            self._child.kill()
+@pytest.fixture(scope="module")
+def _module_helper():
+    """One helper process for the module's cases, made before any case's leak check takes its snapshot; none where
+    that check cannot list children cheaply (it would run ps(1) at every check while the helper lives)."""
+    if not process.children_listed_cheaply():
+        yield None
+        return
+    with Helper() as helper:
+        yield helper
+
+
+@pytest.fixture
+def another_process(_module_helper):
+    """another_process(path, family): a context manager giving an AnotherProcess for the case's file, asking the
+    module's helper or, where there is none or it has ended (it hung or crashed in an earlier case, which that case
+    reported), a helper of the case's own, ended with the case."""
+
+    @contextlib.contextmanager
+    def session(path, family: locks.Family):
+        if _module_helper is not None and _module_helper.alive:
+            yield AnotherProcess(_module_helper, path, family)
+            return
+        with Helper() as own:
+            yield AnotherProcess(own, path, family)
+
+    return session
 
 
 def as_segments(replies: list) -> list:
@@ -366,13 +359,13 @@ def lockfile(workdir):
     os.close(fd)
 
 
-def _check_shape(lockfile, family: locks.Family, shape: Shape) -> None:
+def _check_shape(lockfile, another_process, family: locks.Family, shape: Shape) -> None:
     """Take the initial locks, check the map, apply the operation, check the map, unlock the whole file, check that
     nothing is left: every map as another process sees it."""
     require_lock_family(family)
     path, fd = lockfile
     holder = holder_pid(family)
-    with AnotherProcess(path, family) as other:
+    with another_process(path, family) as other:
         for op in shape.initial:
             _apply(family, fd, op)
         before = other.segments()
@@ -392,22 +385,22 @@ def _check_shape(lockfile, family: locks.Family, shape: Shape) -> None:
 @pytest.mark.parametrize("family", RANGED, ids=str)
 @pytest.mark.parametrize("shape", _params(COALESCING))
 @pytest.mark.refs(ONE_TYPE, POSIX_SETLK, LINUX_OFD_PID)
-def test_a_lock_of_the_same_type_coalesces_with_the_owners_lock(lockfile, family, shape):
-    _check_shape(lockfile, family, shape)
+def test_a_lock_of_the_same_type_coalesces_with_the_owners_lock(lockfile, another_process, family, shape):
+    _check_shape(lockfile, another_process, family, shape)
 
 
 @pytest.mark.parametrize("family", RANGED, ids=str)
 @pytest.mark.parametrize("shape", _params(TYPE_CHANGES))
 @pytest.mark.refs(ONE_TYPE, POSIX_SETLK, LINUX_OFD_PID)
-def test_a_lock_of_the_other_type_replaces_the_owners_lock_on_its_range_only(lockfile, family, shape):
-    _check_shape(lockfile, family, shape)
+def test_a_lock_of_the_other_type_replaces_the_owners_lock_on_its_range_only(lockfile, another_process, family, shape):
+    _check_shape(lockfile, another_process, family, shape)
 
 
 @pytest.mark.parametrize("family", RANGED, ids=str)
 @pytest.mark.parametrize("shape", _params(UNLOCKS))
 @pytest.mark.refs(POSIX_UNLOCK, ONE_TYPE, LINUX_OFD_PID)
-def test_an_unlock_removes_the_owners_locks_from_its_range_only(lockfile, family, shape):
-    _check_shape(lockfile, family, shape)
+def test_an_unlock_removes_the_owners_locks_from_its_range_only(lockfile, another_process, family, shape):
+    _check_shape(lockfile, another_process, family, shape)
 
 
 # ---- fstests generic/131: sequences of one owner's requests ---------------------------------------------------------
@@ -489,12 +482,12 @@ LOCKTEST_SCRIPTS = [
 @pytest.mark.parametrize("family", RANGED, ids=str)
 @pytest.mark.parametrize("script", [pytest.param(s, id=f"t{s.number:02d}_{s.name}") for s in LOCKTEST_SCRIPTS])
 @pytest.mark.refs(LOCKTEST + " sections 1-2: same-process list manipulation", ONE_TYPE, POSIX_UNLOCK)
-def test_a_sequence_of_own_requests_always_succeeds_and_unlocks_cleanly(lockfile, family, script):
+def test_a_sequence_of_own_requests_always_succeeds_and_unlocks_cleanly(lockfile, another_process, family, script):
     require_lock_family(family)
     path, fd = lockfile
     holder = holder_pid(family)
     done = []
-    with AnotherProcess(path, family) as other:
+    with another_process(path, family) as other:
         for step in script.steps:
             if isinstance(step, Op):
                 _apply(family, fd, step)
@@ -511,10 +504,10 @@ def test_a_sequence_of_own_requests_always_succeeds_and_unlocks_cleanly(lockfile
 @pytest.mark.parametrize("family", RANGED, ids=str)
 @pytest.mark.refs(XNU_BASIC + ": SEEK_END -(file_len + 10), 20 => EINVAL",
                   POSIX_FCNTL + ": [EINVAL] the data pointed to by arg is not valid")
-def test_a_range_from_the_end_that_starts_before_offset_0_is_refused(lockfile, family):
+def test_a_range_from_the_end_that_starts_before_offset_0_is_refused(lockfile, another_process, family):
     require_lock_family(family)
     path, fd = lockfile
-    with AnotherProcess(path, family) as other:
+    with another_process(path, family) as other:
         with pytest.raises(OSError) as refused:
             family.lock(fd, "write", -(FILE_SIZE + 10), 20, whence=os.SEEK_END)
         left = other.segments()
@@ -529,11 +522,11 @@ EOF_ROUNDS = 5  # XNU loops 100 times to catch a kernel hang; a few rounds show 
 
 @pytest.mark.parametrize("family", RANGED, ids=str)
 @pytest.mark.refs(XNU_EOF, POSIX_OFF_MAX)
-def test_a_range_to_off_max_is_the_same_as_l_len_0(lockfile, family, observe):
+def test_a_range_to_off_max_is_the_same_as_l_len_0(lockfile, another_process, family, observe):
     require_lock_family(family)
     path, fd = lockfile
     largest, holder = off_max(), holder_pid(family)
-    with AnotherProcess(path, family) as other:
+    with another_process(path, family) as other:
         for n in range(EOF_ROUNDS):
             start = largest - n
             _apply(family, fd, wr(start, 0))
@@ -634,6 +627,11 @@ def _conflict(a: Range, b: Range) -> bool:
     return overlap and "write" in (a.kind, b.kind)
 
 
+def _where(seed: str, n: int, offset: int, mine: Range, theirs: Range) -> str:
+    """A round, as a message names it (spelled out only for a message: hundreds of rounds pass)."""
+    return f"seed {seed!r} round {n}: offset {offset}, this process {mine}, the other {theirs}"
+
+
 def _l_type(kind: str) -> int:
     return locks.unpack_flock(locks.pack_flock(kind))["l_type"]
 
@@ -642,7 +640,8 @@ def _l_type(kind: str) -> int:
 @pytest.mark.parametrize("mode", ["plain", "setgid_without_group_execute"])
 @pytest.mark.refs(LTP + "fcntl14.c (and its S_ENFMT variant)", POSIX_GETLK, LINUX_OFD_PID,
                   "Linux fcntl(2): mandatory locking (setgid, no group execute) is no longer supported since 5.15")
-def test_random_ranges_of_two_processes_conflict_exactly_when_they_overlap(lockfile, family, mode, observe):
+def test_random_ranges_of_two_processes_conflict_exactly_when_they_overlap(lockfile, another_process, family, mode,
+                                                                           observe):
     require_lock_family(family)
     path, fd = lockfile
     os.ftruncate(fd, FCNTL14_SIZE)
@@ -654,25 +653,26 @@ def test_random_ranges_of_two_processes_conflict_exactly_when_they_overlap(lockf
     seed = f"fcntl14-{family}-{mode}"  # fixed: a failure reproduces on every run
     rng = random.Random(seed)
     holder, refusals = holder_pid(family), set()
-    with AnotherProcess(path, family) as other:
+    l_types = {kind: _l_type(kind) for kind in ("read", "write", "unlock")}
+    with another_process(path, family) as other:
         for n in range(FCNTL14_ROUNDS):
             offset, mine, theirs = rng.randrange(FCNTL14_SIZE), _random_range(rng), _random_range(rng)
-            where = f"seed {seed!r} round {n}: offset {offset}, this process {mine}, the other {theirs}"
+            this_round = (seed, n, offset, mine, theirs)
             os.lseek(fd, offset, os.SEEK_SET)
             family.lock(fd, mine.kind, mine.start - offset, mine.length, whence=os.SEEK_CUR)
             reply, outcome = other.probe(offset, theirs.kind, theirs.start - offset, theirs.length)
             family.unlock(fd)
-            asked = locks.unpack_flock(locks.pack_flock(theirs.kind, theirs.start - offset, theirs.length,
-                                                        os.SEEK_CUR))
             if _conflict(mine, theirs):
                 shown = {name: reply[name] for name in ("l_type", "l_whence", "l_start", "l_len", "l_pid")}
-                expected = dict(l_type=_l_type(mine.kind), l_whence=os.SEEK_SET, l_start=mine.start,
+                expected = dict(l_type=l_types[mine.kind], l_whence=os.SEEK_SET, l_start=mine.start,
                                 l_len=mine.length, l_pid=holder)
-                assert shown == expected, f"{where}: the query reported {shown}, expected {expected}"
-                assert outcome in ("EAGAIN", "EACCES"), f"{where}: the conflicting lock was {outcome}"
+                assert shown == expected, f"{_where(*this_round)}: the query reported {shown}, expected {expected}"
+                assert outcome in ("EAGAIN", "EACCES"), f"{_where(*this_round)}: the conflicting lock was {outcome}"
                 refusals.add(outcome)
             else:
-                assert reply == {**asked, "l_type": _l_type("unlock")}, (
-                    f"{where}: the query reported {reply} for a free range, asked {asked}")
-                assert outcome == "granted", f"{where}: a lock of a free range was refused: {outcome}"
+                asked = locks.unpack_flock(locks.pack_flock(theirs.kind, theirs.start - offset, theirs.length,
+                                                            os.SEEK_CUR))
+                assert reply == {**asked, "l_type": l_types["unlock"]}, (
+                    f"{_where(*this_round)}: the query reported {reply} for a free range, asked {asked}")
+                assert outcome == "granted", f"{_where(*this_round)}: a lock of a free range was refused: {outcome}"
     observe("refused_with", "/".join(sorted(refusals)))
