@@ -82,15 +82,26 @@ def matches(pattern: str, case_id: str) -> bool:
     return _compiled(pattern).fullmatch(case_id) is not None
 
 
-def cases_of(behaviour: Behaviour, case_ids: Iterable[str]) -> list[str]:
-    return [case_id for case_id in case_ids if any(matches(p, case_id) for p in behaviour.cases)]
+class _ByName:
+    """Case ids grouped by `area/test_name`, so that a pattern naming its test outright is matched against that
+    test's parametrisations only (a report holds over a thousand ids, the file hundreds of patterns)."""
+
+    def __init__(self, case_ids: Iterable[str]) -> None:
+        self.ids = list(case_ids)
+        self.by_name: dict[str, list[str]] = {}
+        for case_id in self.ids:
+            self.by_name.setdefault(case_id.split("[", 1)[0], []).append(case_id)
+
+    def matching(self, pattern: str) -> list[str]:
+        name = pattern.split("[", 1)[0]
+        candidates = self.ids if "*" in name else self.by_name.get(name, [])
+        return [case_id for case_id in candidates if matches(pattern, case_id)]
 
 
 def unknown_patterns(behaviours: Iterable[Behaviour], case_ids: Iterable[str]) -> list[str]:
     """`anchor case: pattern` for every pattern that names no case of the suite."""
-    ids = list(case_ids)
-    return [f"{b.anchor} {b.case}: {pattern}" for b in behaviours for pattern in b.cases
-            if not any(matches(pattern, case_id) for case_id in ids)]
+    index = _ByName(case_ids)
+    return [f"{b.anchor} {b.case}: {pattern}" for b in behaviours for pattern in b.cases if not index.matching(pattern)]
 
 
 def state(outcomes: list[str]) -> str:
@@ -109,6 +120,7 @@ def state(outcomes: list[str]) -> str:
 def coverage(cases: Iterable[CaseResult], behaviours: list[Behaviour] | None = None) -> list[AnchorCoverage]:
     """Per anchor, in file order: its behaviours, those out of scope, and the mapped ones' states in this run."""
     outcomes = {case.id: case.outcome for case in cases}
+    index = _ByName(outcomes)
     found: dict[str, AnchorCoverage] = {}
     for behaviour in load() if behaviours is None else behaviours:
         entry = found.setdefault(behaviour.anchor, AnchorCoverage(behaviour.anchor, 0, 0, {}))
@@ -116,6 +128,7 @@ def coverage(cases: Iterable[CaseResult], behaviours: list[Behaviour] | None = N
         if not behaviour.cases:
             entry.out_of_scope += 1
             continue
-        seen = state([outcomes[case_id] for case_id in cases_of(behaviour, outcomes)])
+        matched = {case_id for pattern in behaviour.cases for case_id in index.matching(pattern)}
+        seen = state([outcomes[case_id] for case_id in matched])
         entry.states[seen] = entry.states.get(seen, 0) + 1
     return list(found.values())

@@ -9,6 +9,7 @@ the characters a format can carry (a page keeps its line breaks).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
@@ -31,10 +32,24 @@ def char_escape(char: str) -> str:
     return f"\\U{point:08x}"
 
 
+# Backslashes and C0/C1 controls, the characters a report's text most often holds (tracebacks, messages): the text
+# between them is passed whole when it is printable, so that a long reason costs C speed, not a loop per character.
+_COMMON = re.compile(r"([\\\x00-\x1f\x7f-\x9f])")
+
+
 def _escaped(text: str, keep: str, also: str, backslash: str) -> str:
     if text.isprintable() and not also and "\\" not in text:
         return text  # the common case, at C speed: isprintable is False for every unsafe category
     out = []
+    for piece in _COMMON.split(text):
+        if len(piece) > 1 and piece.isprintable() and not (also and any(char in also for char in piece)):
+            out.append(piece)  # printable, so no unsafe category in it
+        else:
+            _escape_chars(piece, keep, also, backslash, out)
+    return "".join(out)
+
+
+def _escape_chars(text: str, keep: str, also: str, backslash: str, out: list) -> None:
     for char in text:
         if char == "\\":
             out.append(backslash)
@@ -46,7 +61,6 @@ def _escaped(text: str, keep: str, also: str, backslash: str) -> str:
             out.append(char_escape(char))
         else:
             out.append(char)
-    return "".join(out)
 
 
 def visible(value: Any, keep: str = "") -> str:
