@@ -9,8 +9,12 @@ test_real_report.py uses too.
 
 from __future__ import annotations
 
+import re
+
 import nested_run
 import pytest
+
+from conformance.cases._graphs import LEFT_LISTED
 
 
 @pytest.mark.timeout(440)  # its setup may wait for the serial run and then make this one: conftest.WALL bounds each
@@ -32,9 +36,9 @@ def test_the_whole_suite_leaves_no_process_descriptor_file_or_unix_socket(parall
         pytest.skip(f"processes, descriptors and files checked; UNIX sockets not counted: {run.no_namespace}")
     sockets = run.unix_sockets
     # A collector that misses a graph leaves its sockets in the kernel whatever the suite does; the case that found it
-    # failed and said how many (`left_in_the_kernel`), and those are the only ones that may remain.
-    leaked = sum(value for case in report.cases if case.outcome == "fail"
-                 for key, value in case.observations.items() if key.split("[")[0].endswith("left_in_the_kernel"))
+    # failed and said how many, and those are the only ones that may remain.
+    left = re.compile(re.escape(LEFT_LISTED).replace(r"\{\}", r"(\d+)"))
+    leaked = sum(int(found) for case in report.cases if case.outcome == "fail" for found in left.findall(case.reason))
     remaining = {name: sockets["after"][name] - sockets["before"][name] for name in sockets["before"]}
     # Only the table's count is exact: a leaked socket keeps its closed peer's memory, which the protocols count.
     assert remaining["/proc/net/unix"] == leaked and (leaked or not any(remaining.values())), (

@@ -257,23 +257,25 @@ def unlisted(inodes, table=None) -> set:
     return set(inodes) - table if table is not None else set()
 
 
-def assert_reclaimed(marker: InFlightMarker, inodes: list, kind: str, observe=None,
-                     left: str = "left_in_the_kernel", listener: bool = False, collected: bool | None = None,
-                     table=None) -> None:
+# How a failure says what stays in the kernel: tests/test_leftovers.py counts a run's sockets by it.
+LEFT_LISTED = "{} sockets of the graph stay listed"
+
+
+def assert_reclaimed(marker: InFlightMarker, inodes: list, kind: str, listener: bool = False,
+                     collected: bool | None = None, table=None) -> None:
     """The unreachable sockets, and the pipe end they carried, are freed once the collector runs: by the time it has
-    freed a witness made after them, or shortly after. Where they are not, `observe` (if given) records as `left`
-    (a name ending in left_in_the_kernel) how many sockets the socket table still lists for them: a collector that
-    misses a graph leaves it there until the machine restarts, and whoever counts the sockets of a run must know.
+    freed a witness made after them, or shortly after. Where they are not, the failure says how many sockets the
+    socket table still lists for them (a listener's with the connection it never accepted): a collector that misses
+    a graph leaves them there until the machine restarts, and whoever counts the sockets of a run must know. That
+    count is no observation: which part of a graph a collector misses varies from run to run.
     `collected` is wait_for_collection's answer when the caller already waited (then `table`, if given, is the
     socket table read since)."""
     if collected is None:
         collected = wait_for_collection(marker, kind)
     if not collected:
-        remaining = listed(inodes, table)
-        if observe is not None:  # a listener left there keeps the connection it never accepted, listed beside it
-            observe(left, len(remaining) * (2 if listener else 1))
-        raise AssertionError(f"the collector ran but left the unreachable sockets (the pipe end they carried stayed "
-                             f"open; {len(remaining)} of the graph's {len(inodes)} sockets are still listed)")
+        remaining = len(listed(inodes, table)) * (2 if listener else 1)
+        raise AssertionError(f"the collector ran but left the unreachable sockets: the pipe end they carried stayed "
+                             f"open, and {LEFT_LISTED.format(remaining)}")
     give_up = time.monotonic() + RELEASE_WAIT
     while True:
         still = listed(inodes, table)

@@ -93,7 +93,7 @@ def _require(variant: Variant) -> None:
 @pytest.mark.parametrize("variant", [_variant(v) for v in VARIANTS])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.refs(COLLECTOR)
-def test_an_unreachable_graph_of_sockets_in_flight_is_reclaimed(shape, variant, socket_path, observe):
+def test_an_unreachable_graph_of_sockets_in_flight_is_reclaimed(shape, variant, socket_path):
     _require(variant)
     graph = GRAPHS[shape]
     directory = os.path.dirname(socket_path)
@@ -108,7 +108,7 @@ def test_an_unreachable_graph_of_sockets_in_flight_is_reclaimed(shape, variant, 
             inodes = built.inodes()
             marker.drop_local()
             built.close()
-            assert_reclaimed(marker, inodes, variant.kind, observe, listener=variant.listener)
+            assert_reclaimed(marker, inodes, variant.kind, listener=variant.listener)
 
 
 # ---- a reachable graph is not -------------------------------------------------------------------------------------
