@@ -635,7 +635,7 @@ def _connect_with_groups_and_wait(path: str, kind: str, go: Event) -> dict:
 @pytest.mark.parametrize("kind", ["stream", "seqpacket"])
 @pytest.mark.refs(f"{UNIX_CMSG}: t_peercred (cr_groups)", UNIX4 + " LOCAL_PEERCRED",
                   "Linux net/core/sock.c SO_PEERGROUPS (4.13)")
-def test_peer_credentials_carry_the_connecting_processs_groups(socket_path, kind, observe):
+def test_peer_credentials_carry_the_connecting_processs_groups(socket_path, kind):
     require(f"sock_{kind}")
     listener = _listen(socket_path, kind)
     try:
@@ -648,7 +648,7 @@ def test_peer_credentials_carry_the_connecting_processs_groups(socket_path, kind
             sender = child.join()
     finally:
         listener.close()
-    observe("peer_groups", len(groups))
+    # How many groups there are is the case's doing (root gives its child several), not the platform's: no observation.
     _assert_same_groups(groups, complete, sender, "the peer's connect-time credentials")
 
 

@@ -25,6 +25,36 @@ def held(path) -> list[tuple[str, str, str]] | None:
     OFDLCK (also LEASE, DELEG), type READ or WRITE, and the pid the kernel recorded for it, shown even when that
     process has exited (fstests generic/504); waiters ("->" lines) are not held.
     """
+    rows = _rows(path)
+    return None if rows is None else [(fields[1], fields[3], fields[4]) for fields in rows if fields[1] != "->"]
+
+
+def waiters(path, pid: int) -> int | None:
+    """How many waiters the kernel lists on this file for pid; None where it cannot tell.
+
+    A waiter is a "->" line: "1: -> POSIX  ADVISORY  WRITE <pid> <major>:<minor>:<inode> <start> <end>". OFD waiters
+    belong to no process and are listed with pid -1, so for them every waiter on the file counts.
+    """
+    listed = _waiter_lines(path)
+    return None if listed is None else sum(1 for fields in listed if fields[5] in (str(pid), "-1"))
+
+
+def all_waiters(path) -> int | None:
+    """How many waiters the kernel lists on this file, whoever they are ("->" lines, as `waiters` reads them); None
+    where it cannot tell. A case whose waiters are all its own knows from it that every one still pending sleeps."""
+    listed = _waiter_lines(path)
+    return None if listed is None else len(listed)
+
+
+def _waiter_lines(path) -> list | None:
+    """The fields of every "->" line the lock table has for this file; None where there is no table to read."""
+    rows = _rows(path)
+    return None if rows is None else [fields for fields in rows if fields[1] == "->"]
+
+
+def _rows(path) -> list | None:
+    """The fields of every line the lock table has for this file, held locks and waiters ("->" lines, one field
+    longer); None where there is no table to read."""
     table = constants().PROC_LOCKS
     if table is None:
         return None
@@ -34,41 +64,6 @@ def held(path) -> list[tuple[str, str, str]] | None:
     except OSError:
         return None
     with f:
-        return [(fields[1], fields[3], fields[4]) for fields in map(str.split, f)
-                if len(fields) > 5 and fields[1] != "->" and fields[5] == ident]
-
-
-def waiters(path, pid: int) -> int | None:
-    """How many waiters the kernel lists on this file for pid; None where it cannot tell.
-
-    A waiter is a "->" line: "1: -> POSIX  ADVISORY  WRITE <pid> <major>:<minor>:<inode> <start> <end>". OFD waiters
-    belong to no process and are listed with pid -1, so for them every waiter on the file counts.
-    """
-    table = constants().PROC_LOCKS
-    if table is None:
-        return None
-    st = os.stat(path)
-    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    try:
-        f = open(table)
-    except OSError:
-        return None
-    with f:
-        return sum(1 for fields in map(str.split, f)
-                   if len(fields) > 6 and fields[1] == "->" and fields[6] == ident and fields[5] in (str(pid), "-1"))
-
-
-def all_waiters(path) -> int | None:
-    """How many waiters the kernel lists on this file, whoever they are ("->" lines, as `waiters` reads them); None
-    where it cannot tell. A case whose waiters are all its own knows from it that every one still pending sleeps."""
-    table = constants().PROC_LOCKS
-    if table is None:
-        return None
-    st = os.stat(path)
-    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    try:
-        f = open(table)
-    except OSError:
-        return None
-    with f:
-        return sum(1 for fields in map(str.split, f) if len(fields) > 6 and fields[1] == "->" and fields[6] == ident)
+        return [fields for fields in map(str.split, f)
+                if (len(fields) > 6 and fields[1] == "->" and fields[6] == ident)
+                or (len(fields) > 5 and fields[1] != "->" and fields[5] == ident)]
