@@ -9,6 +9,7 @@ from pathlib import Path
 import nested_run
 import pytest
 
+from conformance.model import FAILING, Report
 from conformance.report import reference
 from conformance.report.diff_render import render_text
 from conformance.report.load import read_report
@@ -49,12 +50,23 @@ def test_report_lists_every_case_with_references_and_outcome(reports):
     assert len(ids) == len(set(ids))
 
 
+def _recorded_failures(report: dict) -> set:
+    """The cases the committed reference of this report's family records as failing: defects of this platform,
+    some of which show only in some runs (a collector that misses a graph only when it visits it in one order)."""
+    candidates = reference.references_in(ROOT / "reports") + reference.references_in(ROOT / "reports" / "kernels")
+    chosen = reference.choose(Report.from_json(report), candidates)
+    return set() if chosen is None else {case.id for case in chosen[1].cases if case.outcome in FAILING}
+
+
 def test_parallel_run_reports_what_a_serial_run_does(reports):
     serial, parallel = reports["serial"], reports["parallel"]
     assert parallel["run"]["workers"] == 2 and serial["run"]["workers"] == 0
+    known = _recorded_failures(serial)
 
     def view(report):
-        return {c["id"]: (c["outcome"], c["observations"]) for c in report["cases"]}
+        """Outcomes and observations by case; a recorded defect counts as failing whether or not this run showed it."""
+        return {c["id"]: ("fail" if c["id"] in known and c["outcome"] == "pass" else c["outcome"], c["observations"])
+                for c in report["cases"]}
 
     assert view(parallel) == view(serial)
 
