@@ -7,11 +7,14 @@ as it would for Ctrl-C. Kept free of pytest: `conformance run` installs one befo
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from typing import Callable, TypeVar
 
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RESEND_AFTER = 0.001  # seconds: a signal raised where Python had to drop it comes again, once that code has returned
 T = TypeVar("T")
 
 
@@ -56,7 +59,27 @@ class Interruption:
 
     def _stop(self) -> None:
         self.stopping = True
-        raise Terminated() if self.signal == "SIGTERM" else KeyboardInterrupt()
+        error = Terminated() if self.signal == "SIGTERM" else KeyboardInterrupt()
+        self._catch_if_lost(error)
+        raise error
+
+    def _catch_if_lost(self, error: KeyboardInterrupt) -> None:
+        """Where the signal landed in a weakref callback or a finaliser (an import's module lock, a generator that the
+        collector closes), Python can only print the exception and drop it: then the same signal is sent again, to be
+        raised from the next ordinary frame, and nothing is printed. It is sent from a thread a moment later: sent
+        here, its handler would run inside this hook, where the exception would be dropped again."""
+        previous = sys.unraisablehook
+
+        def hook(unraisable) -> None:
+            if unraisable.exc_value is not error:
+                previous(unraisable)
+                return
+            sys.unraisablehook = previous
+            self.stopping = False
+            number = signal.Signals[self.signal]
+            threading.Timer(RESEND_AFTER, os.kill, (os.getpid(), number)).start()
+
+        sys.unraisablehook = hook
 
     @classmethod
     def of_this_process(cls) -> Interruption:
