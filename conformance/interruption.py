@@ -76,10 +76,14 @@ class Interruption:
                 return
             sys.unraisablehook = previous
             self.stopping = False
-            number = signal.Signals[self.signal]
-            threading.Timer(RESEND_AFTER, os.kill, (os.getpid(), number)).start()
+            threading.Timer(RESEND_AFTER, self._resend, (signal.Signals[self.signal],)).start()
 
         sys.unraisablehook = hook
+
+    def _resend(self, number: int) -> None:
+        """The signal again, unless it has been raised meanwhile or this Interruption no longer handles it."""
+        if not self.stopping and getattr(signal.getsignal(number), "__self__", None) is self:
+            os.kill(os.getpid(), number)
 
     @classmethod
     def of_this_process(cls) -> Interruption:

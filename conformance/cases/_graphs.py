@@ -273,6 +273,11 @@ def assert_reclaimed(marker: InFlightMarker, inodes: list, kind: str, listener: 
     if collected is None:
         collected = wait_for_collection(marker, kind)
     if not collected:
+        # A loaded machine may hold the release back longer than GRACE (one was seen leaving a triangle sent with
+        # MSG_OOB behind once, under a whole self-test run): a second pass proven by a second witness, and GRACE
+        # again, tell a collector that was slow from one that left the graph for good.
+        collected = wait_for_collection(marker, kind)
+    if not collected:
         remaining = len(listed(inodes, table)) * (2 if listener else 1)
         raise AssertionError(f"the collector ran but left the unreachable sockets: the pipe end they carried stayed "
                              f"open, and {LEFT_LISTED.format(remaining)}")
