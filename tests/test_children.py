@@ -307,3 +307,14 @@ def test_a_child_kept_across_cases_is_left_to_its_owner():
             os.kill(child.pid, 0)  # still running
         assert_gone(child.pid)
         assert child.pid not in kept_children()
+
+
+def test_killing_a_child_that_someone_else_reaped_raises_nothing():
+    """After an interrupt the run's last sweep reaps every child; the clean-up that kills a Child later must not end
+    in ECHILD ("No child processes" was once the whole run's last word)."""
+    child = Child(time.sleep, 30)
+    try:
+        os.kill(child.pid, signal.SIGKILL)
+        os.waitpid(child.pid, 0)  # the sweep's doing
+    finally:
+        child.kill()

@@ -85,6 +85,15 @@ def _wait_status(status: int) -> str:
 _BLOCKED_ACROSS_FORK = {signal.SIGINT, signal.SIGTERM}
 
 
+def _reap(pid: int) -> int:
+    """waitpid(pid, 0)'s status; 0 when someone else reaped it first (the run's last sweep, after an interrupt): its
+    status is lost, and no ECHILD may escape from a clean-up."""
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return 0
+
+
 class ExitWith:
     """What a child's fn returns to end with a chosen exit status: join() returns `value` as usual, and the child
     then ends with os._exit(status), for a case that reads the status another way than wait() (a pidfd's exit
@@ -294,7 +303,7 @@ class Child:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            _, self._status = os.waitpid(self.pid, 0)
+            self._status = _reap(self.pid)
             _live.pop(self.pid, None)
             _kept.pop(self.pid, None)
         self._close_pipe()
@@ -466,7 +475,7 @@ class Helper:
                 self._status = status
             elif time.monotonic() >= deadline:
                 os.kill(self.pid, signal.SIGKILL)
-                _, self._status = os.waitpid(self.pid, 0)
+                self._status = _reap(self.pid)
             else:
                 time.sleep(pause)
                 pause = min(pause * 2, REAP_MAX_PAUSE)
