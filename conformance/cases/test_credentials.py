@@ -741,6 +741,17 @@ def _address(shape: str, socket_path: str, role: str):
     return socket_path if role == "server" else os.path.join(os.path.dirname(socket_path), "c")
 
 
+
+def _pids_of_pidfds(other) -> tuple[list, list]:
+    """The pid each SCM_PIDFD of a received message names, and the errors the kernel put in place of one; the pidfds
+    themselves are closed on every path."""
+    pidfds, errors = creds.take_pidfds(other)
+    try:
+        return [creds.pidfd_pid(fd) for fd in pidfds], errors
+    finally:
+        for fd in pidfds:
+            os.close(fd)
+
 def _ask_for_both_and_receive(kind: str, server, own, mechanism: creds.Mechanism, ready: Event) -> dict:
     """The client: connect (a datagram client bound first, to be reached by sendto), ask for credentials and
     pidfds, and receive one message into a control buffer of exactly their two CMSG_SPACEs."""
@@ -756,12 +767,7 @@ def _ask_for_both_and_receive(kind: str, server, own, mechanism: creds.Mechanism
         exact = mechanism.control_space() + rights.cmsg_space(rights.INT_SIZE)
         data, ancdata, flags, _ = client.recvmsg(16, exact)
         with rights.parse(data, ancdata, flags) as got:
-            pidfds, errors = creds.take_pidfds(got.other)
-            try:
-                pids = [creds.pidfd_pid(fd) for fd in pidfds]
-            finally:
-                for fd in pidfds:
-                    os.close(fd)
+            pids, errors = _pids_of_pidfds(got.other)
             seen = mechanism.read(client, got.other)
     return {"data": data, "flags": flags, "seen": seen, "pids": pids, "errors": errors, "controllen": exact}
 
@@ -844,14 +850,9 @@ def test_scm_pidfd_of_a_sender_that_has_exited(pair, observe):
         observe("exited_sender", f"refused:{errno_name(e)}")
         return
     with rights.parse(data, ancdata, flags) as got:
-        pidfds, errors = creds.take_pidfds(got.other)
-        try:
-            pids = [creds.pidfd_pid(fd) for fd in pidfds]
-        finally:
-            for fd in pidfds:
-                os.close(fd)
+        pids, errors = _pids_of_pidfds(got.other)
     assert data == b"gone", "the message of a sender that exited was lost"
-    assert len(pidfds) + len(errors) <= 1, f"{len(pidfds)} pidfds and {len(errors)} errors for one message"
+    assert len(pids) + len(errors) <= 1, f"{len(pids)} pidfds and {len(errors)} errors for one message"
     if errors:  # the kernel could not make a pidfd and said why in the message
         observe("exited_sender", f"error_in_message:{errno_name(errors[0])}")
         return
