@@ -5,6 +5,9 @@ them on its fd 4; a one-line ``/bin/sh`` trampoline moves the two pipe ends from
 (``subprocess`` cannot renumber descriptors, and dash only handles single-digit ones in redirections).
 
 Every read and write has a deadline; a hang raises :class:`BrowserError` carrying the tail of Chromium's stderr.
+Run as root, Chromium runs as a uid of its own (see :func:`_own_uid`), and a page given by path is copied where that
+uid can read it.
+
 Events that arrive while a reply is awaited are queued.  Leaving the :class:`Browser` context (also through an
 exception) closes the browser over CDP, kills what is left of its process group, reaps it, closes every pipe and
 removes the temporary profile.
@@ -118,6 +121,35 @@ def _to_url(target: str | os.PathLike[str]) -> str:
     return path.as_uri()
 
 
+def _own_uid() -> Optional[int]:
+    """The uid Chromium runs as: None (the caller's) unless the caller is root, then a fresh uid. Chromium's zygote and
+    renderers pass descriptors without CAP_SYS_ADMIN, so Linux refuses them (ETOOMANYREFS) once the user has more
+    sockets in flight than RLIMIT_NOFILE; as root, that is the machine's whole history of root's in-flight sockets,
+    including any that a kernel's collector leaked (seen: Chromium hung at its first page). A uid no process ever had
+    starts from nothing, and an unprivileged browser is how Chromium is meant to run anyway."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None
+    from conformance.harness.privileges import fresh_uid
+
+    return fresh_uid()
+
+
+def _searchable_by_all(path: str) -> bool:
+    """Whether any uid can reach entries of ``path``: every directory from / down to it has search permission for
+    others."""
+    current = os.path.abspath(path)
+    while True:
+        try:
+            if not os.stat(current).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+        parent = os.path.dirname(current)
+        if parent == current:
+            return True
+        current = parent
+
+
 def _scan_processes(pgid: int, marker: str = "") -> dict[int, bool]:
     """{pid: is_zombie} of the processes in group ``pgid`` and, if ``marker`` is given, of the live ones whose command
     line contains it; read from /proc, so {} where there is none."""
@@ -186,6 +218,8 @@ class Browser:
         self._closed = False
         self._known: set[int] = set()  # its processes seen so far, crashpad handlers outside the group included
         self.version: dict[str, Any] = {}
+        self.uid = _own_uid()  # None: Chromium runs as the caller
+        self._copies = 0  # pages copied for Chromium's uid so far
 
     # -- life cycle ------------------------------------------------------------------------------------------------
 
@@ -215,19 +249,28 @@ class Browser:
     def _spawn(self) -> None:
         # Short names: Chromium's singleton socket goes to $TMPDIR/org.chromium.Chromium.XXXXXX/SingletonSocket, and
         # a socket path has at most 104 bytes on BSD and macOS (108 on Linux).
-        self.tmpdir = tempfile.mkdtemp(prefix="cdp-")
+        parent = None
+        if self.uid is not None and not _searchable_by_all(tempfile.gettempdir()):
+            parent = "/tmp"  # Chromium's own uid must reach its profile
+        self.tmpdir = tempfile.mkdtemp(prefix="cdp-", dir=parent)
         profile, home, tmp = (os.path.join(self.tmpdir, name) for name in ("profile", "home", "t"))
         if len(tmp) > 55:
             tmp = self._short_tmp = tempfile.mkdtemp(prefix="cdp-", dir="/tmp")
         for path in (profile, home, tmp):
             os.makedirs(path, exist_ok=True)
+        if self.uid is not None:
+            for path in (self.tmpdir, self._short_tmp, profile, home, tmp):
+                if path:
+                    os.chown(path, self.uid, self.uid)
         # Chromium writes ~/.pki, crash reports under ~/.config and shared memory files into $TMPDIR (with
         # --disable-dev-shm-usage, left there when it is killed): keep all of it in the temporary directory.
         env = dict(os.environ, HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"), TMPDIR=tmp)
         env.pop("XDG_CACHE_HOME", None)
         args = [*_FLAGS, f"--user-data-dir={profile}", *self.extra_args]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
-            args.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
+            # Chromium refuses its sandbox to root; as a uid with no account, its set-up may fail as well
+            args.append("--no-sandbox")
+        as_uid = {} if self.uid is None else {"user": self.uid, "group": self.uid, "extra_groups": []}
         args.append("about:blank")
         child_in_r, child_out_w = -1, -1
         err = None
@@ -243,6 +286,7 @@ class Browser:
                 env=env,
                 close_fds=True,
                 start_new_session=True,
+                **as_uid,
             )
         finally:
             for fd in (child_in_r, child_out_w):
@@ -524,9 +568,28 @@ class Browser:
 
     # -- pages -----------------------------------------------------------------------------------------------------
 
+    def url_for(self, target: str | os.PathLike[str]) -> str:
+        """The URL Chromium loads for ``target`` (a path or URL): a page given by path is copied into the profile's
+        directory first when Chromium runs as a uid of its own, since that uid may not reach the original (pytest's
+        temporary directories are private to their user)."""
+        url = _to_url(target)
+        if self.uid is None or not url.startswith("file:") or self.tmpdir is None:
+            return url
+        source = Path(target) if isinstance(target, os.PathLike) or not target.startswith("file:") else None
+        if source is None:
+            return url  # a file: URL was given: the caller chose it
+        self._copies += 1
+        folder = os.path.join(self.tmpdir, "pages", str(self._copies))
+        os.makedirs(folder, mode=0o755)
+        copy = shutil.copyfile(source.resolve(), os.path.join(folder, source.name))
+        os.chmod(copy, 0o644)
+        for path in (os.path.dirname(folder), folder):
+            os.chmod(path, 0o755)
+        return Path(copy).as_uri()
+
     def open(self, target: str | os.PathLike[str], width: int = 1280, height: int = 900) -> Page:
         """A new tab of ``width`` x ``height`` CSS pixels showing ``target`` (a path or URL), after its load event."""
-        url = _to_url(target)
+        url = self.url_for(target)
         target_id = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session_id = self.send("Target.attachToTarget", {"targetId": target_id, "flatten": True})["sessionId"]
         page = Page(self, target_id, session_id)
@@ -553,7 +616,7 @@ class Page:
 
     def navigate(self, target: str | os.PathLike[str], *, timeout: Optional[float] = None) -> None:
         """Navigate and wait for the load event of the new document."""
-        url = _to_url(target)
+        url = self.browser.url_for(target)
         result = self.send("Page.navigate", {"url": url}, timeout=timeout)
         if result.get("errorText"):
             raise BrowserError(f"navigation to {url} failed: {result['errorText']}")
