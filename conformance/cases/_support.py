@@ -5,13 +5,13 @@ from __future__ import annotations
 import errno
 import os
 import resource
-import select
 import socket
 
 from conformance import locks
 from conformance.harness import fds as fdlist
 from conformance.harness.children import Child
 from conformance.harness.deadlines import deadline
+from conformance.harness.waiting import readable
 from conformance.outcomes import Unsupported, require
 from conformance.unavailable import Unavailable
 
@@ -53,8 +53,7 @@ def errno_name(e: OSError | int) -> str:
 def released(read_fd: int, timeout: float = RELEASE_WAIT) -> bool:
     """True once every write end of the pipe is closed: read() returns EOF. Data read on the way is dropped."""
     while True:
-        ready, _, _ = select.select([read_fd], [], [], timeout)
-        if not ready:
+        if not readable(read_fd, timeout):
             return False
         if os.read(read_fd, 4096) == b"":
             return True
@@ -62,8 +61,7 @@ def released(read_fd: int, timeout: float = RELEASE_WAIT) -> bool:
 
 def still_open_after(read_fd: int, window: float) -> bool:
     """True if no EOF arrives within a short window (used only to show something is *kept*)."""
-    ready, _, _ = select.select([read_fd], [], [], window)
-    return not ready
+    return not readable(read_fd, window)
 
 
 def nothing_queued(sock: socket.socket) -> bool:

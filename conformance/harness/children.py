@@ -18,7 +18,6 @@ import gc
 import io
 import os
 import pickle
-import select
 import signal
 import socket
 import struct
@@ -30,6 +29,7 @@ from typing import Any, Callable
 from ..platforms import descriptors
 from .deadlines import DEFAULT_DEADLINE
 from .errors import HarnessError
+from .waiting import readable
 
 # The reaping poll after the report pipe closed: 50 us doubling to 1 ms (a fixed 1 ms cost most joins a whole 1 ms).
 REAP_FIRST_PAUSE = 0.00005
@@ -222,8 +222,7 @@ class Child:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ChildTimeout(f"child {self.pid} did not finish within its deadline")
-            ready, _, _ = select.select([self._fd], [], [], left)
-            if not ready:
+            if not readable(self._fd, left):
                 continue
             chunk = os.read(self._fd, 65536)
             if not chunk:
@@ -337,10 +336,8 @@ def _receive_exact(fd: int, n: int, deadline: float | None) -> bytes | None:
     """n bytes from fd; None at end-of-file; ChildTimeout once the deadline (None: none) has passed."""
     chunks, got = [], 0
     while got < n:
-        if deadline is not None:
-            ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
-            if not ready:
-                raise ChildTimeout("no answer within the deadline")
+        if deadline is not None and not readable(fd, deadline - time.monotonic()):
+            raise ChildTimeout("no answer within the deadline")
         chunk = os.read(fd, n - got)
         if not chunk:
             return None
