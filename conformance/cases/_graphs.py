@@ -12,7 +12,7 @@ net/unix/garbage.c), which is what the anchor's shapes exercise.
 from __future__ import annotations
 
 import os
-import select
+import selectors
 import socket
 import time
 from dataclasses import dataclass
@@ -207,32 +207,43 @@ def _drain(fd: int) -> bool:
 def wait_for_collection(marker: InFlightMarker, kind: str) -> bool:
     """Trigger the collector until the marker riding in some garbage is released and a collector pass that began
     after the call has run (True), or until such a pass has run and GRACE has passed without the release (False).
-    Fails if no such pass ever runs.
+    Fails if no such pass ever runs (see wait_for_release)."""
+    return not wait_for_release([marker.r], kind)
+
+
+def wait_for_release(read_fds, kind: str) -> set:
+    """Trigger the collector until every pipe read end in read_fds is at EOF (each marks some garbage) and a
+    collector pass that began after the call has run, or until such a pass has run and GRACE has passed: returns the
+    read ends still open then. Fails if no such pass ever runs. What each read end holds is drained.
 
     The proof of a pass is a witness made now, garbage from the start: only a pass that began after the call can
     free it, and such a pass sees whatever was garbage before it: the collectors free all the garbage they find in
     a pass (Linux net/unix/garbage.c unix_gc, FreeBSD sys/kern/uipc_usrreq.c unp_gc), though the release of what
-    they drop may trail (see GRACE). The marker is watched from the start: a prompt collector frees the garbage and
-    the witness together, and a graph left behind is reported one GRACE after the witness goes.
+    they drop may trail (see GRACE). The markers are watched from the start: a prompt collector frees the garbage
+    and the witness together, and a graph left behind is reported one GRACE after the witness goes.
     """
-    with _make_witness(kind) as witness:
-        pending = {marker.r, witness.r}
-        give_up, witness_freed = time.monotonic() + RELEASE_WAIT, 0.0
+    with _make_witness(kind) as witness, selectors.DefaultSelector() as watched:
+        pending = set(read_fds)
+        for fd in pending | {witness.r}:
+            watched.register(fd, selectors.EVENT_READ)
+        give_up, witness_freed = time.monotonic() + RELEASE_WAIT, None
         while True:
-            if witness.r not in pending:
-                if marker.r not in pending:
-                    return True
+            if witness_freed is not None:
+                if not pending:
+                    return pending
                 give_up = min(give_up, witness_freed + GRACE)
             now = time.monotonic()
             if now > give_up:
-                assert witness.r not in pending, "the collector never freed a lone socket holding itself in flight"
-                return False
-            ready, _, _ = select.select(list(pending), [], [], min(RETRIGGER_EVERY, give_up - now))
-            for fd in ready:
-                if _drain(fd):
-                    pending.discard(fd)
-                    if fd == witness.r:
+                assert witness_freed is not None, "the collector never freed a lone socket holding itself in flight"
+                return pending
+            ready = watched.select(min(RETRIGGER_EVERY, give_up - now))
+            for key, _ in ready:
+                if _drain(key.fd):
+                    watched.unregister(key.fd)
+                    if key.fd == witness.r:
                         witness_freed = time.monotonic()
+                    else:
+                        pending.discard(key.fd)
             if not ready:
                 trigger_collector(kind)
 
