@@ -8,6 +8,7 @@
     conformance ktap REPORT.json
     conformance kernels [KERNEL...] [--out DIR] [--kvm auto|yes|no] [--no-host] [-- PYTEST ARGS...]
     conformance bench [--report-dir reports/runs/bench] [--dir DIR] [--quick] [-- PYTEST ARGS...]
+    conformance explore [--area gc] [--seconds 60] [--seed S] [--report-dir reports/runs/explore] [--dir DIR] [-n N]
 
 Bad input (a usage error, a setting out of its bounds, a directory that cannot be used, a file that is no report)
 is one line on stderr, `conformance: <subcommand>: <message>`, and exit status 2, found before any work starts;
@@ -39,22 +40,23 @@ def _check_run(args: argparse.Namespace) -> None:
     args.report_dir = settings.report_dir(args.report_dir, "--report-dir")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, cases: list[str] | None = None) -> int:
+    """`cases`: what pytest collects (default: the whole suite)."""
     from .session import run_pytest
 
     # From now on SIGINT and SIGTERM end the run as Ctrl-C would, with its report (conformance/interruption.py).
     interruption = Interruption.of_this_process()
     interruption.install()
     try:
-        return _run(args, interruption, run_pytest)
+        return _run(args, interruption, run_pytest, [str(settings.CASES_DIR)] if cases is None else cases)
     except KeyboardInterrupt:  # before pytest started, or after it ended
         return interruption.exit_status() or 130
 
 
-def _run(args: argparse.Namespace, interruption: Interruption, run_pytest) -> int:
+def _run(args: argparse.Namespace, interruption: Interruption, run_pytest, cases: list[str]) -> int:
     _check_run(args)
     pytest_args = [
-        str(settings.CASES_DIR),
+        *cases,
         "--conformance-report", str(args.report_dir),
         "-p", "no:cacheprovider",
         "-q",
@@ -191,12 +193,38 @@ def bench(args: argparse.Namespace) -> int:
     return status
 
 
+EXPLORE_AREAS = {"gc": "test_exploration.py"}  # --area: the case module that explores it
+
+
+def explore(args: argparse.Namespace) -> int:
+    """The exploration cases with a time budget for their random part: `conformance run` of those cases, with
+    --conformance-explore-seconds and --conformance-explore-seed; the seed is printed before and after, to replay."""
+    import random
+
+    seconds = settings.seconds(args.seconds, "--seconds", settings.MAX_EXPLORE_SECONDS)
+    seed = settings.explore_seed(args.seed, "--seed") if args.seed is not None \
+        else random.SystemRandom().randrange(settings.MAX_SEED)
+    args.stress, args.stress_seconds, args.strict, args.ktap = 0, settings.DEFAULT_STRESS_SECONDS, False, False
+    _check_run(args)  # every setting refused before the seed is printed: bad input is one line
+    replay = f"conformance explore --area {args.area} --seconds {seconds:g} --seed {seed}"
+    print(f"conformance explore: seed {seed} (replay: {replay})", file=sys.stderr, flush=True)
+    args.pytest_args = [
+        "-v", "-v",  # over run's -q: a line per case as it ends, the progress of a long exploration
+        str(settings.CASES_DIR / EXPLORE_AREAS[args.area]),
+        "--conformance-explore-seconds", f"{seconds:g}", "--conformance-explore-seed", str(seed),
+        "--timeout", f"{settings.case_timeout() + seconds:g}",  # a case's share of the budget is at most all of it
+    ]
+    status = run(args, cases=[])
+    print(f"conformance explore: seed {seed} (replay: {replay})", file=sys.stderr, flush=True)
+    return status
+
+
 def parser() -> argparse.ArgumentParser:
     from .bench import QUICK_DIVISOR
 
     top = Parser(prog="conformance", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True,
-                             help="run, render, matrix, diff, ktap, kernels or bench")
+                             help="run, render, matrix, diff, ktap, kernels, bench or explore")
     r = sub.add_parser("run", help="run the conformance suite on this machine and write the report")
     r.add_argument("--report-dir", default=settings.DEFAULT_REPORT_DIR,
                    help=f"where <platform-id>.json/.md/.html/.ktap go (default: {settings.DEFAULT_REPORT_DIR})")
@@ -279,6 +307,19 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments for both timed suite runs, "
                    "e.g. -k rights")
     b.set_defaults(func=bench)
+    x = sub.add_parser("explore", help="search for graphs of sockets in flight the collector gets wrong, for a time "
+                       "budget; failing ones are shrunk and written as reproducers beside the report")
+    x.add_argument("--area", choices=sorted(EXPLORE_AREAS), default="gc",
+                   help="gc (default): graphs of AF_UNIX sockets in flight and the garbage collector")
+    x.add_argument("--seconds", default=settings.DEFAULT_EXPLORE_SECONDS, metavar="N",
+                   help=f"time budget of the random part (default {settings.DEFAULT_EXPLORE_SECONDS:g}, at most "
+                   f"{settings.MAX_EXPLORE_SECONDS:g}); the fixed part of every run comes first")
+    x.add_argument("--seed", metavar="S", help="draw the random graphs from S (default: a new seed, printed)")
+    x.add_argument("--report-dir", default=settings.DEFAULT_REPORT_DIR + "/explore",
+                   help=f"where the report and reproducers/ go (default: {settings.DEFAULT_REPORT_DIR}/explore)")
+    x.add_argument("--dir", help="where cases make their files (default: $CONFORMANCE_DIR, else $TMPDIR)")
+    x.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers (default: auto)")
+    x.set_defaults(func=explore)
     return top
 
 

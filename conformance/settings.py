@@ -42,6 +42,9 @@ MAX_STRESS_ITERATIONS = 200
 # --stress-seconds: a day, a generous overnight hunt; the budget must be a finite time.
 MAX_STRESS_SECONDS = 86400.0
 DEFAULT_STRESS_SECONDS = 120.0
+MAX_EXPLORE_SECONDS = 86400.0
+DEFAULT_EXPLORE_SECONDS = 60.0
+MAX_SEED = 10**18 - 1  # whole_number reads at most 18 digits
 
 
 _WHOLE = re.compile(r"[+-]?[0-9]{1,18}")  # ASCII digits only (int() would take "1_000" and other scripts' digits)
@@ -111,6 +114,19 @@ def stress_iterations(value: object, option: str) -> int:
 def stress_seconds(value: object, option: str) -> float:
     """--stress-seconds S: the time budget of a stress run."""
     return seconds(value, option, MAX_STRESS_SECONDS)
+
+
+def explore_seconds(value: object, option: str) -> float:
+    """--seconds N of `conformance explore`: the time budget of its random part; 0 (the plugin's default) is the
+    fixed part only, as in every run."""
+    if str(value).strip() in ("0", "0.0"):
+        return 0.0
+    return seconds(value, option, MAX_EXPLORE_SECONDS)
+
+
+def explore_seed(value: object, option: str) -> int:
+    """--seed S of `conformance explore`: what its random graphs are drawn from."""
+    return whole_number(value, option, 0, MAX_SEED)
 
 
 # ---- directories ------------------------------------------------------------------------------------------------

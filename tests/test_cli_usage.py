@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 from commands import conformance, refused
 
-SUBCOMMANDS = ("run", "render", "matrix", "diff", "ktap", "kernels", "bench")
+from conformance.settings import workers_limit
+
+SUBCOMMANDS = ("run", "render", "matrix", "diff", "ktap", "kernels", "bench", "explore")
 
 USAGE_ERRORS = [
     (["run", "--bogus"], "run", "unrecognized arguments: --bogus"),
@@ -25,9 +27,16 @@ USAGE_ERRORS = [
                                                "'no')"),
     (["kernels", "--bogus"], "kernels", "unrecognized arguments: --bogus"),
     (["bench", "--fast"], "bench", "unrecognized arguments: --fast"),
+    (["explore", "--area", "locks"], "explore", "argument --area: invalid choice: 'locks' (choose from 'gc')"),
+    (["explore", "--seconds", "0"], "explore", "--seconds 0: not a number of seconds above 0 and at most 86400"),
+    (["explore", "--seconds", "nan"], "explore", "--seconds nan: not a number of seconds above 0 and at most 86400"),
+    (["explore", "--seed", "-1"], "explore", "--seed -1: not a whole number from 0 to 999999999999999999"),
+    (["explore", "--seed", "x"], "explore", "--seed x: not a whole number from 0 to 999999999999999999"),
+    (["explore", "-n", "lots"], "explore", "-n lots: not auto, logical, 0 (one process) or a number of workers from 1 "
+                                           f"to {workers_limit()} (4 per CPU, at least 8)"),
     ([], None, "the following arguments are required: SUBCOMMAND"),
     (["nonsense"], None, "argument SUBCOMMAND: invalid choice: 'nonsense' (choose from 'run', 'render', 'matrix', "
-                         "'diff', 'ktap', 'kernels', 'bench')"),
+                         "'diff', 'ktap', 'kernels', 'bench', 'explore')"),
     (["--bogus"], None, "the following arguments are required: SUBCOMMAND"),
 ]
 

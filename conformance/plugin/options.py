@@ -37,6 +37,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--conformance-stress-seconds", metavar="S", default=settings.DEFAULT_STRESS_SECONDS,
                     help="with --conformance-stress: skip the iterations left after S seconds (default "
                          f"{settings.DEFAULT_STRESS_SECONDS:g}, at most {settings.MAX_STRESS_SECONDS:g})")
+    group.addoption("--conformance-explore-seconds", metavar="S", default=0,
+                    help="the exploration cases also check random larger graphs for S seconds in all (default 0: "
+                         "only their fixed part); see `conformance explore`")
+    group.addoption("--conformance-explore-seed", metavar="N", default=None,
+                    help="with --conformance-explore-seconds: the seed the random graphs are drawn from")
 
 
 def target_dir(config: pytest.Config) -> str:
@@ -90,6 +95,11 @@ def _check_settings(config: pytest.Config) -> str | None:
     option.conformance_stress = settings.stress_iterations(option.conformance_stress, "--conformance-stress")
     option.conformance_stress_seconds = settings.stress_seconds(option.conformance_stress_seconds,
                                                                 "--conformance-stress-seconds")
+    option.conformance_explore_seconds = settings.explore_seconds(option.conformance_explore_seconds,
+                                                                  "--conformance-explore-seconds")
+    if option.conformance_explore_seed is not None:
+        option.conformance_explore_seed = settings.explore_seed(option.conformance_explore_seed,
+                                                                "--conformance-explore-seed")
     directory = settings.target_dir(option.conformance_dir, "--conformance-dir")
     if option.conformance_report and not hasattr(config, "workerinput"):  # only the controller writes it; made last
         settings.report_dir(option.conformance_report, "--conformance-report")
