@@ -4,6 +4,12 @@
  *   fd_pass  the loop conformance.harness.rights is timed in: over a connected AF_UNIX stream socketpair,
  *            send one byte with one descriptor (/dev/null) in an SCM_RIGHTS message, receive it into a
  *            CMSG_SPACE-sized buffer, walk every control message and close each descriptor that arrived.
+ *   graphs   the loop conformance.explore.inflight checks graphs of sockets in flight in: per batch of up to
+ *            256 graphs, each graph's stream socketpairs, every edge sent (the socket and a pipe end riding
+ *            along, one SCM_RIGHTS message), everything closed, then the collector triggered (a socketpair
+ *            made and closed) until every graph's pipe reaches end of file, or until a witness (a socket
+ *            holding itself in flight, made after the batch) is freed and 50 ms more have passed. The graphs
+ *            come on standard input, a line each: NODES EDGES V U V U ... (V's socket goes into U's queue).
  *   lock     the loop conformance.locks.set_lock/unlock is timed in: a non-blocking write lock on the whole
  *            file, then its release. For the fcntl families the caller passes the set-lock command number it
  *            uses itself (F_SETLK for classic POSIX locks, F_OFD_SETLK for OFD locks), so both sides make the
@@ -12,6 +18,7 @@
  * Written for the suite; it measures, it does not test.
  *
  * Command line: baselines fd_pass ITERATIONS ROUNDS
+ *               baselines graphs ROUNDS < GRAPHS
  *               baselines lock fcntl SETLK_COMMAND PATH ITERATIONS ROUNDS
  *               baselines lock flock - PATH ITERATIONS ROUNDS
  * Prints "best_ns N": the fastest of ROUNDS timed runs of ITERATIONS steps, in nanoseconds.
@@ -30,7 +37,9 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,11 +62,15 @@ static long long now_ns(void)
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static int send_one(void)
+/* One byte with n descriptors in one SCM_RIGHTS message (n at most 2). */
+static int send_fds(int sock, const int *fds, int n)
 {
     char byte = 'x';
     struct iovec iov = {&byte, 1};
-    union control control;
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(2 * sizeof(int))];
+    } control;
     struct msghdr msg;
     struct cmsghdr *cmsg;
 
@@ -66,13 +79,18 @@ static int send_one(void)
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.space;
-    msg.msg_controllen = sizeof control.space;
+    msg.msg_controllen = CMSG_SPACE(n * sizeof(int));
     cmsg = CMSG_FIRSTHDR(&msg);
     cmsg->cmsg_level = SOL_SOCKET;
     cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cmsg), &passed_fd, sizeof(int));
-    return sendmsg(sock_send, &msg, 0) == 1 ? 0 : -1;
+    cmsg->cmsg_len = CMSG_LEN(n * sizeof(int));
+    memcpy(CMSG_DATA(cmsg), fds, n * sizeof(int));
+    return sendmsg(sock, &msg, 0) == 1 ? 0 : -1;
+}
+
+static int send_one(void)
+{
+    return send_fds(sock_send, &passed_fd, 1);
 }
 
 /* Receive one message and close every descriptor in it; the number closed, or -1. */
@@ -110,6 +128,158 @@ static int receive_and_close(void)
 static int fd_pass_step(void)
 {
     return send_one() == 0 && receive_and_close() == 1 ? 0 : -1;
+}
+
+/* ---- graphs ---- */
+
+#define MAX_NODES 16
+#define MAX_EDGES 64
+#define BATCH 256
+#define GRACE_NS 50000000LL
+#define GIVE_UP_NS 5000000000LL
+
+struct graph {
+    int nodes, edges;
+    int v[MAX_EDGES], u[MAX_EDGES];
+};
+
+static struct graph *graphs;
+static long graph_count;
+
+static int trigger_collector(void)
+{
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0)
+        return -1;
+    close(pair[0]);
+    close(pair[1]);
+    return 0;
+}
+
+/* A socket whose only reference waits in its own queue, with a pipe end beside it: the read end, or -1. */
+static int make_witness(void)
+{
+    int pair[2], pipe_fds[2], carried[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, pair) != 0 || pipe(pipe_fds) != 0)
+        return -1;
+    carried[0] = pair[1];
+    carried[1] = pipe_fds[1];
+    if (send_fds(pair[0], carried, 2) != 0)
+        return -1;
+    close(pair[0]);
+    close(pair[1]);
+    close(pipe_fds[1]);
+    return pipe_fds[0];
+}
+
+/* Build, close and collect graphs[first..first+count); the number left uncollected, or -1. */
+static int graph_batch(long first, long count)
+{
+    static struct pollfd watched[BATCH + 1];
+    static int in_flight[BATCH][MAX_NODES], senders[BATCH][MAX_NODES], riders[BATCH];
+    long i, pending;
+    int e, n, witness, pair[2], marker[2], carried[2];
+    long long witness_freed = -1, give_up;
+    char buffer[64];
+
+    for (i = 0; i < count; i++) {
+        const struct graph *g = &graphs[first + i];
+        if (pipe(marker) != 0)
+            return -1;
+        watched[i].fd = marker[0];
+        watched[i].events = POLLIN;
+        riders[i] = marker[1];
+        for (n = 0; n < g->nodes; n++) {
+            if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0)
+                return -1;
+            in_flight[i][n] = pair[0];
+            senders[i][n] = pair[1];
+        }
+        for (e = 0; e < g->edges; e++) {
+            carried[0] = in_flight[i][g->v[e]];
+            carried[1] = riders[i];
+            if (send_fds(senders[i][g->u[e]], carried, 2) != 0)
+                return -1;
+        }
+        for (n = 0; n < g->nodes; n++) {
+            close(in_flight[i][n]);
+            close(senders[i][n]);
+        }
+        close(riders[i]);
+    }
+    if ((witness = make_witness()) < 0)
+        return -1;
+    watched[count].fd = witness;
+    watched[count].events = POLLIN;
+    pending = count;
+    give_up = now_ns() + GIVE_UP_NS;
+    while (pending > 0 || witness_freed < 0) {
+        long long now = now_ns();
+        int ready;
+        if (witness_freed >= 0 && now > witness_freed + GRACE_NS)
+            break;
+        if (now > give_up)
+            break;
+        ready = poll(watched, count + 1, 5);
+        if (ready < 0 && errno != EINTR)
+            return -1;
+        if (ready <= 0) {
+            if (trigger_collector() != 0)
+                return -1;
+            continue;
+        }
+        for (i = 0; i <= count; i++) {
+            if (watched[i].fd < 0 || !(watched[i].revents & (POLLIN | POLLHUP)))
+                continue;
+            if (read(watched[i].fd, buffer, sizeof buffer) == 0) {
+                close(watched[i].fd);
+                watched[i].fd = -1;
+                if (i == count)
+                    witness_freed = now_ns();
+                else
+                    pending--;
+            }
+        }
+    }
+    for (i = 0; i <= count; i++)
+        if (watched[i].fd >= 0)
+            close(watched[i].fd);
+    return (int)pending;
+}
+
+static int graphs_step(void)
+{
+    long first;
+    for (first = 0; first < graph_count; first += BATCH) {
+        long count = graph_count - first < BATCH ? graph_count - first : BATCH;
+        if (graph_batch(first, count) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int read_graphs(FILE *f)
+{
+    long capacity = 0;
+    int e;
+    for (;;) {
+        struct graph g;
+        if (fscanf(f, "%d %d", &g.nodes, &g.edges) != 2)
+            break;
+        if (g.nodes < 1 || g.nodes > MAX_NODES || g.edges < 1 || g.edges > MAX_EDGES)
+            return -1;
+        for (e = 0; e < g.edges; e++)
+            if (fscanf(f, "%d %d", &g.v[e], &g.u[e]) != 2 || g.v[e] < 0 || g.v[e] >= g.nodes || g.u[e] < 0
+                || g.u[e] >= g.nodes)
+                return -1;
+        if (graph_count == capacity) {
+            capacity = capacity ? 2 * capacity : 1024;
+            if ((graphs = realloc(graphs, capacity * sizeof *graphs)) == NULL)
+                return -1;
+        }
+        graphs[graph_count++] = g;
+    }
+    return graph_count > 0 && feof(f) ? 0 : -1;
 }
 
 /* One fcntl lock call on the whole file; l_pid stays 0 as OFD locks require. */
@@ -154,6 +324,7 @@ static int best_of(const char *count, const char *runs, int (*step)(void))
 static int usage(void)
 {
     fprintf(stderr, "usage: baselines fd_pass ITERATIONS ROUNDS\n"
+                    "       baselines graphs ROUNDS < GRAPHS\n"
                     "       baselines lock fcntl|flock SETLK_COMMAND|- PATH ITERATIONS ROUNDS\n");
     return 2;
 }
@@ -170,6 +341,13 @@ int main(int argc, char **argv)
         sock_send = pair[0];
         sock_receive = pair[1];
         return best_of(argv[2], argv[3], fd_pass_step);
+    }
+    if (argc == 3 && strcmp(argv[1], "graphs") == 0 && atol(argv[2]) > 0) {
+        if (read_graphs(stdin) != 0) {
+            fprintf(stderr, "baselines: standard input: not a list of graphs\n");
+            return 1;
+        }
+        return best_of("1", argv[2], graphs_step);
     }
     if (argc == 7 && strcmp(argv[1], "lock") == 0 && atol(argv[5]) > 0 && atol(argv[6]) > 0
         && (strcmp(argv[2], "fcntl") == 0 || strcmp(argv[2], "flock") == 0)) {

@@ -12,20 +12,26 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from conformance import locks, native
+from conformance.cases._graphs import Variant
 from conformance.cases._support import require_lock_family
+from conformance.explore import inflight
+from conformance.explore.graphs import every_graph
 from conformance.harness import rights
 from conformance.harness.children import Child
 from conformance.harness.deadlines import deadline
+from conformance.harness.privileges import fresh_uid
 from conformance.outcomes import require
 from conformance.plugin import target_dir
 from conformance.report.load import read_report
@@ -75,10 +81,20 @@ def c_baseline(tmp_path_factory):
     return get
 
 
-def run_c(program: Path, *args) -> float:
-    """Run a C baseline; the seconds of its best timed run."""
-    done = subprocess.run([str(program), *map(str, args)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=C_DEADLINE, check=False)
+def run_c(program: Path, *args, stdin: str = "", as_fresh_uid: bool = False) -> float:
+    """Run a C baseline (as a fresh uid if asked and root; then it must be readable by anyone); the seconds of its
+    best timed run."""
+    uid = fresh_uid() if as_fresh_uid and os.geteuid() == 0 else None
+    if uid is None:
+        done = subprocess.run([str(program), *map(str, args)], input=stdin, capture_output=True, text=True,
+                              timeout=C_DEADLINE, check=False)
+    else:
+        with tempfile.TemporaryDirectory(dir="/tmp") as reachable:  # pytest's own directories are root's alone
+            os.chmod(reachable, 0o755)
+            copy = shutil.copy(program, reachable)
+            os.chmod(copy, 0o755)
+            done = subprocess.run([copy, *map(str, args)], input=stdin, capture_output=True, text=True,
+                                  timeout=C_DEADLINE, check=False, user=uid, group=uid, extra_groups=[])
     fields = done.stdout.split()
     assert done.returncode == 0 and len(fields) == 2 and fields[0] == "best_ns", (
         f"{program.name} {' '.join(map(str, args))}: exit status {done.returncode}: {done.stdout} {done.stderr}")
@@ -195,6 +211,43 @@ def test_fork_and_reap(bench, observe):
     observe("fork.child_us", round(child_us, 1))
     observe("fork.bare_us", round(bare_us, 1))
     observe("fork.child_over_bare", round(child_us / bare_us, 2))
+
+
+# ---- the collector's explorer -------------------------------------------------------------------------------------
+
+def _unreachable_small_graphs() -> list:
+    """Every graph of up to 3 stream sockets and 4 edges that the user closes whole: what the C loop builds too."""
+    return [graph for graph in every_graph(3, 4) if not graph.keep]
+
+
+@pytest.mark.refs("conformance/explore/inflight.py: check (the oracle)",
+                  "conformance/bench/baselines.c: graphs (the C baseline)")
+def test_graphs_checked(bench, c_baseline, observe, tmp_path):
+    """Graphs of sockets in flight built, closed and collected per second: the explorer's oracle against a C loop
+    doing the same on the same graphs. As root both send as a fresh uid, as the explorer always does (Linux makes
+    every send of a user with many sockets in flight wait for a collector pass). A collector that leaks leaves the
+    graphs it misses in every timed run of both."""
+    require("scm_rights")
+    graphs = _unreachable_small_graphs()
+    variant = Variant("stream")
+    size = inflight.batch_size()
+
+    def loop(count: int) -> None:
+        for _ in range(count):
+            for start in range(0, len(graphs), size):
+                directory = tmp_path / f"b{time.monotonic_ns()}"
+                directory.mkdir()
+                inflight.check(graphs[start:start + size], variant, str(directory))
+
+    python_per_s = len(graphs) / best_seconds(loop, 1, bench.rounds)
+    program, reason = c_baseline()
+    c_per_s = None
+    if program is not None:
+        lines = "".join(f"{g.nodes} {len(g.edges)} " + " ".join(f"{v} {u}" for v, u in g.edges) + "\n"
+                        for g in graphs)
+        c_per_s = len(graphs) / run_c(program, "graphs", bench.rounds, stdin=lines, as_fresh_uid=True)
+    observe("graphs.count", len(graphs))
+    observe_rates(observe, "graphs", python_per_s, c_per_s, reason)
 
 
 # ---- the suite itself -------------------------------------------------------------------------------------------
