@@ -23,7 +23,9 @@ from .graphs import Graph, smaller
 
 FAILURES_KEPT = 3  # failing graphs after which an exploration stops: each leaks for good where the collector leaks
 SHRINK_TRIES = 40  # graphs tried while shrinking one failure, at most
-SHRINK_BUILDS = 2  # builds of each smaller graph: a collector that misses a graph may do so in some builds only
+# Builds of each smaller graph. A collector that misses a graph in some builds only may let a smaller one pass by
+# chance, and the shrinking stop one step early; every further build of a failing one leaves more sockets behind.
+SHRINK_BUILDS = 1
 
 
 @dataclass
@@ -52,7 +54,7 @@ class Exploration:
         if not self.failures:
             return head + ", all as the references say"
         stopped = ", the exploration stopped there: each may leave sockets behind" \
-            if self.failed >= FAILURES_KEPT else ""
+            if self.failed >= FAILURES_KEPT and (self.planned is None or self.checked < self.planned) else ""
         shrunk = f", the first {len(self.failures)} shrunk" if self.failed > len(self.failures) else ""
         lines = [f"{head}; {self.failed} failed{stopped}{shrunk}; {self.left_listed} sockets stay listed"]
         for failure in self.failures:
