@@ -8,7 +8,8 @@
     conformance ktap REPORT.json
     conformance kernels [KERNEL...] [--out DIR] [--kvm auto|yes|no] [--no-host] [-- PYTEST ARGS...]
     conformance bench [--report-dir reports/runs/bench] [--dir DIR] [--quick] [-- PYTEST ARGS...]
-    conformance explore [--area gc] [--seconds 60] [--seed S] [--report-dir reports/runs/explore] [--dir DIR] [-n N]
+    conformance explore [--area gc|locks] [--seconds 60] [--seed S] [--report-dir reports/runs/explore] [--dir DIR]
+                        [-n N]
 
 Bad input (a usage error, a setting out of its bounds, a directory that cannot be used, a file that is no report)
 is one line on stderr, `conformance: <subcommand>: <message>`, and exit status 2, found before any work starts;
@@ -193,7 +194,8 @@ def bench(args: argparse.Namespace) -> int:
     return status
 
 
-EXPLORE_AREAS = {"gc": "test_exploration.py"}  # --area: the case module that explores it
+# --area: the cases of conformance/cases/test_exploration.py that explore it, as a pytest -k expression
+EXPLORE_AREAS = {"gc": "graph", "locks": "lock_histories"}
 
 
 def explore(args: argparse.Namespace) -> int:
@@ -205,12 +207,12 @@ def explore(args: argparse.Namespace) -> int:
     seed = settings.explore_seed(args.seed, "--seed") if args.seed is not None \
         else random.SystemRandom().randrange(settings.MAX_SEED)
     args.stress, args.stress_seconds, args.strict, args.ktap = 0, settings.DEFAULT_STRESS_SECONDS, False, False
-    _check_run(args)  # every setting refused before the seed is printed: bad input is one line
+    _check_run(argparse.Namespace(**vars(args)))  # every setting refused before the seed is printed: one line
     replay = f"conformance explore --area {args.area} --seconds {seconds:g} --seed {seed}"
     print(f"conformance explore: seed {seed} (replay: {replay})", file=sys.stderr, flush=True)
     args.pytest_args = [
         "-v", "-v",  # over run's -q: a line per case as it ends, the progress of a long exploration
-        str(settings.CASES_DIR / EXPLORE_AREAS[args.area]),
+        str(settings.CASES_DIR / "test_exploration.py"), "-k", EXPLORE_AREAS[args.area],
         "--conformance-explore-seconds", f"{seconds:g}", "--conformance-explore-seed", str(seed),
         "--timeout", f"{settings.case_timeout() + seconds:g}",  # a case's share of the budget is at most all of it
     ]
@@ -307,10 +309,12 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments for both timed suite runs, "
                    "e.g. -k rights")
     b.set_defaults(func=bench)
-    x = sub.add_parser("explore", help="search for graphs of sockets in flight the collector gets wrong, for a time "
-                       "budget; failing ones are shrunk and written as reproducers beside the report")
+    x = sub.add_parser("explore", help="search, for a time budget, for graphs of sockets in flight the collector gets "
+                       "wrong or lock histories the kernel answers otherwise than the model; what fails is shrunk and "
+                       "written as a reproducer beside the report")
     x.add_argument("--area", choices=sorted(EXPLORE_AREAS), default="gc",
-                   help="gc (default): graphs of AF_UNIX sockets in flight and the garbage collector")
+                   help="gc (default): graphs of AF_UNIX sockets in flight and the garbage collector; locks: random "
+                   "histories of the three lock families against the model")
     x.add_argument("--seconds", default=settings.DEFAULT_EXPLORE_SECONDS, metavar="N",
                    help=f"time budget of the random part (default {settings.DEFAULT_EXPLORE_SECONDS:g}, at most "
                    f"{settings.MAX_EXPLORE_SECONDS:g}); the fixed part of every run comes first")

@@ -27,7 +27,7 @@ USAGE_ERRORS = [
                                                "'no')"),
     (["kernels", "--bogus"], "kernels", "unrecognized arguments: --bogus"),
     (["bench", "--fast"], "bench", "unrecognized arguments: --fast"),
-    (["explore", "--area", "locks"], "explore", "argument --area: invalid choice: 'locks' (choose from 'gc')"),
+    (["explore", "--area", "fs"], "explore", "argument --area: invalid choice: 'fs' (choose from 'gc', 'locks')"),
     (["explore", "--seconds", "0"], "explore", "--seconds 0: not a number of seconds above 0 and at most 86400"),
     (["explore", "--seconds", "nan"], "explore", "--seconds nan: not a number of seconds above 0 and at most 86400"),
     (["explore", "--seed", "-1"], "explore", "--seed -1: not a whole number from 0 to 999999999999999999"),

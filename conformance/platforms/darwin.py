@@ -28,6 +28,10 @@ FACTS = Facts(
 
     # No MSG_CMSG_CLOEXEC in bsd/sys/socket.h (src).
 
+    # flock goes to the same advisory lock list as fcntl, as an F_FLOCK lock (bsd/kern/kern_descrip.c sys_flock,
+    # VNOP_ADVLOCK), so the two conflict (src).
+    FLOCK_VS_FCNTL="conflicting",
+
     # struct flock: l_start, l_len, l_pid, l_type, l_whence (bsd/sys/fcntl.h) (src).
     FLOCK_FORMAT="qqihh",
     FLOCK_FIELDS=("l_start", "l_len", "l_pid", "l_type", "l_whence"),

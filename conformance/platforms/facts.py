@@ -85,6 +85,10 @@ class Facts:
     F_OFD_SETLKW: Optional[int] = None
     # A table of every lock and every blocked waiter, so a case can see a waiter block.
     PROC_LOCKS: Optional[str] = None
+    # Whether flock locks and fcntl locks of other owners conflict ("conflicting") or ignore each other
+    # ("independent") on a local filesystem: the OS's own design, which the references leave open (flock(2)), and a
+    # parameter of the lock model (explore/lockmodel.py).
+    FLOCK_VS_FCNTL: Optional[str] = None
 
     # ---- credentials -----------------------------------------------------------------------------------------------
     # Linux: SO_PASSCRED on the receiver, SCM_CREDENTIALS carrying struct ucred; SO_PEERCRED at connect time.

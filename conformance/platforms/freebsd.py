@@ -32,6 +32,10 @@ FACTS = Facts(
     # struct sockaddr_un's char sun_path[104] (sys/sys/un.h) (src).
     SUN_PATH_SIZE=104,
 
+    # flock goes to the same advisory lock list as fcntl, as a whole-file F_FLOCK lock of the file
+    # (sys/kern/kern_descrip.c sys_flock, VOP_ADVLOCK), so the two conflict (src).
+    FLOCK_VS_FCNTL="conflicting",
+
     # struct flock: l_start, l_len, l_pid, l_type, l_whence, l_sysid (sys/sys/fcntl.h) (src).
     FLOCK_FORMAT="qqihhi4x",
     FLOCK_FIELDS=("l_start", "l_len", "l_pid", "l_type", "l_whence", "l_sysid"),

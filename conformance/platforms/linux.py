@@ -45,6 +45,10 @@ FACTS = Facts(
     # Mount table with one line per mount (fs/proc_namespace.c).
     MOUNTINFO="/proc/self/mountinfo",
 
+    # flock and fcntl locks are kept apart, flc_flock and flc_posix (fs/locks.c), and never conflict on a local
+    # filesystem (flock(2) NOTES) (seen: locks.flock_vs_fcntl).
+    FLOCK_VS_FCNTL="independent",
+
     # struct flock: l_type, l_whence, l_start, l_len, l_pid (+4 bytes padding on LP64) (seen).
     FLOCK_FORMAT="hhqqi4x",
     FLOCK_FIELDS=("l_type", "l_whence", "l_start", "l_len", "l_pid"),

@@ -1,0 +1,71 @@
+"""What runs inside the processes of a lock history (harness.children.Helper): an actor's steps on its own
+descriptors, and an outsider's probes. Functions are called by name, so they live at module level; an actor's
+descriptors live in this module's table of that process until reset() closes them."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+
+from conformance import locks
+
+_descriptors: dict = {}  # name -> fd, in an actor's process
+
+
+def reset() -> None:
+    """Close every descriptor this actor holds: its locks go with them."""
+    while _descriptors:
+        os.close(_descriptors.popitem()[1])
+
+
+def step(path: str, operation: str, args: tuple) -> str | None:
+    """One step of a history: None, or the errno name the call failed with."""
+    try:
+        if operation == "open":
+            _descriptors[args[0]] = os.open(path, os.O_RDWR)
+        elif operation == "dup":
+            _descriptors[args[1]] = os.dup(_descriptors[args[0]])
+        elif operation == "close":
+            os.close(_descriptors.pop(args[0]))
+        elif operation == "lock":
+            name, family, kind, start, length = args
+            locks.family(family).lock(_descriptors[name], kind, start, length)
+        elif operation == "unlock":
+            name, family, start, length = args
+            locks.family(family).unlock(_descriptors[name], start, length)
+        else:
+            raise ValueError(f"no such step: {operation}")
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+    return None
+
+
+def probe(path: str, points: list, queried: tuple) -> dict:
+    """From a description of its own (and this process, which holds no lock): for each queried family and each
+    point, what a query of a one-byte and of a to-the-end range of each kind answers, as (kind, start, length,
+    pid) or None; and whether a non-blocking flock of each kind would be granted, if "flock" is queried."""
+    answers: dict = {}
+    fd = os.open(path, os.O_RDWR)
+    try:
+        for name in queried:
+            if name == "flock":
+                for kind, operation in (("read", fcntl.LOCK_SH), ("write", fcntl.LOCK_EX)):
+                    try:
+                        fcntl.flock(fd, operation | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        answers["flock", kind] = False
+                    else:
+                        fcntl.flock(fd, fcntl.LOCK_UN)
+                        answers["flock", kind] = True
+                continue
+            family = locks.family(name)
+            for point in points:
+                for length in (1, 0):
+                    for kind in locks.KINDS:
+                        held = family.query(fd, kind, point, length)
+                        answers[name, kind, point, length] = None if held is None else \
+                            (held.kind, held.start, held.length, held.pid)
+    finally:
+        os.close(fd)
+    return answers
