@@ -134,6 +134,11 @@ def _perf_report():
         _perf_case("test_lock_unlock_pairs", "flock", observations={
             "perf.lock_pairs.python_per_s[flock]": 500000, "perf.lock_pairs.c_absent[flock]": "no C compiler"}),
         _perf_case("test_fork_and_reap", outcome="fail", reason="AssertionError: a bare child ended"),
+        _perf_case("test_graphs_checked", observations={
+            "perf.graphs.count": 1232, "perf.graphs.python_per_s": 2500, "perf.graphs.c_per_s": 5000,
+            "perf.graphs.cost_ratio": 2.0}),
+        _perf_case("test_lock_history_steps", observations={"perf.lock_steps.python_per_s": 900,
+                                                            "perf.lock_steps.count": 1000}),
     ]
     report["summary"] = {outcome: sum(c["outcome"] == outcome for c in report["cases"])
                          for outcome in report["summary"]}
@@ -152,6 +157,9 @@ def test_the_table_states_targets_and_says_why_a_figure_is_absent():
     assert by_figure["posix lock/unlock pairs per s"][:2] == ("50,000", "absent")
     assert by_figure["ofd lock/unlock pairs per s"][:2] == ("absent", "absent")
     assert by_figure["fork and reap through Child (us)"][0] == "-"
+    assert by_figure["in-flight graphs checked per s"] == ("2,500", "5,000", "2.00x the cost",
+                                                           ">= 2,000/s, <= 3x the cost (met)")
+    assert by_figure["lock-history steps checked per s"] == ("900", "-", "-", ">= 1,000/s (missed)")
     assert notes == ["perf/test_lock_unlock_pairs[ofd]: unsupported: F_OFD_GETLK is not defined",
                      "perf/test_fork_and_reap: fail: AssertionError: a bare child ended",
                      "C figures absent: no C compiler"]
@@ -208,7 +216,7 @@ def test_a_quick_bench_writes_a_valid_report_with_the_perf_observations(tmp_path
     observed = report.observations()
     for key in ("perf.suite.serial.wall_s", "perf.suite.n2.case_p95_ms", "perf.suite.speedup",
                 "perf.fd_pass.python_per_s", "perf.lock_pairs.python_per_s[flock]", "perf.fork.child_us",
-                "perf.fork.bare_us"):
+                "perf.fork.bare_us", "perf.graphs.python_per_s", "perf.lock_steps.python_per_s"):
         assert isinstance(observed.get(key), (int, float)) and observed[key] > 0, (key, observed)
     assert observed["perf.suite.serial.cases"] == observed["perf.suite.n2.cases"] == 1
     assert ("perf.fd_pass.c_per_s" in observed) == (native.compiler() is not None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import random
 import shutil
 import signal
 import socket
@@ -26,13 +27,14 @@ import pytest
 from conformance import locks, native
 from conformance.cases._graphs import Variant
 from conformance.cases._support import require_lock_family
-from conformance.explore import inflight
+from conformance.explore import inflight, lockrun
 from conformance.explore.graphs import every_graph
 from conformance.harness import rights
-from conformance.harness.children import Child
+from conformance.harness.children import Child, Helper
 from conformance.harness.deadlines import deadline
 from conformance.harness.privileges import fresh_uid
 from conformance.outcomes import require
+from conformance.platforms import constants
 from conformance.plugin import target_dir
 from conformance.report.load import read_report
 from conformance.settings import CASES_DIR
@@ -229,6 +231,7 @@ def test_graphs_checked(bench, c_baseline, observe, tmp_path):
     graphs it misses in every timed run of both."""
     require("scm_rights")
     graphs = _unreachable_small_graphs()
+    graphs = graphs[:bench.iterations(len(graphs))]  # --bench-quick: the first twentieth
     variant = Variant("stream")
     size = inflight.batch_size()
 
@@ -248,6 +251,34 @@ def test_graphs_checked(bench, c_baseline, observe, tmp_path):
         c_per_s = len(graphs) / run_c(program, "graphs", bench.rounds, stdin=lines, as_fresh_uid=True)
     observe("graphs.count", len(graphs))
     observe_rates(observe, "graphs", python_per_s, c_per_s, reason)
+
+
+LOCK_HISTORIES = 40  # of 25 steps by 3 processes; --bench-quick divides them
+
+
+@pytest.mark.refs("conformance/explore/lockrun.py: Bench.run (a step, then every query the model checks)")
+def test_lock_history_steps(bench, observe, workdir):
+    """Steps of random lock histories checked against the model per second: each step's own call in its process,
+    then an outsider's queries at every boundary and its flock tries, all compared with the model."""
+    families = tuple(f for f in lockrun.available_families() if f != "flock" or constants().FLOCK_VS_FCNTL)
+    require("posix_locks")
+    path = workdir / "locked"
+    path.write_bytes(b"")
+    rng = random.Random(20261206)
+    histories = [lockrun.random_history(rng, 3, 25, families) for _ in range(max(2, bench.iterations(LOCK_HISTORIES)))]
+    steps = sum(len(history) for history in histories)
+    with contextlib.ExitStack() as stack:
+        helpers = [stack.enter_context(Helper()) for _ in range(4)]
+        runner = lockrun.Bench(helpers[:3], helpers[3], str(path), families, constants().FLOCK_VS_FCNTL)
+
+        def loop(count: int) -> None:
+            for _ in range(count):
+                for history in histories:
+                    _, found = runner.run(history)
+                    assert found is None, found.text()
+
+        observe("lock_steps.python_per_s", round(steps / best_seconds(loop, 1, bench.rounds)))
+    observe("lock_steps.count", steps)
 
 
 # ---- the suite itself -------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ TARGET_SPEEDUP = 1.7  # serial wall time over the wall time with PARALLEL_WORKER
 TARGET_COST_RATIO = 2.5  # a helper's cost over the same loop's cost in C
 TARGET_GRAPHS_PER_S = 2000  # graphs the explorer checks per second, within GRAPHS_COST_RATIO of C
 GRAPHS_COST_RATIO = 3.0
+TARGET_LOCK_STEPS_PER_S = 1000  # lock-history steps checked against the model per second
 ABSENT = "absent"
 NONE = "-"
 
@@ -99,6 +100,9 @@ def figures(report: Report) -> tuple[list[tuple[str, ...]], list[str]]:
     rows = _suite_rows(seen)
     rows.append(_rate_row("descriptor pass round trips per s", seen, "fd_pass", "", notes))
     rows.append(_rate_row("in-flight graphs checked per s", seen, "graphs", "", notes, TARGET_GRAPHS_PER_S))
+    steps = seen.get("perf.lock_steps.python_per_s")
+    rows.append(("lock-history steps checked per s", _number(steps, ",.0f") if steps is not None else ABSENT, NONE,
+                 NONE, _target(f">= {TARGET_LOCK_STEPS_PER_S:,}/s", _compare(steps, TARGET_LOCK_STEPS_PER_S, False))))
     for family in [case.params for case in cases if case.name == "test_lock_unlock_pairs"]:
         rows.append(_rate_row(f"{family} lock/unlock pairs per s", seen, "lock_pairs", f"[{family}]", notes))
     over_bare = seen.get("perf.fork.child_over_bare")

@@ -42,9 +42,9 @@ def step(path: str, operation: str, args: tuple) -> str | None:
 
 
 def probe(path: str, points: list, queried: tuple) -> dict:
-    """From a description of its own (and this process, which holds no lock): for each queried family and each
-    point, what a query of a one-byte and of a to-the-end range of each kind answers, as (kind, start, length,
-    pid) or None; and whether a non-blocking flock of each kind would be granted, if "flock" is queried."""
+    """From a description of its own (and this process, which holds no lock): for each queried family, what a query
+    of each kind answers for the whole file and for the byte at each point, as (kind, start, length, pid) or None;
+    and whether a non-blocking flock of each kind would be granted, if "flock" is queried."""
     answers: dict = {}
     fd = os.open(path, os.O_RDWR)
     try:
@@ -59,13 +59,12 @@ def probe(path: str, points: list, queried: tuple) -> dict:
                         fcntl.flock(fd, fcntl.LOCK_UN)
                         answers["flock", kind] = True
                 continue
-            family = locks.family(name)
-            for point in points:
-                for length in (1, 0):
-                    for kind in locks.KINDS:
-                        held = family.query(fd, kind, point, length)
-                        answers[name, kind, point, length] = None if held is None else \
-                            (held.kind, held.start, held.length, held.pid)
+            query = locks.family(name).query
+            for point, length in [(0, 0)] + [(point, 1) for point in points]:
+                for kind in locks.KINDS:
+                    held = query(fd, kind, point, length)
+                    answers[name, kind, point, length] = None if held is None else \
+                        (held.kind, held.start, held.length, held.pid)
     finally:
         os.close(fd)
     return answers

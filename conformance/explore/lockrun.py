@@ -3,7 +3,7 @@
 A history is a list of steps (actor, operation, args): actors are processes (harness Helpers), each with its own
 descriptors of one file, named by the history ("a", "b", ...). After every step the step's own answer (granted,
 or the error) is compared with the model's, then an outsider process probes: the query of every available fcntl
-family (F_GETLK, F_OFD_GETLK) at every boundary the locks have, for one byte and to the end of the file, for read
+family (F_GETLK, F_OFD_GETLK) for the whole file and for the byte at every boundary the locks have, for read
 and write, must be one of the answers the model allows, and a non-blocking flock of each kind must be granted
 exactly when the model says. The first difference ends the history: a Finding, with the history up to that step.
 """
