@@ -296,6 +296,10 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds for a guest to boot (default: 300 emulated, 45 with KVM)")
     v.add_argument("--timeout", default="1800",
                    help="seconds for the suite in each kernel (default: 1800)")
+    v.add_argument("--reference-dir", action="append", metavar="DIR",
+                   help="judge each report against the reference of its platform family among the reports in DIR "
+                   "(repeatable): exit 1 only for a failure, regression or incomplete run the reference does not "
+                   "record, as the project's test command judges; without it, exit 1 when any case failed")
     v.set_defaults(func=kernels)
     v.epilog = "After --, extra pytest arguments for every run, e.g. -- -k locks."
     b = sub.add_parser("bench", help="measure the suite's wall time and its helpers against C on this machine; "

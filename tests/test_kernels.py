@@ -5,6 +5,7 @@ for vng that runs the guest's command here. `.ci/run` boots a real kernel end to
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -16,12 +17,14 @@ from pathlib import Path
 
 import pytest
 from commands import conformance, environment, refused
+from reportdata import model, sample_report
 
 from conformance import settings
 from conformance.cli import main
 from conformance.interruption import Interruption
 from conformance.kernels import console, guest, images, runner, sources, tools
 from conformance.kernels.sources import Kernel, KernelSourceError, package_for, release_key, resolve
+from conformance.report import reference
 
 DEBIAN = [
     "linux-image-6.1.0-47-amd64", "linux-image-6.1.0-47-amd64-unsigned", "linux-image-6.1.0-50-amd64-unsigned",
@@ -389,8 +392,28 @@ def test_a_kernel_whose_suite_writes_no_report_exits_3(fake_vng, capsys):
     assert "6.1.0-fake: the suite wrote 0 reports (exit status 0)" in capsys.readouterr().err
 
 
+def test_with_a_reference_dir_the_status_is_the_verdict_against_the_reference(fake_vng, tmp_path, capsys):
+    """A selection of the suite is no whole run: with no reference of its family, nothing vouches for it (1)."""
+    references = tmp_path / "references"
+    references.mkdir()
+    assert fake_vng("ok", "--kvm", "no", "--reference-dir", str(references)) == 1
+    out = capsys.readouterr().out
+    assert "6.1.0-fake: against no reference of the family linux" in out and "a selection of the suite" in out
+
+
+def test_a_report_that_fails_only_where_its_reference_does_is_judged_clean(tmp_path):
+    report = model(sample_report())
+    path = tmp_path / f"{report.platform.id}.json"
+    path.write_text(json.dumps(report.to_json()))
+    assert any(case.outcome == "fail" for case in report.cases)  # recorded there too: no news
+    assert reference.judge(report, [(str(path), report)]).problems == []
+    assert runner._judged([(types.SimpleNamespace(label="6.1.0-fake"), report)], (tmp_path,)) == 0
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["kernels", "--no-host"], "conformance: kernels: nothing to run: no kernel given and --no-host\n"),
+    (["kernels", "--reference-dir", "/nonexistent"], "conformance: kernels: --reference-dir /nonexistent: not a "
+                                                     "directory\n"),
     (["kernels", "--dir", "/nonexistent"], "conformance: kernels: --dir /nonexistent: no such directory\n"),
     (["kernels", "--out", "/tmp/a b"], "conformance: kernels: --out /tmp/a b: virtme-ng cannot pass a path with "
                                        "blanks, quotes, '=' or ',' to a guest\n"),

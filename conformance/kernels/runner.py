@@ -20,6 +20,7 @@ from ..report.formats import REPORT_FORMATS
 from ..report.gfm import md_escape, table
 from ..report.load import ReportError, read_report
 from ..report.matrix import build_matrix
+from ..report.reference import judge, references_in
 from ..report.text import visible
 from ..report.write import write_matrix
 from . import console, guest
@@ -191,7 +192,23 @@ def _conclude(runs: list[Run], options: Options) -> int:
     print(f"summary: {options.out / 'kernels.md'}")
     if any(run.problem for run in runs):
         return 3
+    if options.reference_dirs:
+        return _judged(loaded, options.reference_dirs)
     return 1 if any(report.run.exit_status != 0 for _, report in loaded) else 0
+
+
+def _judged(loaded: list, directories: tuple) -> int:
+    """0 when every report only fails where the committed reference of its platform family fails too (with
+    --reference-dir, as the project's test command judges a run), else 1; each verdict is printed."""
+    candidates = [pair for directory in directories for pair in references_in(directory)]
+    status = 0
+    for run, report in loaded:
+        verdict = judge(report, candidates)
+        against = verdict.source or f"no reference of the family {' '.join(report.platform.family)}"
+        print(f"{run.label}: against {against}: " + ("no regression" if verdict.clean else
+                                                     "; ".join(verdict.problems)))
+        status = status or (0 if verdict.clean else 1)
+    return status
 
 
 def _runs_table(runs: list[Run]) -> str:
