@@ -269,7 +269,7 @@ def unlisted(inodes, table=None) -> set:
 
 
 # How a failure says what stays in the kernel: tests/test_leftovers.py counts a run's sockets by it.
-LEFT_LISTED = "{} sockets of the graph stay listed"
+LEFT_LISTED = "{} sockets of the graphs stay listed"
 
 
 def assert_reclaimed(marker: InFlightMarker, inodes: list, kind: str, listener: bool = False,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from conformance.cases._graphs import Variant
+from conformance.cases._graphs import LEFT_LISTED, Variant
 
 from . import inflight, reproducer
 from .graphs import Graph, smaller
@@ -44,7 +44,9 @@ class Exploration:
     checked: int = 0  # graphs built and judged (all of them, unless the exploration stopped at FAILURES_KEPT)
     failed: int = 0  # graphs found failing
     failures: list = field(default_factory=list)  # the first FAILURES_KEPT of them, shrunk
-    left_listed: int = 0  # sockets of failing graphs (shrinking's included) that the kernel's table still lists
+    # Sockets of failing graphs (shrinking's included) that the kernel's table still lists, said in the summary as
+    # cases/_graphs.LEFT_LISTED says it, which is how tests/test_leftovers.py counts what a run left in the kernel.
+    left_listed: int = 0
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -56,7 +58,7 @@ class Exploration:
         stopped = ", the exploration stopped there: each may leave sockets behind" \
             if self.failed >= FAILURES_KEPT and (self.planned is None or self.checked < self.planned) else ""
         shrunk = f", the first {len(self.failures)} shrunk" if self.failed > len(self.failures) else ""
-        lines = [f"{head}; {self.failed} failed{stopped}{shrunk}; {self.left_listed} sockets stay listed"]
+        lines = [f"{head}; {self.failed} failed{stopped}{shrunk}; {LEFT_LISTED.format(self.left_listed)}"]
         for failure in self.failures:
             where = f" (reproducer: {failure.reproducer})" if failure.reproducer else ""
             first = failure.found.graph
