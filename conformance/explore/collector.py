@@ -60,11 +60,17 @@ class Exploration:
         shrunk = f", the first {len(self.failures)} shrunk" if self.failed > len(self.failures) else ""
         lines = [f"{head}; {self.failed} failed{stopped}{shrunk}; {LEFT_LISTED.format(self.left_listed)}"]
         for failure in self.failures:
-            where = f" (reproducer: {failure.reproducer})" if failure.reproducer else ""
+            where = f" (reproducer: {beside_the_report(failure.reproducer)})" if failure.reproducer else ""
             first = failure.found.graph
             shrunk = "" if failure.minimal.graph == first else f", shrunk from {first.text()}"
             lines.append(f"{failure.minimal.graph.text()}: {failure.minimal.problem}{shrunk}{where}")
         return "\n".join(lines)
+
+
+def beside_the_report(path: Path) -> str:
+    """A reproducer's path as a report names it: from the report's directory (reproducers/<file>), so that it holds
+    wherever the report and its reproducers are copied."""
+    return f"{path.parent.name}/{path.name}"
 
 
 def explore(graphs: Iterable[Graph], variant: Variant, reproducers: Path | None, origin: str,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from conformance import locks
 
 from . import lockactor, lockreproducer
+from .collector import beside_the_report
 from .lockmodel import FAMILIES, Model
 
 # What the platform answers for a conflict: POSIX fcntl allows both EACCES and EAGAIN for F_SETLK; flock's
@@ -249,7 +250,7 @@ class LockExploration:
             return head + ", all as the references say"
         lines = [f"{head}; {self.failed} differed" + (", the first shrunk" if self.failures else "")]
         for failure in self.failures or []:
-            where = f" (reproducer: {failure.reproducer})" if failure.reproducer else ""
+            where = f" (reproducer: {beside_the_report(failure.reproducer)})" if failure.reproducer else ""
             shrunk = "" if failure.minimal.history == failure.found.history else \
                 f" (shrunk from {len(failure.found.history)} steps)"
             lines.append(failure.minimal.text() + shrunk + where)
