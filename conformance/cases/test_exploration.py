@@ -74,7 +74,7 @@ def _explore(graphs, variant: Variant, request, tmp_path: Path, observe, origin:
 def _fail_on(*explorations: collector.Exploration) -> None:
     failed = [found.summary() for found in explorations if found.failed]
     if failed:
-        pytest.fail("\n".join(failed), pytrace=False)
+        pytest.fail(" / ".join(failed), pytrace=False)
 
 
 def _endless(variant: Variant, seed: int):
@@ -183,4 +183,4 @@ def test_random_lock_histories_agree_with_the_model(part, request, tmp_path, wor
             observe("explore.lock_steps_checked", found[-1].steps)
     failed = [one.summary() for one in found if one.failed]
     if failed:
-        pytest.fail("\n".join(failed), pytrace=False)
+        pytest.fail(" / ".join(failed), pytrace=False)

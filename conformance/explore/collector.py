@@ -63,8 +63,8 @@ class Exploration:
             where = f" (reproducer: {beside_the_report(failure.reproducer)})" if failure.reproducer else ""
             first = failure.found.graph
             shrunk = "" if failure.minimal.graph == first else f", shrunk from {first.text()}"
-            lines.append(f"{failure.minimal.graph.text()}: {failure.minimal.problem}{shrunk}{where}")
-        return "\n".join(lines)
+            lines.append(f"minimal: {failure.minimal.graph.text()}: {failure.minimal.problem}{shrunk}{where}")
+        return "; ".join(lines)  # one line: a report's reason is the failure's first line
 
 
 def beside_the_report(path: Path) -> str:

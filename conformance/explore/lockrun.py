@@ -253,8 +253,8 @@ class LockExploration:
             where = f" (reproducer: {beside_the_report(failure.reproducer)})" if failure.reproducer else ""
             shrunk = "" if failure.minimal.history == failure.found.history else \
                 f" (shrunk from {len(failure.found.history)} steps)"
-            lines.append(failure.minimal.text() + shrunk + where)
-        return "\n".join(lines)
+            lines.append("minimal: " + failure.minimal.text() + shrunk + where)
+        return "; ".join(lines)  # one line: a report's reason is the failure's first line
 
 
 def explore(histories, bench: Bench, reproducers, origin: str, stop_at: float | None = None) -> LockExploration:
