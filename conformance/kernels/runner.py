@@ -158,6 +158,10 @@ def _collect(run: Run, watched: console.Watched, staging: Path, options: Options
         for path in staging.iterdir():
             if path.suffix in REPORT_SUFFIXES:
                 shutil.move(str(path), str(destination / path.name))
+            elif path.name == "reproducers" and path.is_dir():  # what the exploration wrote, named by its reasons
+                (destination / path.name).mkdir(exist_ok=True)
+                for reproducer in path.iterdir():
+                    shutil.move(str(reproducer), str(destination / path.name / reproducer.name))
         run.report = destination / reports[0].name
     shutil.rmtree(staging, ignore_errors=True)
     say(f"  {run.label}: " + (f"{run.problem}; console log: {run.log}" if run.problem else
