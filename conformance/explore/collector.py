@@ -23,6 +23,7 @@ from .graphs import Graph, smaller
 
 FAILURES_KEPT = 3  # failing graphs after which an exploration stops: each leaks for good where the collector leaks
 SHRINK_TRIES = 40  # graphs tried while shrinking one failure, at most
+SHRINK_FAILURES = 3  # failing graphs while shrinking one failure, at most: each may stay in the kernel for good
 # Builds of each smaller graph. A collector that misses a graph in some builds only may let a smaller one pass by
 # chance, and the shrinking stop one step early; every further build of a failing one leaves more sockets behind.
 SHRINK_BUILDS = 1
@@ -114,7 +115,7 @@ def _shrink(finding: inflight.Finding, variant: Variant, names: str) -> tuple:
     fails in one of SHRINK_BUILDS builds), and the findings of every failing try."""
     current, failed_tries, tries = finding, [], 0
     progress = True
-    while progress and tries < SHRINK_TRIES:
+    while progress and tries < SHRINK_TRIES and len(failed_tries) < SHRINK_FAILURES:
         progress = False
         for candidate in smaller(current.graph):
             if tries >= SHRINK_TRIES:
