@@ -36,8 +36,8 @@ WORKERS_PER_CPU = 4
 MIN_WORKERS_LIMIT = 8
 WORKER_WORDS = ("auto", "logical")  # pytest-xdist's own: one per CPU, one per logical CPU
 
-# --stress N: each of the ~190 race-prone cases becomes N tests, and pytest holds every collected test in memory: at
-# 200 that is 38,600 tests (36,600 were collected in about 4 s and ~170 MB); five times more takes most of a gigabyte.
+# --stress N: each of the ~180 race-prone cases becomes N tests, and pytest holds every collected test in memory: at
+# 200 that is 36,600 tests, collected in about 4 s and ~170 MB (measured); five times more takes most of a gigabyte.
 MAX_STRESS_ITERATIONS = 200
 # --stress-seconds: a day, a generous overnight hunt; the budget must be a finite time.
 MAX_STRESS_SECONDS = 86400.0

@@ -101,7 +101,6 @@ def _seed(request, observe) -> int:
     return seed
 
 
-@pytest.mark.race("in-flight garbage collection")
 @pytest.mark.parametrize("part", [pytest.param(p, id=f"stream-{p + 1}of{PARTS}") for p in range(PARTS)])
 @pytest.mark.refs(COLLECTOR, f"{KSELFTEST} (its five shapes are among these graphs)")
 def test_every_small_graph_of_sockets_in_flight_is_collected_as_reachability_says(part, request, tmp_path, observe):
@@ -112,7 +111,6 @@ def test_every_small_graph_of_sockets_in_flight_is_collected_as_reachability_say
                       f"every graph of up to {MAX_NODES} sockets and {MAX_EDGES} edges, part {part + 1} of {PARTS}"))
 
 
-@pytest.mark.race("in-flight garbage collection")
 @pytest.mark.parametrize("variant", [pytest.param(v, id=str(v)) for v in SAMPLED])
 @pytest.mark.refs(COLLECTOR)
 def test_a_sample_of_larger_graphs_in_flight_is_collected_as_reachability_says(variant, request, tmp_path, observe):
