@@ -13,7 +13,6 @@ import pytest
 from conformance.explore import lockreproducer, lockrun
 from conformance.explore.lockmodel import EOF, Lock, Model
 from conformance.explore.lockrun import Step
-from conformance.harness.children import Helper
 
 PIDS = {0: 100, 1: 101, 2: 102}
 
@@ -92,6 +91,31 @@ def test_a_failed_flock_conversion_leaves_no_lock():
     assert model.locks == [Lock("flock", ("description", 1), "read", 0, EOF)]
 
 
+def test_a_passed_descriptor_is_the_same_description_in_another_process():
+    """unix(7): SCM_RIGHTS gives the receiver a descriptor of the same open file description, so its OFD lock is
+    the receiver's too, and survives the sender's exit; the sender's classic locks do not."""
+    model = model_with((0, "a"))
+    model.lock(0, "a", "ofd", "write", 0, 4)
+    model.lock(0, "a", "posix", "read", 8, 1)
+    model.passed(0, "a", 1, "b")
+    model.exit(0)
+    assert model.locks == [Lock("ofd", ("description", 0), "write", 0, 4)]
+    model.unlock(1, "b", "ofd", 1, 2)
+    assert model.query("posix", "read", 0, 0, PIDS) == {("write", 0, 1, -1), ("write", 3, 1, -1)}
+    model.close(1, "b")
+    assert model.locks == []
+
+
+def test_an_exit_closes_every_descriptor_of_the_process():
+    model = model_with((0, "a"), (1, "a"))
+    model.dup(0, "a", "b")
+    model.lock(0, "b", "flock", "write")
+    model.lock(0, "a", "posix", "write", 0, 1)
+    model.exit(0)
+    assert model.locks == [] and (0, "a") not in model.descriptors and (1, "a") in model.descriptors
+    assert model.lock(1, "a", "flock", "write") is None
+
+
 def test_a_history_names_only_descriptors_its_actor_holds():
     history = (Step(0, "open", ("a",)), Step(0, "dup", ("a", "b")), Step(0, "close", ("a",)),
                Step(0, "lock", ("b", "posix", "read", 0, 1)))
@@ -108,8 +132,8 @@ def bench(tmp_path):
     families = tuple(f for f in lockrun.available_families() if f != "flock")
     if "posix" not in families:
         pytest.skip("no classic POSIX locks here")
-    with Helper() as a, Helper() as b, Helper() as prober:
-        yield lockrun.Bench([a, b], prober, str(path), families, "independent")
+    with lockrun.Bench(2, str(path), families, "independent") as bench:
+        yield bench
 
 
 def test_the_kernel_agrees_with_the_model_on_random_histories(bench):
@@ -128,12 +152,24 @@ def test_a_model_that_forgets_to_merge_is_caught_and_shrunk(bench, tmp_path):
     assert found.failed > 0 and found.failures
     for failure in found.failures:
         steps = failure.minimal.history
-        # the smallest history that shows a merge: open, then two touching locks of one type
-        assert len(steps) == 3 and steps[0].operation == "open", failure.minimal.text()
-        assert [s.operation for s in steps[1:]] == ["lock", "lock"]
+        # a history that shows a merge: a description (opened, perhaps passed on), then two touching locks of one type
+        assert len(steps) <= 4 and steps[0].operation == "open", failure.minimal.text()
+        assert [s.operation for s in steps[-2:]] == ["lock", "lock"], failure.minimal.text()
         done = subprocess.run([sys.executable, "-I", str(failure.reproducer)], capture_output=True, text=True,
                               timeout=60)
         assert done.returncode == 1, done  # the kernel merges, as the planted model does not
+
+
+def test_a_lock_reproducer_replays_a_passed_descriptor_and_an_exit(tmp_path):
+    history = (Step(0, "open", ("a",)), Step(0, "lock", ("a", "ofd", "write", 0, 4)), Step(0, "pass", ("a", 1, "b")),
+               Step(0, "exit", ()), Step(1, "unlock", ("b", "ofd", 2, 1)))
+    if "ofd" not in lockrun.available_families():
+        pytest.skip("no OFD locks here")
+    for allowed, status in (([["write", 0, 2, -1], ["write", 3, 1, -1]], 0), ([["write", 0, 4, -1]], 1)):
+        path = lockreproducer.write(tmp_path / str(status), history, ("query", "ofd", "read", 0, 0, allowed),
+                                    "seen in a self-test", "a self-test")
+        done = subprocess.run([sys.executable, "-I", str(path)], capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stderr) == (status, ""), done
 
 
 def test_a_lock_reproducer_exits_0_where_the_platform_answers_as_the_references_say(tmp_path):

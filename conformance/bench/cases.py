@@ -30,7 +30,7 @@ from conformance.cases._support import require_lock_family
 from conformance.explore import inflight, lockrun
 from conformance.explore.graphs import every_graph
 from conformance.harness import rights
-from conformance.harness.children import Child, Helper
+from conformance.harness.children import Child
 from conformance.harness.deadlines import deadline
 from conformance.harness.privileges import fresh_uid
 from conformance.outcomes import require
@@ -267,9 +267,7 @@ def test_lock_history_steps(bench, observe, workdir):
     rng = random.Random(20261206)
     histories = [lockrun.random_history(rng, 3, 25, families) for _ in range(max(2, bench.iterations(LOCK_HISTORIES)))]
     steps = sum(len(history) for history in histories)
-    with contextlib.ExitStack() as stack:
-        helpers = [stack.enter_context(Helper()) for _ in range(4)]
-        runner = lockrun.Bench(helpers[:3], helpers[3], str(path), families, constants().FLOCK_VS_FCNTL)
+    with lockrun.Bench(3, str(path), families, constants().FLOCK_VS_FCNTL) as runner:
 
         def loop(count: int) -> None:
             for _ in range(count):

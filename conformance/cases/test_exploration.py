@@ -19,7 +19,6 @@ the collectors: Linux net/unix/garbage.c, FreeBSD sys/kern/uipc_usrreq.c (unp_gc
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
 from pathlib import Path
@@ -29,7 +28,6 @@ import pytest
 from conformance import settings
 from conformance.explore import collector, lockrun
 from conformance.explore.graphs import every_graph, random_graph
-from conformance.harness.children import Helper
 from conformance.outcomes import Unsupported
 from conformance.platforms import constants
 
@@ -156,10 +154,10 @@ def _endless_histories(seed: int, part: int, families: tuple):
 @pytest.mark.refs(LOCK_MODEL, "POSIX.1-2024 XSH fcntl(): record locking", "Linux fcntl(2): open file description locks",
                   "flock(2)")
 def test_random_lock_histories_agree_with_the_model(part, request, tmp_path, workdir, observe):
-    """Random histories of 3 processes (open, dup, close, lock and unlock of every family the platform has, on
-    byte ranges 0 to 11 and to the end of the file), each step's answer and then every other process's view of the
-    file (queries at every boundary, flock tries) compared with the model; a history that differs is shrunk and
-    written as a reproducer."""
+    """Random histories of 3 processes (open, dup, close, a descriptor passed to another process, a process's exit,
+    lock and unlock of every family the platform has, on byte ranges 0 to 11 and to the end of the file), each
+    step's answer and then every other process's view of the file (queries at every boundary, flock tries)
+    compared with the model; a history that differs is shrunk and written as a reproducer."""
     families = _lock_families()
     if not families:
         raise Unsupported("no lock family is available here")
@@ -168,9 +166,7 @@ def test_random_lock_histories_agree_with_the_model(part, request, tmp_path, wor
     reproducers = _reproducers(request, tmp_path)
     rng = random.Random(f"{SEED}-locks-{part}")
     fixed = [lockrun.random_history(rng, LOCK_ACTORS, LOCK_STEPS, families) for _ in range(LOCK_HISTORIES)]
-    with contextlib.ExitStack() as stack:
-        helpers = [stack.enter_context(Helper()) for _ in range(EXPLORE_LOCK_ACTORS + 1)]
-        bench = lockrun.Bench(helpers[:-1], helpers[-1], str(path), families, constants().FLOCK_VS_FCNTL)
+    with lockrun.Bench(EXPLORE_LOCK_ACTORS, str(path), families, constants().FLOCK_VS_FCNTL) as bench:
         found = [lockrun.explore(fixed, bench, reproducers, f"{LOCK_HISTORIES} histories, seed {SEED}-locks-{part}")]
         observe("lock_histories.steps_checked", found[0].steps)
         budget = _budget(request, LOCK_PARTS)

@@ -77,6 +77,17 @@ class Model:
     def dup(self, actor: int, name: str, new: str) -> None:
         self.descriptors[actor, new] = self.descriptors[actor, name]
 
+    def passed(self, actor: int, name: str, to: int, new: str) -> None:
+        """SCM_RIGHTS: the receiver's new descriptor refers to the sender's open file description (unix(7)), so an OFD
+        or flock lock on it is the same owner's in both processes."""
+        self.descriptors[to, new] = self.descriptors[actor, name]
+
+    def exit(self, actor: int) -> None:
+        """The process ends: every descriptor it has is closed (POSIX _exit), and with them its classic locks."""
+        for held_by, name in [key for key in self.descriptors if key[0] == actor]:
+            self.close(held_by, name)
+        self.locks = [lock for lock in self.locks if lock.owner != ("process", actor)]
+
     def close(self, actor: int, name: str) -> None:
         description = self.descriptors.pop((actor, name))
         self.locks = [lock for lock in self.locks if lock.owner != ("process", actor) or lock.family != "posix"]

@@ -24,7 +24,8 @@ REFERENCES = (
 _TEMPLATE = '''#!/usr/bin/env python3
 """Reproducer: a history of file locks where this platform's answer differs from what the references say.
 
-History (P<n> is the n-th process; a, b, ... its descriptors of one file):
+History (P<n> is the n-th process, a new one after its exit(); a, b, ... its descriptors of one file; pass(x, n, y)
+sends x with SCM_RIGHTS to P<n>, where it is y):
 {history}
 Check: {check_text}
 Seen: {problem}
@@ -37,10 +38,12 @@ The model's rules (conformance/explore/lockmodel.py) are quoted at the end of th
 Standard library only (Python 3.9 or later); the fcntl numbers and struct flock layout are this platform's.
 """
 
+import array
 import errno
 import fcntl
 import json
 import os
+import socket
 import struct
 import sys
 import tempfile
@@ -59,7 +62,7 @@ def pack(kind, start, length):
     return struct.pack(FLOCK_FORMAT, *(fields[name] for name in FLOCK_FIELDS))
 
 
-def step(path, held, operation, args):
+def step(path, held, inbox, operation, args):
     try:
         if operation == "open":
             held[args[0]] = os.open(path, os.O_RDWR)
@@ -67,6 +70,13 @@ def step(path, held, operation, args):
             held[args[1]] = os.dup(held[args[0]])
         elif operation == "close":
             os.close(held.pop(args[0]))
+        elif operation == "pass":  # SCM_RIGHTS to the other actor's inbox
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [held[args[0]]]))],
+                               0, os.path.join(os.path.dirname(path), f"in{{args[1]}}"))
+        elif operation == "take":
+            _, fds, _, _ = socket.recv_fds(inbox, 1, 1)
+            held[args[0]] = fds[0]
         elif operation in ("lock", "unlock"):
             name, family = args[0], args[1]
             kind, start, length = (args[2], args[3], args[4]) if operation == "lock" else ("unlock", args[2], args[3])
@@ -80,13 +90,47 @@ def step(path, held, operation, args):
     return None
 
 
-def actor(path, commands, answers):
+def actor(path, inbox, commands, answers):
     held = {{}}
     for line in commands:
         operation, args = json.loads(line)
-        answers.write(json.dumps(step(path, held, operation, args)) + "\\n")
+        answers.write(json.dumps(step(path, held, inbox, operation, args)) + "\\n")
         answers.flush()
-    os._exit(0)
+    os._exit(0)  # its descriptors close, and its locks go
+
+
+def start(path, number, others):
+    """A new process for actor `number`, its inbox bound first: (pid, commands, answers). It closes its copies of
+    the other actors' pipes, or an actor would never see the end of its commands."""
+    address = os.path.join(os.path.dirname(path), f"in{{number}}")
+    if os.path.exists(address):
+        os.unlink(address)
+    inbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    inbox.bind(address)
+    inbox.settimeout(10)  # a descriptor the kernel lost is an error, not a hang
+    from_parent, to_actor = os.pipe()
+    from_actor, to_parent = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(to_actor), os.close(from_actor)
+        for other in others:
+            if other is not None:
+                os.close(other[1].fileno()), os.close(other[2].fileno())
+        actor(path, inbox, os.fdopen(from_parent), os.fdopen(to_parent, "w"))
+    inbox.close(), os.close(from_parent), os.close(to_parent)
+    return pid, os.fdopen(to_actor, "w"), os.fdopen(from_actor)
+
+
+def ask(channel, operation, args):
+    commands, answers = channel[1], channel[2]
+    commands.write(json.dumps([operation, args]) + "\\n")
+    commands.flush()
+    return json.loads(answers.readline())
+
+
+def end(channel):
+    channel[1].close(), channel[2].close()
+    os.waitpid(channel[0], 0)
 
 
 def check(path, pids):
@@ -118,36 +162,32 @@ def main():
     with tempfile.TemporaryDirectory(prefix="locks-") as directory:
         path = os.path.join(directory, "file")
         open(path, "w").close()
-        channels, pids = [], {{}}
+        channels = [None] * ACTORS
         for number in range(ACTORS):
-            from_parent, to_actor = os.pipe()
-            from_actor, to_parent = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                os.close(to_actor), os.close(from_actor)
-                actor(path, os.fdopen(from_parent), os.fdopen(to_parent, "w"))
-            os.close(from_parent), os.close(to_parent)
-            channels.append((os.fdopen(to_actor, "w"), os.fdopen(from_actor)))
-            pids[pid] = number  # an l_pid names the actor
+            channels[number] = start(path, number, channels)
         try:
-            for number, operation, args in STEPS:
-                commands, answers = channels[number]
-                commands.write(json.dumps([operation, args]) + "\\n")
-                commands.flush()
-                answer = json.loads(answers.readline())
-                if CHECK[0] == "answer" and [number, operation, args] == STEPS[-1]:
+            for index, (number, operation, args) in enumerate(STEPS):
+                if operation == "exit":
+                    end(channels[number])
+                    channels[number] = None
+                    channels[number] = start(path, number, channels)
+                    answer = None
+                elif operation == "pass":
+                    answer = ask(channels[number], "pass", args) or ask(channels[args[1]], "take", [args[2]])
+                else:
+                    answer = ask(channels[number], operation, args)
+                if CHECK[0] == "answer" and index == len(STEPS) - 1:
                     conflict = answer in ("EAGAIN", "EACCES", "EWOULDBLOCK")
                     fine = conflict == CHECK[1] and (answer is None or conflict)
                     print(f"the last step answered {{answer or 'success'}}")
                     return 0 if fine else 1
-            seen, fine = check(path, pids)
+            seen, fine = check(path, {{channel[0]: number for number, channel in enumerate(channels)}})
             print(f"{{CHECK[0]}} check: seen {{seen}}" + ("" if fine else f", the references allow {{CHECK[-1]}}"))
             return 0 if fine else 1
         finally:
-            for commands, answers in channels:
-                commands.close(), answers.close()
-            for _ in channels:
-                os.wait()
+            for channel in channels:
+                if channel is not None:
+                    end(channel)
 
 
 if __name__ == "__main__":

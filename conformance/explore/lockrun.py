@@ -11,10 +11,13 @@ exactly when the model says. The first difference ends the history: a Finding, w
 from __future__ import annotations
 
 import random
+import shutil
 import time
 from dataclasses import dataclass
 
 from conformance import locks
+from conformance.harness.children import Helper
+from conformance.platforms.socket_paths import new_directory
 
 from . import lockactor, lockreproducer
 from .collector import beside_the_report
@@ -83,6 +86,15 @@ def random_history(rng: random.Random, actors: int, length: int, families: tuple
             name = rng.choice(mine)
             steps.append(Step(actor, "close", (name,)))
             mine.remove(name)
+        elif roll < 0.30 and actors > 1:
+            to = rng.choice([other for other in range(actors) if other != actor])
+            made[to] += 1
+            name = chr(ord("a") + made[to] - 1)
+            steps.append(Step(actor, "pass", (rng.choice(mine), to, name)))
+            names[to].append(name)
+        elif roll < 0.32:
+            steps.append(Step(actor, "exit", ()))
+            mine.clear()
         elif roll < 0.42:
             steps.append(Step(actor, "unlock", (rng.choice(mine), rng.choice(families), rng.randrange(8),
                                                 rng.choice((0, 1, 2, 3)))))
@@ -105,6 +117,10 @@ def predict(model: Model, step: Step) -> str | None:
         return model.lock(step.actor, *args)
     elif operation == "unlock":
         model.unlock(step.actor, *args)
+    elif operation == "pass":
+        model.passed(step.actor, *args)
+    elif operation == "exit":
+        model.exit(step.actor)
     return None
 
 
@@ -115,23 +131,64 @@ def valid(history: tuple) -> bool:
         if step.operation == "open":
             held.add((step.actor, step.args[0]))
             continue
+        if step.operation == "exit":
+            held = {key for key in held if key[0] != step.actor}
+            continue
         if (step.actor, step.args[0]) not in held:
             return False
         if step.operation == "dup":
             held.add((step.actor, step.args[1]))
+        elif step.operation == "pass":
+            held.add((step.args[1], step.args[2]))
         elif step.operation == "close":
             held.discard((step.actor, step.args[0]))
     return True
 
 
 class Bench:
-    """The processes a history runs in: `actors` Helpers and an outsider that probes; reset between histories."""
+    """The processes a history runs in: `actors` Helpers and an outsider that probes, made here and ended by close()
+    (or leaving the context); every actor's descriptors are closed between histories. An actor that exits is
+    replaced by a new process."""
 
-    def __init__(self, helpers: list, prober, path: str, families: tuple, flock_vs_fcntl: str,
-                 merges: bool = True) -> None:
-        self.helpers, self.prober, self.path = helpers, prober, path
-        self.families, self.flock_vs_fcntl, self.merges = families, flock_vs_fcntl, merges
-        self.pids = {actor: helper.pid for actor, helper in enumerate(helpers)}
+    def __init__(self, actors: int, path: str, families: tuple, flock_vs_fcntl: str, merges: bool = True) -> None:
+        self.path, self.families, self.flock_vs_fcntl, self.merges = path, families, flock_vs_fcntl, merges
+        self.helpers: list = []
+        self.prober = None
+        self.inboxes, _ = new_directory("in4294967295")  # the inboxes of passed descriptors: in<pid>
+
+        try:
+            self.helpers = [Helper() for _ in range(actors)]
+            self.prober = Helper()
+        except BaseException:
+            self.close()
+            raise
+        self.pids = {actor: helper.pid for actor, helper in enumerate(self.helpers)}
+
+    def close(self) -> None:
+        for helper in [*self.helpers, self.prober]:
+            if helper is not None:
+                helper.close()
+        shutil.rmtree(self.inboxes, ignore_errors=True)
+
+    def __enter__(self) -> Bench:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _act(self, step: Step) -> str | None:
+        """Carry the step out in its processes: None, or the errno name (or what went wrong) of its call."""
+        if step.operation == "exit":
+            self.helpers[step.actor].close()
+            self.helpers[step.actor] = Helper()
+            self.pids[step.actor] = self.helpers[step.actor].pid
+            return None
+        if step.operation == "pass":
+            name, to, new = step.args
+            address = self.helpers[to].call(lockactor.inbox, self.inboxes)
+            return self.helpers[step.actor].call(lockactor.send, address, name) or \
+                self.helpers[to].call(lockactor.take, new)
+        return self.helpers[step.actor].call(lockactor.step, self.path, step.operation, step.args)
 
     def run(self, history: tuple) -> tuple:
         """(steps checked, Finding or None). Every actor's descriptors are closed afterwards."""
@@ -149,7 +206,7 @@ class Bench:
     def _step(self, model: Model, step: Step) -> tuple | None:
         """None where the kernel answered as the model says, else (what differed, the check to repeat)."""
         expected = predict(model, step)
-        got = self.helpers[step.actor].call(lockactor.step, self.path, step.operation, step.args)
+        got = self._act(step)
         if (expected is None) != (got is None) or (got is not None and got not in CONFLICT_ERRNOS):
             return (f"the call answered {got or 'success'}, the model {expected or 'success'}",
                     ("answer", expected is not None))
