@@ -161,7 +161,7 @@ def test_a_model_that_forgets_to_merge_is_caught_and_shrunk(bench, tmp_path):
 
 
 def test_a_lock_reproducer_replays_a_passed_descriptor_and_an_exit(tmp_path):
-    history = (Step(0, "open", ("a",)), Step(0, "lock", ("a", "ofd", "write", 0, 4)), Step(0, "pass", ("a", 1, "b")),
+    history = (Step(0, "open", ("a",)), Step(0, "lock", ("a", "ofd", "write", 0, 4)), Step(0, "send", ("a", 1, "b")),
                Step(0, "exit", ()), Step(1, "unlock", ("b", "ofd", 2, 1)))
     if "ofd" not in lockrun.available_families():
         pytest.skip("no OFD locks here")

@@ -24,7 +24,7 @@ REFERENCES = (
 _TEMPLATE = '''#!/usr/bin/env python3
 """Reproducer: a history of file locks where this platform's answer differs from what the references say.
 
-History (P<n> is the n-th process, a new one after its exit(); a, b, ... its descriptors of one file; pass(x, n, y)
+History (P<n> is the n-th process, a new one after its exit(); a, b, ... its descriptors of one file; send(x, n, y)
 sends x with SCM_RIGHTS to P<n>, where it is y):
 {history}
 Check: {check_text}
@@ -70,7 +70,7 @@ def step(path, held, inbox, operation, args):
             held[args[1]] = os.dup(held[args[0]])
         elif operation == "close":
             os.close(held.pop(args[0]))
-        elif operation == "pass":  # SCM_RIGHTS to the other actor's inbox
+        elif operation == "send":  # SCM_RIGHTS to the other actor's inbox
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
                 sock.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [held[args[0]]]))],
                                0, os.path.join(os.path.dirname(path), f"in{{args[1]}}"))
@@ -172,8 +172,8 @@ def main():
                     channels[number] = None
                     channels[number] = start(path, number, channels)
                     answer = None
-                elif operation == "pass":
-                    answer = ask(channels[number], "pass", args) or ask(channels[args[1]], "take", [args[2]])
+                elif operation == "send":
+                    answer = ask(channels[number], "send", args) or ask(channels[args[1]], "take", [args[2]])
                 else:
                     answer = ask(channels[number], operation, args)
                 if CHECK[0] == "answer" and index == len(STEPS) - 1:

@@ -90,7 +90,7 @@ def random_history(rng: random.Random, actors: int, length: int, families: tuple
             to = rng.choice([other for other in range(actors) if other != actor])
             made[to] += 1
             name = chr(ord("a") + made[to] - 1)
-            steps.append(Step(actor, "pass", (rng.choice(mine), to, name)))
+            steps.append(Step(actor, "send", (rng.choice(mine), to, name)))
             names[to].append(name)
         elif roll < 0.32:
             steps.append(Step(actor, "exit", ()))
@@ -117,7 +117,7 @@ def predict(model: Model, step: Step) -> str | None:
         return model.lock(step.actor, *args)
     elif operation == "unlock":
         model.unlock(step.actor, *args)
-    elif operation == "pass":
+    elif operation == "send":
         model.passed(step.actor, *args)
     elif operation == "exit":
         model.exit(step.actor)
@@ -138,7 +138,7 @@ def valid(history: tuple) -> bool:
             return False
         if step.operation == "dup":
             held.add((step.actor, step.args[1]))
-        elif step.operation == "pass":
+        elif step.operation == "send":
             held.add((step.args[1], step.args[2]))
         elif step.operation == "close":
             held.discard((step.actor, step.args[0]))
@@ -183,7 +183,7 @@ class Bench:
             self.helpers[step.actor] = Helper()
             self.pids[step.actor] = self.helpers[step.actor].pid
             return None
-        if step.operation == "pass":
+        if step.operation == "send":
             name, to, new = step.args
             address = self.helpers[to].call(lockactor.inbox, self.inboxes)
             return self.helpers[step.actor].call(lockactor.send, address, name) or \
