@@ -228,6 +228,37 @@ except Terminated:
 """
 
 
+PLUGGY_SCRIPT = """
+import signal, sys, time, types
+from conformance.interruption import Interruption
+interruption = Interruption(deferring=False)
+interruption.install()
+in_pluggy = types.SimpleNamespace(f_code=types.SimpleNamespace(co_filename="/x/site-packages/pluggy/_callers.py"))
+
+def spin(seconds):
+    give_up = time.monotonic() + seconds
+    while time.monotonic() < give_up:
+        pass
+
+try:
+    interruption.handle(signal.SIGINT, in_pluggy)  # as if it had landed in pluggy's hook loop: not raised there
+    print("not raised in pluggy", interruption.postponed)
+    spin(5.0)  # sent again, it lands here
+    print("not raised")
+except KeyboardInterrupt:
+    print("raised", interruption.signal, interruption.stopping)
+"""
+
+
+def test_a_signal_that_lands_in_pluggys_hook_loop_is_raised_again_outside_it():
+    """pluggy's _multicall cannot unwind from an exception raised between its `try` and the assignment of its
+    teardowns (pytest ended with an INTERNALERROR UnboundLocalError once in a random-signal run): a signal that lands
+    in pluggy is sent again, and raised where the run can unwind."""
+    done = subprocess.run([sys.executable, "-c", PLUGGY_SCRIPT], capture_output=True, text=True, timeout=30,
+                          cwd=nested_run.ROOT)
+    assert (done.stdout, done.stderr) == ("not raised in pluggy 1\nraised SIGINT True\n", ""), done
+
+
 def test_a_signal_that_lands_in_a_finaliser_is_raised_again_from_ordinary_code():
     """Python can only print and drop an exception raised in a finaliser or a weakref callback (seen as "Exception
     ignored in: <function _get_module_lock.<locals>.cb>" when a SIGTERM landed in an import): the Interruption sends
