@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import array
 import errno
 import faulthandler
 import os
 import resource
 import select
 import signal
+import socket
 import time
 
 import pytest
@@ -20,12 +22,15 @@ from conformance.harness.children import (
     ChildDidNotReport,
     ChildTimeout,
     Exec,
+    ForeignHelper,
     Helper,
     RemoteTraceback,
     kept_children,
     kill_all,
     live_children,
+    replace_image,
     run_in_child,
+    serve_forked,
 )
 from conformance.outcomes import HarnessError
 
@@ -318,3 +323,90 @@ def test_killing_a_child_that_someone_else_reaped_raises_nothing():
         os.waitpid(child.pid, 0)  # the sweep's doing
     finally:
         child.kill()
+
+
+# ---- a request answered later, a new image in a helper, a helper's own child -----------------------------------
+
+def test_a_request_is_answered_when_it_is_taken():
+    with Helper() as helper:
+        helper.request(time.sleep, 0.3)
+        assert helper.pending and not helper.answered()
+        with pytest.raises(RuntimeError, match="pending"):
+            helper.call(os.getpid)
+        with pytest.raises(ChildTimeout):
+            helper.answer(0.01)
+        assert helper.pending  # a late answer is still this request's
+        assert helper.answer(5) is None and not helper.pending
+        assert helper.call(os.getpid) == helper.pid
+        helper.request(time.sleep, 60)
+        helper.close(kill=True)  # asleep: it would never read the end of its channel
+    assert_gone(helper.pid)
+
+
+_kept_open: list = []
+
+
+def open_a_pipe_and_exec():
+    r, w = os.pipe()  # close-on-exec, as Python makes them
+    os.set_inheritable(w, True)
+    _kept_open[:] = [r, w]
+    replace_image(after_the_exec, (r, w))
+
+
+def after_the_exec(fds):
+    def is_open(fd):
+        try:
+            os.fstat(fd)
+        except OSError:
+            return False
+        return True
+    r, w = fds
+    open_now = (is_open(r), is_open(w))
+    if open_now[1]:
+        os.close(w)
+    return os.getpid(), open(f"/proc/{os.getpid()}/cmdline").read().split("\0")[1:3] if \
+        os.path.exists("/proc/self/cmdline") else None, open_now
+
+
+def test_a_helper_replaced_by_a_new_image_keeps_its_pid_and_what_is_not_close_on_exec():
+    with Helper() as helper:
+        pid, arguments, open_now = helper.call(open_a_pipe_and_exec)
+        assert pid == helper.pid and open_now == (False, True)
+        assert arguments in (None, ["-I", "-S"])
+        assert helper.call(os.getpid) == helper.pid  # it serves the same channel
+    assert_gone(helper.pid)
+
+
+def test_replace_image_runs_only_in_a_helper():
+    with pytest.raises(RuntimeError, match="only in a Helper"):
+        replace_image(after_the_exec, (-1, -1))
+
+
+def fork_a_helper(address: str) -> int:
+    """In a helper: fork a child that serves one end of a new channel, and send the other end to address."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the child
+    mine, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        mine.close()
+        serve_forked(theirs.detach())
+    with mine, theirs, socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+        sender.sendmsg([b"c"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [mine.fileno()]))], 0, address)
+    return pid
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["ended", "killed"])
+def test_a_helpers_own_child_is_reached_and_ends_before_its_parent(tmp_path, kill):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as inbox, Helper() as parent:
+        inbox.bind(str(tmp_path / "in"))
+        pid = parent.call(fork_a_helper, str(tmp_path / "in"))
+        _, fds, _, _ = socket.recv_fds(inbox, 1, 1)
+        child = ForeignHelper(pid, fds[0])
+        assert child.call(os.getpid) == pid and child.call(os.getppid) == parent.pid
+        if kill:
+            child.request(time.sleep, 60)
+        child.close(kill=kill)
+        assert not child.alive
+        with pytest.raises(ProcessLookupError):  # reaped by the kernel for its parent, still alive
+            os.kill(pid, 0)
+        assert parent.call(os.getpid) == parent.pid

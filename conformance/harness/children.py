@@ -16,11 +16,13 @@ from __future__ import annotations
 import errno
 import gc
 import io
+import json
 import os
 import pickle
 import signal
 import socket
 import struct
+import sys
 import time
 import traceback
 import warnings
@@ -362,17 +364,71 @@ def _helper_main(channel: int, mask: set) -> None:
         os.closerange(3, channel)
         os.closerange(channel + 1, highest + 1)
         _write_all(channel, b"R")
-        while True:
-            request = _receive_message(channel)
-            if request is None:
-                break
-            try:
-                fn, args, kwargs = pickle.loads(request)
-            except BaseException as e:
-                data = _pickled((_RAISE, e, traceback.format_exc()))
-            else:
-                data, _ = _report_of(fn, args, kwargs)
-            _send_message(channel, data)
+        _serve(channel)
+    finally:
+        os._exit(0)
+
+
+_serving: list = []  # in a helper: the channel it answers on
+
+
+def _serve(channel: int) -> None:
+    _serving[:] = [channel]
+    while True:
+        request = _receive_message(channel)
+        if request is None:
+            break
+        try:
+            fn, args, kwargs = pickle.loads(request)
+        except BaseException as e:
+            data = _pickled((_RAISE, e, traceback.format_exc()))
+        else:
+            data, _ = _report_of(fn, args, kwargs)
+        _send_message(channel, data)
+
+
+# The new image replace_image() starts: the parent's module path first, then the rest in the harness.
+_AFTER_EXEC = ("import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
+               "from conformance.harness.children import _serve_after_exec; _serve_after_exec()")
+
+
+def replace_image(restore: Callable, state: Any) -> None:
+    """In a helper, within a request: execve a new Python interpreter in this process (same pid, the descriptors
+    that are not close-on-exec kept) that calls restore(state), answers the request with what that returns and
+    serves the same channel from then on. Returns only by raising, where the exec failed."""
+    if not _serving:
+        raise RuntimeError("replace_image() runs only in a Helper, within a request")
+    channel = _serving[0]
+    # The directory this package is in first: an editable install finds it by a hook that -S leaves out.
+    path = [os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))]
+    path += [os.path.abspath(entry) for entry in sys.path]
+    argv = [sys.executable, "-I", "-S", "-c", _AFTER_EXEC, str(channel), json.dumps(path),
+            pickle.dumps((restore, state)).hex()]
+    os.set_inheritable(channel, True)
+    try:
+        for number in _IGNORED_BY_PYTHON:
+            signal.signal(number, signal.SIG_DFL)
+        os.execv(sys.executable, argv)
+    finally:
+        os.set_inheritable(channel, False)
+        for number in _IGNORED_BY_PYTHON:
+            signal.signal(number, signal.SIG_IGN)
+
+
+def _restored(payload: str) -> Any:
+    restore, state = pickle.loads(bytes.fromhex(payload))
+    return restore(state)
+
+
+def _serve_after_exec() -> None:
+    """The new image of replace_image(): never returns."""
+    try:
+        channel = int(sys.argv[1])
+        os.set_inheritable(channel, False)
+        gc.disable()  # as in _helper_main
+        data, _ = _report_of(_restored, (sys.argv[3],), {})
+        _send_message(channel, data)
+        _serve(channel)
     finally:
         os._exit(0)
 
@@ -407,6 +463,7 @@ class Helper:
         try:
             os.close(child_end)
             self.pid, self._fd, self._owner, self._status = pid, parent_end, os.getpid(), None
+            self._pending = False
             _kept[pid] = self
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
@@ -427,6 +484,8 @@ class Helper:
         """fn(*args, **kwargs) run in the helper: its return value, or its exception raised again."""
         if self._fd is None or os.getpid() != self._owner:
             return run_in_child(fn, *args, timeout=timeout, **kwargs)
+        if self._pending:
+            raise RuntimeError(f"helper {self.pid} has a request pending: take its answer first")
         try:
             request = pickle.dumps((fn, args, kwargs))
         except Exception:
@@ -442,6 +501,41 @@ class Helper:
         except BaseException:  # an answer that never came, or came late, must not be the next question's
             self.close(kill=True)
             raise
+        return self._unpacked(data)
+
+    @property
+    def pending(self) -> bool:
+        """Whether a request() waits for its answer to be taken."""
+        return self._pending
+
+    def request(self, fn: Callable, *args: Any, **kwargs: Any) -> None:
+        """Ask fn(*args, **kwargs) of the helper without waiting: answer() takes the answer, answered() says whether it
+        has come. For a call that may sleep (a lock waiter); nothing else may be asked until the answer is taken."""
+        if self._fd is None or os.getpid() != self._owner or self._pending:
+            raise RuntimeError(f"helper {self.pid} cannot take a request now")
+        _send_message(self._fd, pickle.dumps((fn, args, kwargs)))
+        self._pending = True
+
+    def answered(self) -> bool:
+        """Whether the answer to request() has come (or the helper has ended)."""
+        return self._pending and readable(self._fd, 0)
+
+    def answer(self, timeout: float = DEFAULT_DEADLINE) -> Any:
+        """The answer to request(), as call() returns it. ChildTimeout if none comes within timeout: the request is
+        still pending then, and the helper is left as it is (close(kill=True) ends it)."""
+        if not self._pending:
+            raise RuntimeError(f"helper {self.pid} has no request pending")
+        if not readable(self._fd, timeout):
+            raise ChildTimeout(f"helper {self.pid} did not answer within {timeout:g} s")
+        self._pending = False
+        try:
+            data = _receive_message(self._fd, time.monotonic() + DEFAULT_DEADLINE)
+        except BaseException:
+            self.close(kill=True)
+            raise
+        return self._unpacked(data)
+
+    def _unpacked(self, data: bytes | None) -> Any:
         if data is None:
             self.close()
             raise ChildCrashed(f"helper {self.pid} {_wait_status(self._status)} before answering")
@@ -455,6 +549,7 @@ class Helper:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        self._pending = False
         if self._status is not None:
             return
         if kill:
@@ -483,6 +578,79 @@ class Helper:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ForeignHelper(Helper):
+    """A helper this process did not fork: one a Helper forked within a request (serve_forked), reached through a
+    channel passed here. Its parent must ignore SIGCHLD, so that the kernel reaps it when it ends (POSIX XSI
+    waitpid: children of a process that ignores SIGCHLD do not become zombies); close() waits until it has ended,
+    seen as the end of its channel (no other process holds that), and must come before its parent's end, or it
+    would be left to init. Never signalled once its channel has ended: its pid may be another process's by then."""
+
+    def __init__(self, pid: int, channel: int, timeout: float = DEFAULT_DEADLINE) -> None:
+        self.pid, self._fd, self._owner, self._status, self._pending = pid, channel, os.getpid(), None, False
+        try:
+            ready = _receive_exact(self._fd, 1, time.monotonic() + timeout)
+        except BaseException:
+            self.close(kill=True)
+            raise
+        if ready != b"R":
+            self.close(kill=True)
+            raise ChildCrashed(f"helper {pid} ended before it was ready")
+
+    def close(self, kill: bool = False, timeout: float = DEFAULT_DEADLINE) -> None:
+        if self._fd is None:
+            return
+        self._pending = False
+        try:
+            with socket.socket(fileno=os.dup(self._fd)) as end:
+                end.shutdown(socket.SHUT_WR)  # it reads the end of its requests, and exits
+            if kill or not self._ended(timeout):
+                if not self._ended(0):
+                    os.kill(self.pid, signal.SIGKILL)
+                if not self._ended(timeout):
+                    raise HarnessError(f"helper {self.pid} outlived SIGKILL")
+        finally:
+            os.close(self._fd)
+            self._fd = None
+        self._gone(timeout)
+        self._status = 0  # reaped by the kernel for its parent: its status is not ours to know
+
+    def _gone(self, timeout: float) -> None:
+        """Wait until the kernel has reaped it: its channel ends when it closes its descriptors, a little before it
+        exits, and a parent that ends first would leave it to init. Asked with signal 0 only: not a signal sent."""
+        deadline, pause = time.monotonic() + timeout, REAP_FIRST_PAUSE
+        while time.monotonic() < deadline:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, REAP_MAX_PAUSE)
+        raise HarnessError(f"helper {self.pid} was not reaped: does its parent ignore SIGCHLD?")
+
+    def _ended(self, timeout: float) -> bool:
+        """Whether its channel ends within timeout (what it still sends is dropped)."""
+        deadline = time.monotonic() + timeout
+        while readable(self._fd, max(0.0, deadline - time.monotonic())):
+            try:
+                if not os.read(self._fd, 65536):
+                    return True
+            except ConnectionResetError:
+                return True
+        return False
+
+
+def serve_forked(channel: int) -> None:
+    """In a process a Helper just forked within a request: stop serving the parent's channel and serve `channel`
+    instead, as a ForeignHelper's. Never returns."""
+    try:
+        if _serving:
+            os.close(_serving[0])
+        _write_all(channel, b"R")
+        _serve(channel)
+    finally:
+        os._exit(0)
 
 
 def live_children() -> set[int]:

@@ -39,6 +39,13 @@ def waiters(path, pid: int) -> int | None:
     return None if listed is None else sum(1 for fields in listed if fields[5] in (str(pid), "-1"))
 
 
+def blocked(path) -> list[tuple[str, str, str, str, str]] | None:
+    """Every waiter the kernel lists on this file, as (class, type, pid, start, end) strings, end inclusive or "EOF"
+    (fs/locks.c lock_get_status); None where it cannot tell."""
+    listed = _waiter_lines(path)
+    return None if listed is None else [(f[2], f[4], f[5], f[7], f[8]) for f in listed if len(f) > 8]
+
+
 def all_waiters(path) -> int | None:
     """How many waiters the kernel lists on this file, whoever they are ("->" lines, as `waiters` reads them); None
     where it cannot tell. A case whose waiters are all its own knows from it that every one still pending sleeps."""
