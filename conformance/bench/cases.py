@@ -27,7 +27,7 @@ import pytest
 from conformance import locks, native
 from conformance.cases._graphs import Variant
 from conformance.cases._support import require_lock_family
-from conformance.explore import inflight, lockrun
+from conformance.explore import inflight, lockhistory, lockrun
 from conformance.explore.graphs import every_graph
 from conformance.harness import rights
 from conformance.harness.children import Child
@@ -265,7 +265,8 @@ def test_lock_history_steps(bench, observe, workdir):
     path = workdir / "locked"
     path.write_bytes(b"")
     rng = random.Random(20261206)
-    histories = [lockrun.random_history(rng, 3, 25, families) for _ in range(max(2, bench.iterations(LOCK_HISTORIES)))]
+    histories = [lockhistory.random_history(rng, 3, 25, families, constants().FLOCK_VS_FCNTL)
+                 for _ in range(max(2, bench.iterations(LOCK_HISTORIES)))]
     steps = sum(len(history) for history in histories)
     with lockrun.Bench(3, str(path), families, constants().FLOCK_VS_FCNTL) as runner:
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from conformance import settings
-from conformance.explore import collector, lockrun
+from conformance.explore import collector, lockhistory, lockrun
 from conformance.explore.graphs import every_graph, random_graph
 from conformance.outcomes import Unsupported
 from conformance.platforms import constants
@@ -146,18 +146,20 @@ def _lock_families() -> tuple:
 def _endless_histories(seed: int, part: int, families: tuple):
     rng = random.Random(f"{seed}-locks-{part}")
     while True:
-        yield lockrun.random_history(rng, rng.randint(2, EXPLORE_LOCK_ACTORS), rng.randint(5, EXPLORE_LOCK_STEPS),
-                                     families)
+        yield lockhistory.random_history(rng, rng.randint(2, EXPLORE_LOCK_ACTORS),
+                                         rng.randint(5, EXPLORE_LOCK_STEPS), families, constants().FLOCK_VS_FCNTL)
 
 
 @pytest.mark.parametrize("part", [pytest.param(p, id=f"histories-{p + 1}of{LOCK_PARTS}") for p in range(LOCK_PARTS)])
 @pytest.mark.refs(LOCK_MODEL, "POSIX.1-2024 XSH fcntl(): record locking", "Linux fcntl(2): open file description locks",
                   "flock(2)")
 def test_random_lock_histories_agree_with_the_model(part, request, tmp_path, workdir, observe):
-    """Random histories of 3 processes (open, dup, close, a descriptor passed to another process, a process's exit,
-    lock and unlock of every family the platform has, on byte ranges 0 to 11 and to the end of the file), each
-    step's answer and then every other process's view of the file (queries at every boundary, flock tries)
-    compared with the model; a history that differs is shrunk and written as a reproducer."""
+    """Random histories of 3 processes (open, open close-on-exec, dup, close, a descriptor passed to another process, a
+    process's exit, fork, exec, lock, lock-and-wait and unlock of every family the platform has, on byte ranges 0
+    to 11 and to the end of the file), each step's answer (for an exec, the descriptors it keeps), the waiters it
+    must wake and those that must sleep on (in the kernel's lock table where it has one), then every other
+    process's view of the file (queries at every boundary, flock tries) compared with the model; a history that
+    differs is shrunk and written as a reproducer."""
     families = _lock_families()
     if not families:
         raise Unsupported("no lock family is available here")
@@ -165,7 +167,8 @@ def test_random_lock_histories_agree_with_the_model(part, request, tmp_path, wor
     path.write_bytes(b"")
     reproducers = _reproducers(request, tmp_path)
     rng = random.Random(f"{SEED}-locks-{part}")
-    fixed = [lockrun.random_history(rng, LOCK_ACTORS, LOCK_STEPS, families) for _ in range(LOCK_HISTORIES)]
+    fixed = [lockhistory.random_history(rng, LOCK_ACTORS, LOCK_STEPS, families, constants().FLOCK_VS_FCNTL)
+             for _ in range(LOCK_HISTORIES)]
     with lockrun.Bench(EXPLORE_LOCK_ACTORS, str(path), families, constants().FLOCK_VS_FCNTL) as bench:
         found = [lockrun.explore(fixed, bench, reproducers, f"{LOCK_HISTORIES} histories, seed {SEED}-locks-{part}")]
         observe("lock_histories.steps_checked", found[0].steps)

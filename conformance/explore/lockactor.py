@@ -8,31 +8,42 @@ import array
 import errno
 import fcntl
 import os
+import signal
 import socket
 
 from conformance import locks
+from conformance.harness.children import replace_image, serve_forked
 
 _descriptors: dict = {}  # name -> fd, in an actor's process
 
 
 def reset() -> None:
-    """Close every descriptor this actor holds: its locks go with them."""
+    """Close every descriptor this actor holds: its locks go with them. Its forked children have ended by now."""
     while _descriptors:
         os.close(_descriptors.popitem()[1])
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 
 def step(path: str, operation: str, args: tuple) -> str | None:
     """One step of a history: None, or the errno name the call failed with."""
     try:
-        if operation == "open":
-            _descriptors[args[0]] = os.open(path, os.O_RDWR)
-        elif operation == "dup":
-            _descriptors[args[1]] = os.dup(_descriptors[args[0]])
+        if operation == "open":  # Python marks what it opens close-on-exec: only a "cloexec" open keeps the mark
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            if "cloexec" not in args[1:]:
+                os.set_inheritable(fd, True)
+            _descriptors[args[0]] = fd
+        elif operation == "dup":  # F_DUPFD, as dup(2): the new descriptor is not close-on-exec (os.dup's would be)
+            _descriptors[args[1]] = fcntl.fcntl(_descriptors[args[0]], fcntl.F_DUPFD, 0)
+        elif operation == "exec":
+            return exec_image()
         elif operation == "close":
             os.close(_descriptors.pop(args[0]))
         elif operation == "lock":
             name, family, kind, start, length = args
             locks.family(family).lock(_descriptors[name], kind, start, length)
+        elif operation == "wait":  # sleeps until granted (F_SETLKW, F_OFD_SETLKW, flock without LOCK_NB)
+            name, family, kind, start, length = args
+            locks.family(family).lock(_descriptors[name], kind, start, length, wait=True)
         elif operation == "unlock":
             name, family, start, length = args
             locks.family(family).unlock(_descriptors[name], start, length)
@@ -41,6 +52,57 @@ def step(path: str, operation: str, args: tuple) -> str | None:
     except OSError as e:
         return errno.errorcode.get(e.errno, str(e.errno))
     return None
+
+
+def exec_image() -> list:
+    """Replace this process's image with a new interpreter (harness.children.replace_image), which takes back the
+    descriptors the exec left open: the names it keeps, sorted."""
+    state = {name: (fd, *_identity(fd)) for name, fd in _descriptors.items()}
+    inbox_fd = _inbox[0].fileno() if _inbox else None
+    if inbox_fd is not None:
+        os.set_inheritable(inbox_fd, True)
+    try:
+        replace_image(restore, (state, inbox_fd))
+    finally:  # reached only where the exec failed
+        if inbox_fd is not None:
+            os.set_inheritable(inbox_fd, False)
+    raise AssertionError("unreachable")
+
+
+def fork() -> int:
+    """Fork this actor: the child keeps every descriptor (the same open file descriptions, the same close-on-exec
+    marks) and serves the channel waiting in this process's inbox; its pid. This process ignores SIGCHLD from now
+    on, so its children are reaped by the kernel when they end (harness.children.ForeignHelper)."""
+    _inbox[0].setblocking(False)
+    _, fds, _, _ = socket.recv_fds(_inbox[0], 1, 1)
+    (channel,) = fds
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    pid = os.fork()
+    if pid == 0:
+        _inbox.pop().close()  # the parent's; this process binds its own at its first inbox()
+        serve_forked(channel)
+    os.close(channel)
+    return pid
+
+
+def _identity(fd: int) -> tuple:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def restore(state: tuple) -> list:
+    """In the new image: the descriptors still open that are the ones the old image had, by number and file."""
+    held, inbox_fd = state
+    for name, (fd, dev, ino) in held.items():
+        try:
+            if _identity(fd) == (dev, ino):
+                _descriptors[name] = fd
+        except OSError:  # closed by the exec
+            pass
+    if inbox_fd is not None:
+        _inbox.append(socket.socket(fileno=inbox_fd))
+        os.set_inheritable(inbox_fd, False)
+    return sorted(_descriptors)
 
 
 def probe(path: str, points: list, queried: tuple) -> dict:

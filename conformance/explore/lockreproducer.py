@@ -13,19 +13,25 @@ from pathlib import Path
 from conformance import locks
 from conformance.platforms import constants
 
+from .lockhistory import advance
+from .lockmodel import Model
 from .lockmodel import __doc__ as MODEL_TEXT
 
 REFERENCES = (
     "POSIX.1-2024 XSH fcntl(): record locking, F_GETLK, F_SETLK, F_OFD_GETLK, F_OFD_SETLK",
     "Linux fcntl(2): open file description locks; flock(2); Linux fs/locks.c posix_lock_inode, flock_lock_inode",
     "FreeBSD sys/kern/kern_lockf.c lf_setlock, lf_getlock",
+    "Linux fs/locks.c lock_get_status (/proc/locks, proc_locks(5)): the table of held locks and waiters",
 )
 
 _TEMPLATE = '''#!/usr/bin/env python3
 """Reproducer: a history of file locks where this platform's answer differs from what the references say.
 
 History (P<n> is the n-th process, a new one after its exit(); a, b, ... its descriptors of one file; send(x, n, y)
-sends x with SCM_RIGHTS to P<n>, where it is y):
+sends x with SCM_RIGHTS to P<n>, where it is y; fork(n) forks a child that takes the place of P<n>, which exits
+first; exec() execs this file again in the process, open(x, cloexec) marks x close-on-exec; wait() is a lock that
+waits, F_SETLKW or flock without LOCK_NB, and "(sleeps)" marks one the references say must wait; "then P<n> is
+granted" a waiter they say this step wakes):
 {history}
 Check: {check_text}
 Seen: {problem}
@@ -43,6 +49,8 @@ import errno
 import fcntl
 import json
 import os
+import select
+import signal
 import socket
 import struct
 import sys
@@ -50,7 +58,10 @@ import tempfile
 
 STEPS = {steps}
 CHECK = {check}
-COMMANDS = {commands}  # family -> (query, set-lock)
+COMMANDS = {commands}  # family -> (query, set-lock, set-lock-and-wait)
+TABLE = {table!r}  # the kernel's table of file locks, where it lists waiters (Linux: fs/locks.c lock_get_status)
+GRANTED_WITHIN = 10  # seconds a woken waiter has to answer
+QUIET_FOR = 1  # seconds a waiter must stay silent where there is no table to ask
 TYPES = {types}  # read, write, unlock -> l_type
 FLOCK_FORMAT, FLOCK_FIELDS = {flock_format!r}, {flock_fields!r}
 ACTORS = {actors}
@@ -64,10 +75,11 @@ def pack(kind, start, length):
 
 def step(path, held, inbox, operation, args):
     try:
-        if operation == "open":
-            held[args[0]] = os.open(path, os.O_RDWR)
-        elif operation == "dup":
-            held[args[1]] = os.dup(held[args[0]])
+        if operation == "open":  # Python opens close-on-exec: only a "cloexec" open keeps the mark
+            held[args[0]] = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            os.set_inheritable(held[args[0]], "cloexec" not in args[1:])
+        elif operation == "dup":  # as dup(2): not close-on-exec
+            held[args[1]] = fcntl.fcntl(held[args[0]], fcntl.F_DUPFD, 0)
         elif operation == "close":
             os.close(held.pop(args[0]))
         elif operation == "send":  # SCM_RIGHTS to the other actor's inbox
@@ -77,37 +89,90 @@ def step(path, held, inbox, operation, args):
         elif operation == "take":
             _, fds, _, _ = socket.recv_fds(inbox, 1, 1)
             held[args[0]] = fds[0]
-        elif operation in ("lock", "unlock"):
+        elif operation in ("lock", "wait", "unlock"):
             name, family = args[0], args[1]
-            kind, start, length = (args[2], args[3], args[4]) if operation == "lock" else ("unlock", args[2], args[3])
+            kind, start, length = ("unlock", args[2], args[3]) if operation == "unlock" else (args[2], args[3], args[4])
             if family == "flock":
                 mode = {{"read": fcntl.LOCK_SH, "write": fcntl.LOCK_EX, "unlock": fcntl.LOCK_UN}}[kind]
-                fcntl.flock(held[name], mode | fcntl.LOCK_NB)
+                fcntl.flock(held[name], mode if operation == "wait" else mode | fcntl.LOCK_NB)
             else:
-                fcntl.fcntl(held[name], COMMANDS[family][1], pack(kind, start, length))
+                command = COMMANDS[family][2 if operation == "wait" else 1]
+                fcntl.fcntl(held[name], command, pack(kind, start, length))
     except OSError as e:
         return errno.errorcode.get(e.errno, str(e.errno))
     return None
 
 
-def actor(path, inbox, commands, answers):
-    held = {{}}
+def actor(path, inbox, commands, answers, held):
     for line in commands:
         operation, args = json.loads(line)
+        if operation == "exec":
+            exec_image(path, inbox, commands, answers, held)
+        if operation == "fork":
+            answers.write(json.dumps(fork(path, inbox, commands, answers, held, args[0])) + "\\n")
+            answers.flush()
+            continue
         answers.write(json.dumps(step(path, held, inbox, operation, args)) + "\\n")
         answers.flush()
     os._exit(0)  # its descriptors close, and its locks go
 
 
-def start(path, number, others):
-    """A new process for actor `number`, its inbox bound first: (pid, commands, answers). It closes its copies of
-    the other actors' pipes, or an actor would never see the end of its commands."""
+def fork(path, inbox, commands, answers, held, number):
+    """Fork a child that takes the place of actor `number`, served by the two pipe ends waiting in the inbox; its
+    pid. SIGCHLD is ignored from then on, so the kernel reaps the children of this process when they end."""
+    _, fds, _, _ = socket.recv_fds(inbox, 1, 2)
+    child_inbox = bind_inbox(path, number)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    pid = os.fork()
+    if pid == 0:
+        os.close(commands.fileno()), os.close(answers.fileno()), inbox.close()
+        actor(path, child_inbox, os.fdopen(fds[0]), os.fdopen(fds[1], "w"), held)
+    child_inbox.close(), os.close(fds[0]), os.close(fds[1])
+    return pid
+
+
+def bind_inbox(path, number):
     address = os.path.join(os.path.dirname(path), f"in{{number}}")
     if os.path.exists(address):
         os.unlink(address)
     inbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     inbox.bind(address)
     inbox.settimeout(10)  # a descriptor the kernel lost is an error, not a hang
+    return inbox
+
+
+def exec_image(path, inbox, commands, answers, held):
+    """execve this file again in this process; the new image takes back the descriptors the exec left open."""
+    state = {{name: [fd, os.fstat(fd).st_ino] for name, fd in held.items()}}
+    channels = [inbox.fileno(), commands.fileno(), answers.fileno()]
+    for fd in channels:
+        os.set_inheritable(fd, True)
+    os.execv(sys.executable, [sys.executable, "-I", __file__, "--actor", json.dumps([path, channels, state])])
+
+
+def after_exec(argument):
+    path, (inbox, commands, answers), state = json.loads(argument)
+    held = {{}}
+    for name, (fd, ino) in state.items():
+        try:
+            if os.fstat(fd).st_ino == ino:
+                held[name] = fd
+        except OSError:  # closed by the exec
+            pass
+    inbox = socket.socket(fileno=inbox)
+    inbox.settimeout(10)
+    commands, answers = os.fdopen(commands), os.fdopen(answers, "w")
+    for f in (inbox, commands, answers):
+        os.set_inheritable(f.fileno(), False)
+    answers.write(json.dumps(sorted(held)) + "\\n")  # the exec's answer: the names kept
+    answers.flush()
+    actor(path, inbox, commands, answers, held)
+
+
+def start(path, number, others):
+    """A new process for actor `number`, its inbox bound first: (pid, commands, answers, None: no actor forked it).
+    It closes its copies of the other actors' pipes, or an actor would never see the end of its commands."""
+    inbox = bind_inbox(path, number)
     from_parent, to_actor = os.pipe()
     from_actor, to_parent = os.pipe()
     pid = os.fork()
@@ -116,25 +181,91 @@ def start(path, number, others):
         for other in others:
             if other is not None:
                 os.close(other[1].fileno()), os.close(other[2].fileno())
-        actor(path, inbox, os.fdopen(from_parent), os.fdopen(to_parent, "w"))
+        actor(path, inbox, os.fdopen(from_parent), os.fdopen(to_parent, "w"), {{}})
     inbox.close(), os.close(from_parent), os.close(to_parent)
-    return pid, os.fdopen(to_actor, "w"), os.fdopen(from_actor)
+    return pid, os.fdopen(to_actor, "w"), os.fdopen(from_actor), None
+
+
+def start_forked(path, channels, parent, number):
+    """Actor `parent` forks a child to be actor `number`: (pid, commands, answers, parent)."""
+    from_parent, to_actor = os.pipe()
+    from_actor, to_parent = os.pipe()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.sendmsg([b"c"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [from_parent, to_parent]))],
+                     0, os.path.join(os.path.dirname(path), f"in{{parent}}"))
+    os.close(from_parent), os.close(to_parent)
+    pid = ask(channels[parent], "fork", [number])
+    return pid, os.fdopen(to_actor, "w"), os.fdopen(from_actor), parent
+
+
+def tell(channel, operation, args):
+    channel[1].write(json.dumps([operation, args]) + "\\n")
+    channel[1].flush()
+
+
+def answer(channel, timeout=None):
+    """The actor's answer (None: success, or an errno name); "no answer" if none comes within timeout."""
+    if timeout is not None and not select.select([channel[2]], [], [], timeout)[0]:
+        return "no answer"
+    return json.loads(channel[2].readline())
 
 
 def ask(channel, operation, args):
-    commands, answers = channel[1], channel[2]
-    commands.write(json.dumps([operation, args]) + "\\n")
-    commands.flush()
-    return json.loads(answers.readline())
+    """An answer within GRANTED_WITHIN, or "no answer": a call the references say returns at once may sleep here."""
+    tell(channel, operation, args)
+    return answer(channel, GRANTED_WITHIN)
 
 
-def end(channel):
-    channel[1].close(), channel[2].close()
-    os.waitpid(channel[0], 0)
+def end(channel, asleep=False):
+    if channel[3] is None:  # this process's child
+        if asleep:  # it would never read the end of its commands
+            os.kill(channel[0], signal.SIGKILL)
+        channel[1].close(), channel[2].close()
+        os.waitpid(channel[0], 0)
+        return
+    # an actor's child, reaped by the kernel for it: ended when its answers end (signalled only before that)
+    channel[1].close()
+    if asleep or not select.select([channel[2]], [], [], GRANTED_WITHIN)[0]:
+        os.kill(channel[0], signal.SIGKILL)
+    while channel[2].read(65536):
+        pass
+    channel[2].close()
+    for _ in range(1000):  # its answers end a little before it exits: wait until the kernel has reaped it
+        try:
+            os.kill(channel[0], 0)
+        except ProcessLookupError:
+            break
+        select.select([], [], [], 0.001)
 
 
-def check(path, pids):
+def depth(channels, number):
+    channel = channels[number]
+    return 0 if channel is None or channel[3] is None else 1 + depth(channels, channel[3])
+
+
+def table_waiters(path):
+    """The waiters the lock table lists on this file, as (class, type, pid of a classic one, start, end)."""
+    st = os.stat(path)
+    ident = f"{{os.major(st.st_dev):02x}}:{{os.minor(st.st_dev):02x}}:{{st.st_ino}}"
+    with open(TABLE) as f:
+        rows = [line.split() for line in f]
+    return sorted([r[2], r[4], r[5] if r[2] == "POSIX" else "", r[7], r[8]] for r in rows
+                  if len(r) > 8 and r[1] == "->" and r[6] == ident)
+
+
+def check(path, pids, channels):
     """What this process (a new description, holding no lock) sees, and whether the references allow it."""
+    if CHECK[0] == "waiting":  # a waiter that must still sleep: it must not answer
+        seen = answer(channels[CHECK[1]], QUIET_FOR)
+        return seen, seen == "no answer"
+    if CHECK[0] == "table":
+        expected = sorted([c, t, str(pids[int(pid)]) if pid else "", s, e] for c, t, pid, s, e in CHECK[1])
+        for _ in range(200):  # a waiter may not have reached its call yet, or be between two sleeps
+            seen = table_waiters(path)
+            if seen == expected:
+                break
+            select.select([], [], [], 0.01)
+        return seen, seen == expected
     fd = os.open(path, os.O_RDWR)
     try:
         if CHECK[0] == "flock":
@@ -163,34 +294,60 @@ def main():
         path = os.path.join(directory, "file")
         open(path, "w").close()
         channels = [None] * ACTORS
+        asleep = [False] * ACTORS
         for number in range(ACTORS):
             channels[number] = start(path, number, channels)
         try:
-            for index, (number, operation, args) in enumerate(STEPS):
+            for index, (number, operation, args, sleeps, granted) in enumerate(STEPS):
+                last = index == len(STEPS) - 1
                 if operation == "exit":
-                    end(channels[number])
-                    channels[number] = None
+                    end(channels[number], asleep[number])
+                    channels[number], asleep[number] = None, False
                     channels[number] = start(path, number, channels)
-                    answer = None
+                    got = None
+                elif operation == "fork":
+                    end(channels[args[0]], asleep[args[0]])
+                    channels[args[0]], asleep[args[0]] = None, False
+                    channels[args[0]] = start_forked(path, channels, number, args[0])
+                    got = None
                 elif operation == "send":
-                    answer = ask(channels[number], "send", args) or ask(channels[args[1]], "take", [args[2]])
+                    got = ask(channels[number], "send", args) or ask(channels[args[1]], "take", [args[2]])
+                elif sleeps:
+                    tell(channels[number], operation, args)
+                    asleep[number], got = True, None
                 else:
-                    answer = ask(channels[number], operation, args)
-                if CHECK[0] == "answer" and index == len(STEPS) - 1:
-                    conflict = answer in ("EAGAIN", "EACCES", "EWOULDBLOCK")
-                    fine = conflict == CHECK[1] and (answer is None or conflict)
-                    print(f"the last step answered {{answer or 'success'}}")
+                    got = ask(channels[number], operation, args)
+                    asleep[number] = got == "no answer"
+                if CHECK[0] == "kept" and last:
+                    print(f"after the exec: {{got}}")
+                    return 0 if got == CHECK[1] else 1
+                if CHECK[0] == "answer" and last:
+                    conflict = got in ("EAGAIN", "EACCES", "EWOULDBLOCK")
+                    fine = conflict == CHECK[1] and (got is None or conflict)
+                    print(f"the last step answered {{got or 'success'}}")
                     return 0 if fine else 1
-            seen, fine = check(path, {{channel[0]: number for number, channel in enumerate(channels)}})
+                for waiter in granted:
+                    got = answer(channels[waiter], GRANTED_WITHIN)
+                    asleep[waiter] = got == "no answer"
+                    if CHECK[0] == "granted" and last and waiter == CHECK[1]:
+                        print(f"P{{waiter}}'s wait answered {{got or 'success'}}")
+                        return 0 if got is None else 1
+            if CHECK[0] in ("waiting", "table"):
+                seen, fine = check(path, [channel[0] for channel in channels], channels)
+                print(f"{{CHECK[0]}} check: seen {{seen}}" + ("" if fine else ", the references say otherwise"))
+                return 0 if fine else 1
+            seen, fine = check(path, {{channel[0]: number for number, channel in enumerate(channels)}}, channels)
             print(f"{{CHECK[0]}} check: seen {{seen}}" + ("" if fine else f", the references allow {{CHECK[-1]}}"))
             return 0 if fine else 1
         finally:
-            for channel in channels:
-                if channel is not None:
-                    end(channel)
+            for number in sorted(range(ACTORS), key=lambda n: depth(channels, n), reverse=True):
+                if channels[number] is not None:  # a forked process ends before the one that forked it
+                    end(channels[number], asleep[number])
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--actor"]:  # an actor's new image, after an exec step
+        after_exec(sys.argv[2])
     sys.exit(main())
 
 # The model's rules:
@@ -202,11 +359,18 @@ def _commands() -> dict:
     found = {}
     for name in ("posix", "ofd"):
         try:
-            getlk, setlk, _ = locks.family(name).operations.numbers()
+            found[name] = locks.family(name).operations.numbers()  # query, set-lock, set-lock-and-wait
         except locks.LockFamilyUnavailable:
             continue
-        found[name] = (getlk, setlk)
     return found
+
+
+def _actors(history: tuple):
+    """Every actor the history names: those that take steps, and those a step sends to or forks into."""
+    for step in history:
+        yield step.actor
+        if step.operation in ("send", "fork"):
+            yield step.args[1 if step.operation == "send" else 0]
 
 
 def name_for(history: tuple) -> str:
@@ -214,23 +378,35 @@ def name_for(history: tuple) -> str:
     return f"locks-{len(history)}steps-{digest}.py"
 
 
-def render(history: tuple, check: tuple, problem: str, origin: str) -> str:
+def render(history: tuple, check: tuple, problem: str, origin: str, model: Model | None = None) -> str:
+    """The reproducer's text; `model` (a new one, the references' by default) says which waits sleep and which a
+    step wakes, as the run that found the history expected."""
     c = constants()
     kinds = {"read": fcntl.F_RDLCK, "write": fcntl.F_WRLCK, "unlock": fcntl.F_UNLCK}
-    check_text = {"answer": "the last step's own answer", "flock": "a new description's non-blocking flock",
-                  "query": "a query from a new description"}[check[0]]
+    check_text = {"answer": "the last step's own answer", "kept": "the descriptors an exec leaves open",
+                  "flock": "a new description's non-blocking flock",
+                  "query": "a query from a new description", "granted": "that the last step wakes a waiter",
+                  "waiting": "that a waiter still sleeps after the last step",
+                  "table": "the waiters the kernel's lock table lists after the last step"}[check[0]]
+    model, steps, lines = model or Model(), [], []
+    for step in history:
+        expected, granted = advance(model, step)  # a history is valid(): never None
+        steps.append([step.actor, step.operation, list(step.args), expected == "blocked", granted])
+        lines.append(f"  {step.text()}" + (" (sleeps)" if expected == "blocked" else "")
+                     + "".join(f"; then P{actor} is granted" for actor in granted))
     return _TEMPLATE.format(
-        history="\n".join(f"  {step.text()}" for step in history), check_text=check_text, problem=problem,
+        history="\n".join(lines), check_text=check_text, problem=problem,
         origin=origin, references="\n".join(f"  {r}" for r in REFERENCES),
-        steps=repr([[s.actor, s.operation, list(s.args)] for s in history]), check=repr(list(check)),
+        steps=repr(steps), check=repr(list(check)), table=c.PROC_LOCKS,
         commands=repr(_commands()), types=repr(kinds), flock_format=c.FLOCK_FORMAT,
-        flock_fields=list(c.FLOCK_FIELDS), actors=1 + max(s.actor for s in history),
+        flock_fields=list(c.FLOCK_FIELDS), actors=1 + max(_actors(history)),
         model_text="\n".join(f"# {line}".rstrip() for line in MODEL_TEXT.strip().splitlines()))
 
 
-def write(directory: Path, history: tuple, check: tuple, problem: str, origin: str) -> Path:
+def write(directory: Path, history: tuple, check: tuple, problem: str, origin: str,
+          model: Model | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name_for(history)
-    path.write_text(render(history, check, problem, origin))
+    path.write_text(render(history, check, problem, origin, model))
     os.chmod(path, 0o755)
     return path

@@ -6,21 +6,31 @@ or the error) is compared with the model's, then an outsider process probes: the
 family (F_GETLK, F_OFD_GETLK) for the whole file and for the byte at every boundary the locks have, for read
 and write, must be one of the answers the model allows, and a non-blocking flock of each kind must be granted
 exactly when the model says. The first difference ends the history: a Finding, with the history up to that step.
+
+After every step each waiter the model grants must answer (within a deadline: the kernel wakes it, it retakes),
+each it does not must not have answered, and where the kernel has a lock table (platforms/lock_table.py) the
+waiters it lists must become those of the model, (class, type, range) and a classic waiter's pid.
 """
 
 from __future__ import annotations
 
-import random
+import array
+import copy
 import shutil
+import socket
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from conformance import locks
-from conformance.harness.children import Helper
+from conformance.harness.children import ChildTimeout, ForeignHelper, Helper
+from conformance.harness.deadlines import deadline
+from conformance.platforms import lock_table
 from conformance.platforms.socket_paths import new_directory
 
 from . import lockactor, lockreproducer
 from .collector import beside_the_report
+from .lockhistory import Step, advance, predict, valid
 from .lockmodel import FAMILIES, Model
 
 # What the platform answers for a conflict: POSIX fcntl allows both EACCES and EAGAIN for F_SETLK; flock's
@@ -29,21 +39,13 @@ CONFLICT_ERRNOS = {"EAGAIN", "EACCES", "EWOULDBLOCK"}
 
 
 @dataclass(frozen=True)
-class Step:
-    actor: int
-    operation: str  # open, dup, close, lock, unlock
-    args: tuple
-
-    def text(self) -> str:
-        return f"P{self.actor} {self.operation}({', '.join(map(str, self.args))})"
-
-
-@dataclass(frozen=True)
 class Finding:
     history: tuple  # the steps up to the one where the kernel and the model differ
     problem: str
-    # What differed, for a reproducer: ("answer", conflict expected), ("flock", kind, granted expected), or
-    # ("query", family, kind, start, length, [allowed answers, a posix holder named by its actor's number])
+    # What differed, for a reproducer: ("answer", conflict expected), ("flock", kind, granted expected),
+    # ("query", family, kind, start, length, [allowed answers, a posix holder named by its actor's number]),
+    # ("granted", actor) or ("waiting", actor) for a waiter, ("table", [waiters as lock_table lists them, a posix
+    # waiter's pid named by its actor's number]), ("kept", [the names an exec keeps])
     check: tuple = ()
 
     def text(self) -> str:
@@ -63,99 +65,19 @@ def _defined(name: str) -> bool:
     return True
 
 
-def random_history(rng: random.Random, actors: int, length: int, families: tuple) -> tuple:
-    """A history that each actor starts by opening a description, then `length` random steps."""
-    steps = [Step(actor, "open", ("a",)) for actor in range(actors)]
-    names = {actor: ["a"] for actor in range(actors)}
-    made = {actor: 1 for actor in range(actors)}
-    for _ in range(length):
-        actor = rng.randrange(actors)
-        mine = names[actor]
-        roll = rng.random()
-        if not mine or roll < 0.08:
-            made[actor] += 1
-            name = chr(ord("a") + made[actor] - 1)
-            steps.append(Step(actor, "open", (name,)))
-            mine.append(name)
-        elif roll < 0.16:
-            made[actor] += 1
-            name = chr(ord("a") + made[actor] - 1)
-            steps.append(Step(actor, "dup", (rng.choice(mine), name)))
-            mine.append(name)
-        elif roll < 0.24:
-            name = rng.choice(mine)
-            steps.append(Step(actor, "close", (name,)))
-            mine.remove(name)
-        elif roll < 0.30 and actors > 1:
-            to = rng.choice([other for other in range(actors) if other != actor])
-            made[to] += 1
-            name = chr(ord("a") + made[to] - 1)
-            steps.append(Step(actor, "send", (rng.choice(mine), to, name)))
-            names[to].append(name)
-        elif roll < 0.32:
-            steps.append(Step(actor, "exit", ()))
-            mine.clear()
-        elif roll < 0.42:
-            steps.append(Step(actor, "unlock", (rng.choice(mine), rng.choice(families), rng.randrange(8),
-                                                rng.choice((0, 1, 2, 3)))))
-        else:
-            steps.append(Step(actor, "lock", (rng.choice(mine), rng.choice(families), rng.choice(locks.KINDS),
-                                              rng.randrange(8), rng.choice((0, 1, 2, 3, 4)))))
-    return tuple(steps)
-
-
-def predict(model: Model, step: Step) -> str | None:
-    """Apply the step to the model: None, or "EAGAIN" for a conflict the call must report."""
-    operation, args = step.operation, step.args
-    if operation == "open":
-        model.open(step.actor, args[0])
-    elif operation == "dup":
-        model.dup(step.actor, *args)
-    elif operation == "close":
-        model.close(step.actor, args[0])
-    elif operation == "lock":
-        return model.lock(step.actor, *args)
-    elif operation == "unlock":
-        model.unlock(step.actor, *args)
-    elif operation == "send":
-        model.passed(step.actor, *args)
-    elif operation == "exit":
-        model.exit(step.actor)
-    return None
-
-
-def valid(history: tuple) -> bool:
-    """Whether every step names a descriptor its actor holds then (a shrunk history may not)."""
-    held: set = set()
-    for step in history:
-        if step.operation == "open":
-            held.add((step.actor, step.args[0]))
-            continue
-        if step.operation == "exit":
-            held = {key for key in held if key[0] != step.actor}
-            continue
-        if (step.actor, step.args[0]) not in held:
-            return False
-        if step.operation == "dup":
-            held.add((step.actor, step.args[1]))
-        elif step.operation == "send":
-            held.add((step.args[1], step.args[2]))
-        elif step.operation == "close":
-            held.discard((step.actor, step.args[0]))
-    return True
-
-
 class Bench:
     """The processes a history runs in: `actors` Helpers and an outsider that probes, made here and ended by close()
     (or leaving the context); every actor's descriptors are closed between histories. An actor that exits is
-    replaced by a new process."""
+    replaced by a new process; one that sleeps in a wait at its exit, or at a history's end, is killed."""
 
-    def __init__(self, actors: int, path: str, families: tuple, flock_vs_fcntl: str, merges: bool = True) -> None:
-        self.path, self.families, self.flock_vs_fcntl, self.merges = path, families, flock_vs_fcntl, merges
+    def __init__(self, actors: int, path: str, families: tuple, flock_vs_fcntl: str, merges: bool = True,
+                 wakes: bool = True) -> None:
+        self.path, self.families, self.flock_vs_fcntl = path, families, flock_vs_fcntl
+        self.merges, self.wakes = merges, wakes  # False: a planted fault in the model (self-tests)
         self.helpers: list = []
         self.prober = None
         self.inboxes, _ = new_directory("in4294967295")  # the inboxes of passed descriptors: in<pid>
-
+        self.table = lock_table.blocked(path) is not None  # whether the kernel lists this file's waiters
         try:
             self.helpers = [Helper() for _ in range(actors)]
             self.prober = Helper()
@@ -163,12 +85,20 @@ class Bench:
             self.close()
             raise
         self.pids = {actor: helper.pid for actor, helper in enumerate(self.helpers)}
+        self.parents: dict = {}  # actor -> the actor whose process forked its process
 
     def close(self) -> None:
-        for helper in [*self.helpers, self.prober]:
-            if helper is not None:
-                helper.close()
+        for actor in self._children_first():
+            self.helpers[actor].close(kill=True)  # a waiter left asleep would hold the close for its whole deadline
+        if self.prober is not None:
+            self.prober.close()
         shutil.rmtree(self.inboxes, ignore_errors=True)
+
+    def _children_first(self) -> list:
+        """The actors, each after every process it forked (a forked process must end before its parent)."""
+        def depth(actor: int) -> int:
+            return 0 if actor not in self.parents else 1 + depth(self.parents[actor])
+        return sorted(range(len(self.helpers)), key=depth, reverse=True)
 
     def __enter__(self) -> Bench:
         return self
@@ -176,23 +106,57 @@ class Bench:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _act(self, step: Step) -> str | None:
-        """Carry the step out in its processes: None, or the errno name (or what went wrong) of its call."""
+    def model(self) -> Model:
+        """A new model as this bench's histories start from it (with its planted faults, if any)."""
+        return Model(self.flock_vs_fcntl, self.merges, self.wakes)
+
+    def _replace(self, actor: int, by=Helper) -> None:
+        """End the actor's process (killed if it sleeps in a wait: it would never read its channel's end) and put
+        `by()` in its place, a new Helper by default."""
+        self.helpers[actor].close(kill=self.helpers[actor].pending)
+        self.parents.pop(actor, None)
+        self.helpers[actor] = by()
+        self.pids[actor] = self.helpers[actor].pid
+
+    def _fork(self, actor: int, to: int) -> ForeignHelper:
+        """The actor forks (lockactor.fork); its child serves a channel passed to the actor through its inbox."""
+        address = self.helpers[actor].call(lockactor.inbox, self.inboxes)
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with mine, theirs, socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+            sender.sendmsg([b"c"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [theirs.fileno()]))],
+                           0, address)
+            pid = self.helpers[actor].call(lockactor.fork)
+            self.parents[to] = actor
+            return ForeignHelper(pid, mine.detach())
+
+    def _act(self, step: Step, expected: str | None) -> str | None:
+        """Carry the step out in its processes: None, or the errno name (or what went wrong) of its call; a wait the
+        model says sleeps is only asked, its answer taken when the model grants it."""
+        helper = self.helpers[step.actor]
         if step.operation == "exit":
-            self.helpers[step.actor].close()
-            self.helpers[step.actor] = Helper()
-            self.pids[step.actor] = self.helpers[step.actor].pid
+            self._replace(step.actor)
+            return None
+        if step.operation == "fork":
+            to = step.args[0]
+            self._replace(to, by=lambda: self._fork(step.actor, to))
             return None
         if step.operation == "send":
             name, to, new = step.args
             address = self.helpers[to].call(lockactor.inbox, self.inboxes)
-            return self.helpers[step.actor].call(lockactor.send, address, name) or \
-                self.helpers[to].call(lockactor.take, new)
-        return self.helpers[step.actor].call(lockactor.step, self.path, step.operation, step.args)
+            return helper.call(lockactor.send, address, name) or self.helpers[to].call(lockactor.take, new)
+        if step.operation == "wait":
+            helper.request(lockactor.step, self.path, step.operation, step.args)
+            if expected == "blocked":
+                return "blocked"
+            try:
+                return helper.answer()
+            except ChildTimeout:
+                return "no answer (it sleeps)"
+        return helper.call(lockactor.step, self.path, step.operation, step.args)
 
     def run(self, history: tuple) -> tuple:
         """(steps checked, Finding or None). Every actor's descriptors are closed afterwards."""
-        model = Model(self.flock_vs_fcntl, self.merges)
+        model = self.model()
         try:
             for number, step in enumerate(history):
                 problem = self._step(model, step)
@@ -200,16 +164,56 @@ class Bench:
                     return number + 1, Finding(history[:number + 1], *problem)
             return len(history), None
         finally:
-            for helper in self.helpers:
-                helper.call(lockactor.reset)
+            for actor in self._children_first():
+                helper = self.helpers[actor]
+                if helper.pending or not helper.alive or actor in self.parents:
+                    self._replace(actor)
+                else:
+                    helper.call(lockactor.reset)
 
     def _step(self, model: Model, step: Step) -> tuple | None:
         """None where the kernel answered as the model says, else (what differed, the check to repeat)."""
         expected = predict(model, step)
-        got = self._act(step)
-        if (expected is None) != (got is None) or (got is not None and got not in CONFLICT_ERRNOS):
+        granted = model.settle()
+        if model.raced:
+            raise ValueError(f"{step.text()}: a history may not leave the scheduler to decide (see valid())")
+        got = self._act(step, expected)
+        if expected == "blocked":
+            pass  # what a sleeping waiter answers is checked below, with the other waiters
+        elif step.operation == "exec":
+            if got != expected:
+                return (f"after the exec the process has descriptors {_names(got)}, the model {_names(expected)}",
+                        ("kept", expected))
+        elif (expected is None) != (got is None) or (got is not None and got not in CONFLICT_ERRNOS):
             return (f"the call answered {got or 'success'}, the model {expected or 'success'}",
                     ("answer", expected is not None))
+        return self._waiters(model, granted) or self._probes(model)
+
+    def _waiters(self, model: Model, granted: list) -> tuple | None:
+        """Every waiter the step granted has answered success, no other has answered, and the lock table (where
+        there is one) comes to list exactly the model's waiters."""
+        for actor in granted:
+            try:
+                got = self.helpers[actor].answer()
+            except ChildTimeout:
+                got = "nothing"
+            if got is not None:
+                return (f"P{actor}'s wait answered {got} after this step, the model grants it", ("granted", actor))
+        for waiter in model.waiters:
+            if self.helpers[waiter.actor].answered():
+                got = self.helpers[waiter.actor].answer(0)
+                return (f"P{waiter.actor}'s wait answered {got or 'success'} after this step, the model says it "
+                        f"still waits for {_blocker(model, waiter)}", ("waiting", waiter.actor))
+        if self.table and (model.waiters or granted):  # else none slept before the step, and none could since
+            expected = Counter(_listed(waiter, self.pids) for waiter in model.waiters)
+            seen = _settled_table(self.path, expected)
+            if seen != expected:
+                by_actor = sorted(_listed(waiter, {a: a for a in self.pids}) for waiter in model.waiters)
+                return (f"the kernel's lock table lists waiters {_rows(seen)}, the model {_rows(expected)}",
+                        ("table", [list(row) for row in by_actor]))
+        return None
+
+    def _probes(self, model: Model) -> tuple | None:
         points = model.boundaries()
         answers = self.prober.call(lockactor.probe, self.path, points, self.families)
         for key, answer in answers.items():
@@ -230,6 +234,45 @@ class Bench:
         return None
 
 
+TABLE_CLASSES = {"posix": "POSIX", "ofd": "OFDLCK", "flock": "FLOCK"}  # fs/locks.c lock_get_status
+# How long a waiter the kernel woke may take to sleep again, or one asked to sleep to reach its call.
+TABLE_SETTLES = deadline(5.0)
+
+
+def _listed(waiter, pids: dict) -> tuple:
+    """A waiter as platforms/lock_table.blocked() lists it: class, type, pid (a classic waiter's only), range."""
+    return (TABLE_CLASSES[waiter.family], waiter.kind.upper(), str(pids[waiter.actor]) if waiter.family == "posix"
+            else "", str(waiter.start), "EOF" if waiter.end is None else str(waiter.end - 1))
+
+
+def _settled_table(path: str, expected: Counter) -> Counter:
+    """The waiters the table lists, looked at again until they are the expected ones or TABLE_SETTLES passes: a
+    waiter asked to sleep may not have reached its call yet, and one the kernel woke to retry (it wakes every waiter
+    of a lock that goes) is off the list until it sleeps again."""
+    end, pause = time.monotonic() + TABLE_SETTLES, 0.0002
+    while True:
+        rows = lock_table.blocked(path) or []
+        seen = Counter((c, t, pid if c == "POSIX" else "", start, stop) for c, t, pid, start, stop in rows)
+        if seen == expected or time.monotonic() >= end:
+            return seen
+        time.sleep(pause)
+        pause = min(pause * 2, 0.01)
+
+
+def _names(names) -> str:
+    return "[" + ", ".join(names) + "]" if isinstance(names, list) else str(names)
+
+
+def _rows(rows: Counter) -> str:
+    return "[" + ", ".join(" ".join(filter(None, row)) for row in sorted(rows.elements())) + "]"
+
+
+def _blocker(model: Model, waiter) -> str:
+    found = model.conflicting(waiter.family, waiter.owner, waiter.kind, waiter.start, waiter.end)
+    return " or ".join(sorted({f"{lock.kind} {lock.family} {lock.start}+{lock.length}" for lock in found})) \
+        or "nothing"
+
+
 def _granted(granted: bool) -> str:
     return "granted" if granted else "refused"
 
@@ -248,7 +291,7 @@ def shrink(bench: Bench, finding: Finding, tries: int = 200) -> Finding:
     progress = True
     while progress and left > 0:
         progress = False
-        for candidate in _smaller(current.history):
+        for candidate in _smaller(current.history, bench.flock_vs_fcntl):
             if left <= 0:
                 break
             left -= 1
@@ -259,21 +302,39 @@ def shrink(bench: Bench, finding: Finding, tries: int = 200) -> Finding:
     return current
 
 
-def _smaller(history: tuple):
-    """Valid histories one step shorter, the last steps dropped first."""
+def _smaller(history: tuple, flock_vs_fcntl: str):
+    """Valid shorter histories, the last steps dropped first: one step dropped; or one step dropped with every
+    later step that is no longer valid without it (a close, and the open that reused its name)."""
     for index in range(len(history) - 1, -1, -1):
         removed = history[index]
         rest = history[:index] + history[index + 1:]
-        if rest and valid(rest):
+        if rest and valid(rest, flock_vs_fcntl):
             yield rest
+        else:
+            repaired = _repaired(history, index, flock_vs_fcntl)
+            if repaired:
+                yield repaired
         if removed.operation not in ("open", "dup"):
             continue
         made = removed.args[-1]
         others = {s.args[-1] for s in history[:index] if s.actor == removed.actor and s.operation in ("open", "dup")}
         for other in sorted(others - {made}):
             renamed = history[:index] + tuple(_renamed(s, removed.actor, made, other) for s in history[index + 1:])
-            if valid(renamed):
+            if valid(renamed, flock_vs_fcntl):
                 yield renamed
+
+
+def _repaired(history: tuple, index: int, flock_vs_fcntl: str) -> tuple:
+    """The history without step `index` and without each later step the model no longer allows."""
+    kept, model = [], Model(flock_vs_fcntl)
+    for number, step in enumerate(history):
+        if number == index:
+            continue
+        trial = copy.deepcopy(model)
+        if advance(trial, step) is not None:
+            kept.append(step)
+            model = trial
+    return tuple(kept)
 
 
 def _renamed(step: Step, actor: int, old: str, new: str) -> Step:
@@ -330,7 +391,8 @@ def explore(histories, bench: Bench, reproducers, origin: str, stop_at: float | 
     result.failed = len(found)
     for finding in found:
         minimal = shrink(bench, finding)
-        path = lockreproducer.write(reproducers, minimal.history, minimal.check, minimal.problem, origin) \
+        path = lockreproducer.write(reproducers, minimal.history, minimal.check, minimal.problem, origin,
+                                    bench.model()) \
             if reproducers is not None else None
         result.failures.append(Failure(finding, minimal, path))
     return result
