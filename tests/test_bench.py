@@ -223,3 +223,16 @@ def test_a_quick_bench_writes_a_valid_report_with_the_perf_observations(tmp_path
     table = out[out.index("figure "):]
     assert "descriptor pass round trips per s" in table and "fork and reap through Child (us)" in table
     assert "## Benchmark" in path.with_suffix(".md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("per_iteration, runs", [(1e-6, [1000, 100_000]), (0.01, [1000, 200])],
+                         ids=["fast kernel", "slow kernel"])
+def test_a_c_baseline_is_sized_to_its_budget_and_keeps_its_rate(per_iteration, runs):
+    from conformance.bench.cases import c_rate
+    asked = []
+
+    def measure(count, rounds):
+        asked.append(count)
+        return count * per_iteration
+    assert c_rate(measure, 100_000, 3) == pytest.approx(1 / per_iteration)
+    assert asked == runs  # at most what was wanted; on a slow kernel, about C_BUDGET seconds' worth
