@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import array
 import errno
 import faulthandler
 import os
@@ -15,6 +14,7 @@ import time
 import pytest
 
 from conformance.harness import fds as fdlist
+from conformance.harness import rights
 from conformance.harness.barriers import Event
 from conformance.harness.children import (
     Child,
@@ -391,7 +391,7 @@ def fork_a_helper(address: str) -> int:
         mine.close()
         serve_forked(theirs.detach())
     with mine, theirs, socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
-        sender.sendmsg([b"c"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [mine.fileno()]))], 0, address)
+        sender.sendmsg([b"c"], [rights.rights_cmsg([mine.fileno()])], 0, address)
     return pid
 
 

@@ -4,7 +4,6 @@ descriptors live in this module's table of that process until reset() closes the
 
 from __future__ import annotations
 
-import array
 import errno
 import fcntl
 import os
@@ -12,6 +11,7 @@ import signal
 import socket
 
 from conformance import locks
+from conformance.harness import rights
 from conformance.harness.children import replace_image, serve_forked
 
 _descriptors: dict = {}  # name -> fd, in an actor's process
@@ -75,13 +75,17 @@ def fork() -> int:
     on, so its children are reaped by the kernel when they end (harness.children.ForeignHelper)."""
     _inbox[0].setblocking(False)
     _, fds, _, _ = socket.recv_fds(_inbox[0], 1, 1)
-    (channel,) = fds
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    pid = os.fork()
-    if pid == 0:
-        _inbox.pop().close()  # the parent's; this process binds its own at its first inbox()
-        serve_forked(channel)
-    os.close(channel)
+    try:
+        if len(fds) != 1:
+            raise RuntimeError(f"{len(fds)} descriptors arrived for the forked child's channel")
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        pid = os.fork()
+        if pid == 0:
+            _inbox.pop().close()  # the parent's; this process binds its own at its first inbox()
+            serve_forked(fds[0])
+    finally:
+        for fd in fds:
+            os.close(fd)
     return pid
 
 
@@ -155,8 +159,7 @@ def send(address: str, name: str) -> str | None:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
             # sendmsg itself: socket.send_fds drops its flags and address arguments (CPython 3.9 to 3.13)
-            sock.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [_descriptors[name]]))],
-                         0, address)
+            sock.sendmsg([b"x"], [rights.rights_cmsg([_descriptors[name]])], 0, address)
     except OSError as e:
         return errno.errorcode.get(e.errno, str(e.errno))
     return None

@@ -212,7 +212,8 @@ class Model:
     def wait(self, actor: int, name: str, family: str, kind: str, start: int = 0, length: int = 0) -> str | None:
         """Take a lock, waiting for it: None when granted at once, "blocked" when the actor now sleeps."""
         if self.lock(actor, name, family, kind, start, length) is None:
-            return None  # a flock conversion that conflicts has already dropped the old lock, as flock(2) says
+            return None
+        # refused: a flock conversion has dropped the old lock all the same (flock(2)); the request now sleeps
         if family == "flock":
             start, length = 0, 0
         self.waiters.append(Waiter(actor, name, family, kind, start, end_of(start, length),

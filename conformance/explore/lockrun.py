@@ -14,7 +14,6 @@ waiters it lists must become those of the model, (class, type, range) and a clas
 
 from __future__ import annotations
 
-import array
 import copy
 import shutil
 import socket
@@ -23,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from conformance import locks
+from conformance.harness import rights
 from conformance.harness.children import ChildTimeout, ForeignHelper, Helper
 from conformance.harness.deadlines import deadline
 from conformance.platforms import lock_table
@@ -88,11 +88,17 @@ class Bench:
         self.parents: dict = {}  # actor -> the actor whose process forked its process
 
     def close(self) -> None:
-        for actor in self._children_first():
-            self.helpers[actor].close(kill=True)  # a waiter left asleep would hold the close for its whole deadline
-        if self.prober is not None:
-            self.prober.close()
+        """End every process, children first, even where ending one fails (the first failure is raised after)."""
+        failed = None
+        for helper in [*(self.helpers[actor] for actor in self._children_first()), self.prober]:
+            try:
+                if helper is not None:
+                    helper.close(kill=True)  # a waiter left asleep would hold the close for its whole deadline
+            except Exception as e:
+                failed = failed or e
         shutil.rmtree(self.inboxes, ignore_errors=True)
+        if failed is not None:
+            raise failed
 
     def _children_first(self) -> list:
         """The actors, each after every process it forked (a forked process must end before its parent)."""
@@ -123,8 +129,7 @@ class Bench:
         address = self.helpers[actor].call(lockactor.inbox, self.inboxes)
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         with mine, theirs, socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
-            sender.sendmsg([b"c"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [theirs.fileno()]))],
-                           0, address)
+            sender.sendmsg([b"c"], [rights.rights_cmsg([theirs.fileno()])], 0, address)
             pid = self.helpers[actor].call(lockactor.fork)
             self.parents[to] = actor
             return ForeignHelper(pid, mine.detach())
