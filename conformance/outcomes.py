@@ -25,9 +25,16 @@ def unsupported(reason: str) -> Unsupported:
 
 
 def require(name: str) -> None:
-    """Make the case `unsupported`, with the capability probe's reason, when the mechanism is missing here."""
+    """Make the case `unsupported`, with the capability probe's reason, when the mechanism is missing here; but
+    fail it when this OS is known to have the mechanism in every release (platforms: ALWAYS_HAS), because then the
+    probe found a broken platform, not a missing feature."""
+    from .platforms import constants
     from .platforms.probes import probe
 
     capability = probe(name)
-    if not capability.supported:
-        raise Unsupported(capability.reason)
+    if capability.supported:
+        return
+    source = constants().ALWAYS_HAS.get(name)
+    if source is not None:
+        raise AssertionError(f"{capability.reason}, but {constants().NAME} always has {name} ({source})")
+    raise Unsupported(capability.reason)

@@ -4,6 +4,11 @@ from .facts import Facts
 
 FACTS = Facts(
     NAME="darwin",
+    ALWAYS_HAS={
+        "scm_rights": "unix(4): SCM_RIGHTS",
+        "sock_stream": "unix(4): SOCK_STREAM",
+        "sock_dgram": "unix(4): SOCK_DGRAM",
+    },
 
     # devfs provides /dev/fd with every open descriptor (fdesc in bsd/miscfs/devfs) (src).
     FD_DIR="/dev/fd",
@@ -62,4 +67,9 @@ FACTS = Facts(
 
     # Channel-independent duplication: pidfd_getfd is Linux-only, so neither procfs paths, Yama, nor the POSIX
     # message queue layout (a channel only that case uses) are recorded here.
+
+    # dyld(1): DYLD_INSERT_LIBRARIES, with a flat namespace so that the library's definitions replace libSystem's;
+    # System Integrity Protection removes DYLD_* variables for binaries under /usr and /System (doc).
+    SHARED_LIBRARY_FLAGS=("-dynamiclib",),
+    PRELOAD_ENVIRONMENT={"DYLD_INSERT_LIBRARIES": "{library}", "DYLD_FORCE_FLAT_NAMESPACE": "1"},
 )

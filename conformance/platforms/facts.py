@@ -15,6 +15,12 @@ class Facts:
     # for an OS the suite knows nothing of.
     NAME: str
 
+    # Probes (conformance.platforms.probes) of mechanisms this OS has in every release the suite runs on, each with its
+    # source: where one of them fails, the platform is broken, and the case that needs it fails instead of being
+    # `unsupported` (a kernel that loses every passed descriptor must not read as "no SCM_RIGHTS here"). Socket
+    # mechanisms only: whether locks work depends on the filesystem under test.
+    ALWAYS_HAS: Dict[str, str] = field(default_factory=dict)
+
     # ---- descriptors: listing this process's own, and naming one ---------------------------------------------------
     # A directory listing every open descriptor by number (checked before it is trusted: platforms.descriptors).
     FD_DIR: Optional[str] = None
@@ -154,3 +160,10 @@ class Facts:
     # ---- the C peers -----------------------------------------------------------------------------------------------
     # Extra linker arguments for conformance/native (the socket calls are in the C library unless said here).
     NATIVE_LDLIBS: Tuple[str, ...] = ()
+
+    # ---- the fault layer (conformance.faults): a shared library loaded into the suite's processes ------------------
+    # The compiler's arguments for a shared library, the libraries it links (dlsym), and the environment that makes
+    # the dynamic linker load it first ({library}: its path). Empty: no way to preload a library is known here.
+    SHARED_LIBRARY_FLAGS: Tuple[str, ...] = ()
+    SHARED_LIBRARY_LDLIBS: Tuple[str, ...] = ()
+    PRELOAD_ENVIRONMENT: Dict[str, str] = field(default_factory=dict)

@@ -6,6 +6,13 @@ from .facts import Facts
 
 FACTS = Facts(
     NAME="freebsd",
+    ALWAYS_HAS={
+        "scm_rights": "unix(4): SCM_RIGHTS",
+        "sock_stream": "unix(4): SOCK_STREAM",
+        "sock_dgram": "unix(4): SOCK_DGRAM",
+        "sock_seqpacket": "unix(4): SOCK_SEQPACKET (since FreeBSD 9.0)",
+        "msg_cmsg_cloexec": "recv(2): MSG_CMSG_CLOEXEC (since FreeBSD 10.0)",
+    },
 
     # /dev/fd shows only 0-2 unless fdescfs is mounted (fdescfs(5)); the harness checks before trusting it.
     FD_DIR="/dev/fd",
@@ -72,4 +79,8 @@ FACTS = Facts(
 
     # Channel-independent duplication: pidfd_getfd is Linux-only, so neither procfs paths, Yama, nor the POSIX
     # message queue layout (a channel only that case uses) are recorded here.
+
+    # rtld(1): LD_PRELOAD; dlsym(3) is in libc (doc).
+    SHARED_LIBRARY_FLAGS=("-shared", "-fPIC"),
+    PRELOAD_ENVIRONMENT={"LD_PRELOAD": "{library}"},
 )

@@ -4,6 +4,11 @@ from .facts import Facts
 
 FACTS = Facts(
     NAME="illumos",
+    ALWAYS_HAS={
+        "scm_rights": "socket.h(3HEAD): SCM_RIGHTS",
+        "sock_stream": "socket(3SOCKET): SOCK_STREAM",
+        "sock_dgram": "socket(3SOCKET): SOCK_DGRAM",
+    },
 
     # procfs lists descriptors under /proc/self/fd (proc(5)) (doc).
     FD_DIR="/proc/self/fd",
@@ -78,4 +83,8 @@ FACTS = Facts(
 
     # Channel-independent duplication: pidfd_getfd is Linux-only, so neither procfs paths, Yama, nor the POSIX
     # message queue layout (a channel only that case uses) are recorded here.
+
+    # ld.so.1(1): LD_PRELOAD; dlsym(3C) is in libc since Solaris 10 (doc).
+    SHARED_LIBRARY_FLAGS=("-shared", "-fPIC"),
+    PRELOAD_ENVIRONMENT={"LD_PRELOAD": "{library}"},
 )

@@ -6,6 +6,16 @@ from .facts import Facts
 
 FACTS = Facts(
     NAME="linux",
+    ALWAYS_HAS={
+        "scm_rights": "unix(7): SCM_RIGHTS (every Linux release)",
+        "sock_stream": "unix(7): SOCK_STREAM",
+        "sock_dgram": "unix(7): SOCK_DGRAM",
+        "sock_seqpacket": "unix(7): SOCK_SEQPACKET (since Linux 2.6.4)",
+        "msg_cmsg_cloexec": "recvmsg(2): MSG_CMSG_CLOEXEC (since Linux 2.6.23)",
+        "so_peercred": "unix(7): SO_PEERCRED",
+        "so_passcred": "unix(7): SO_PASSCRED",
+        "scm_credentials": "unix(7): SCM_CREDENTIALS",
+    },
 
     # Where a process lists its own descriptors (procfs, always mounted on the systems we support).
     FD_DIR="/proc/self/fd",
@@ -132,4 +142,9 @@ FACTS = Facts(
     MQ_LIBRARIES=(None, "rt"),
     MQD_IS_POINTER=False,
     MQ_ATTR_FORMAT="@8l",
+
+    # ld.so(8): LD_PRELOAD; dlsym(3) is in libdl before glibc 2.34 (doc).
+    SHARED_LIBRARY_FLAGS=("-shared", "-fPIC"),
+    SHARED_LIBRARY_LDLIBS=("-ldl",),
+    PRELOAD_ENVIRONMENT={"LD_PRELOAD": "{library}"},
 )
