@@ -10,6 +10,7 @@
     conformance bench [--report-dir reports/runs/bench] [--dir DIR] [--quick] [-- PYTEST ARGS...]
     conformance explore [--area gc|locks] [--seconds 60] [--seed S] [--report-dir reports/runs/explore] [--dir DIR]
                         [-n N]
+    conformance mutants [--fault NAME]... [--list] [-n N] [--report-dir reports/runs/mutants] [--dir DIR]
 
 Bad input (a usage error, a setting out of its bounds, a directory that cannot be used, a file that is no report)
 is one line on stderr, `conformance: <subcommand>: <message>`, and exit status 2, found before any work starts;
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -194,6 +196,20 @@ def bench(args: argparse.Namespace) -> int:
     return status
 
 
+def mutants(args: argparse.Namespace) -> int:
+    from .faults.command import listing, run_mutants
+
+    if args.list:
+        _print(listing())
+        return 0
+    settings.deadline_scale()
+    settings.temp_dir()
+    target = settings.target_dir(args.dir, "--dir")
+    report_dir = settings.report_dir(args.report_dir, "--report-dir")
+    workers = settings.whole_number(args.workers, "-n", 1, settings.workers_limit())
+    return run_mutants(args.fault, Path(report_dir), workers, target)
+
+
 # --area: the cases of conformance/cases/test_exploration.py that explore it, as a pytest -k expression
 EXPLORE_AREAS = {"gc": "graph", "locks": "lock_histories"}
 
@@ -223,10 +239,11 @@ def explore(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     from .bench import QUICK_DIVISOR
+    from .faults import NOT_MEASURED
 
     top = Parser(prog="conformance", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True,
-                             help="run, render, matrix, diff, ktap, kernels, bench or explore")
+                             help="run, render, matrix, diff, ktap, kernels, bench, explore or mutants")
     r = sub.add_parser("run", help="run the conformance suite on this machine and write the report")
     r.add_argument("--report-dir", default=settings.DEFAULT_REPORT_DIR,
                    help=f"where <platform-id>.json/.md/.html/.ktap go (default: {settings.DEFAULT_REPORT_DIR})")
@@ -328,6 +345,19 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--dir", help="where cases make their files (default: $CONFORMANCE_DIR, else $TMPDIR)")
     x.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers (default: auto)")
     x.set_defaults(func=explore)
+    u = sub.add_parser("mutants", help="plant each fault of the catalogue in the platform's C library calls, run the "
+                       "cases of the areas it touches, and write the kill matrix; exit 1 when a fault is caught by no "
+                       f"case, {NOT_MEASURED} when the fault layer cannot be loaded here")
+    u.add_argument("--fault", action="append", metavar="NAME", help="only this fault (repeatable; default: all)")
+    u.add_argument("--list", action="store_true", help="list the faults, the areas each touches and where it applies")
+    u.add_argument("-n", "--workers", default=str(2 * (os.cpu_count() or 1)),
+                   help="runs at a time, each one pytest process (default: twice the CPUs: most of a run under a fault "
+                   "is waiting)")
+    u.add_argument("--report-dir", default=settings.DEFAULT_REPORT_DIR + "/mutants",
+                   help="where mutants.md, mutants.json and each run go "
+                   f"(default: {settings.DEFAULT_REPORT_DIR}/mutants)")
+    u.add_argument("--dir", help="where cases make their files (default: $CONFORMANCE_DIR, else $TMPDIR)")
+    u.set_defaults(func=mutants)
     return top
 
 

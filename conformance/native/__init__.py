@@ -55,11 +55,13 @@ def compiler() -> str | None:
     return None
 
 
-def build(name: str, dest_dir: Path, source_dir: Path | None = None) -> Path:
+def build(name: str, dest_dir: Path, source_dir: Path | None = None, flags: tuple[str, ...] = (),
+          libraries: tuple[str, ...] | None = None) -> Path:
     """Compile <source_dir>/<name>.c (default: this package's) into dest_dir and return the program's path.
 
-    The file name carries a hash of the source and the compiler command, so an existing file is reused as is,
-    and a changed source or compiler never picks up a stale binary.
+    `flags`: more compiler arguments (a shared library's, -D values); `libraries`: what to link instead of the
+    platform's NATIVE_LDLIBS. The file name carries a hash of the source and the compiler command, so an existing
+    file is reused as is, and a changed source or compiler never picks up a stale binary.
     """
     cc = compiler()
     if cc is None:
@@ -70,9 +72,9 @@ def build(name: str, dest_dir: Path, source_dir: Path | None = None) -> Path:
 
     source = Path(source_dir or SOURCE_DIR) / f"{name}.c"
     text = source.read_bytes()
-    base_command = [*cc_argv, *FLAGS]
+    base_command = [*cc_argv, *FLAGS, *flags]
     # Libraries come after the source on the command line (illumos: -lsocket -lnsl for sendmsg/recvmsg).
-    libraries = list(constants().NATIVE_LDLIBS)
+    libraries = list(constants().NATIVE_LDLIBS if libraries is None else libraries)
     digest = hashlib.sha256(text + "\0".join(base_command + libraries).encode()).hexdigest()[:12]
     dest_dir = Path(dest_dir)
     out = dest_dir / f"{name}-{digest}"
