@@ -29,6 +29,9 @@ AREAS: dict[str, tuple[str, ...]] = {
 EVERYWHERE = ("linux", "freebsd", "darwin", "illumos")
 LINUX = ("linux",)
 LINUX_FREEBSD = ("linux", "freebsd")
+# The message faults rewrite struct msghdr: on illumos the layer wraps the __xnet_ functions that an interpreter
+# built with _XPG4_2 calls, which has not been run; they are planted where it has been built and run.
+MESSAGES = ("linux", "freebsd", "darwin")
 
 
 @dataclass(frozen=True)
@@ -50,22 +53,22 @@ CATALOGUE: tuple[Fault, ...] = (
     # ---- descriptors passed with SCM_RIGHTS -------------------------------------------------------------------------
     Fault("rights-drop-last", "every descriptor sent arrives: the last of each message is closed and removed, with no "
           "MSG_CTRUNC", "POSIX recvmsg(): ancillary data is delivered whole or MSG_CTRUNC is set; unix(7) SCM_RIGHTS",
-          _RIGHTS),
+          _RIGHTS, MESSAGES),
     Fault("rights-leak-original", "a received descriptor is the one the kernel installed: each arrives as a duplicate "
           "and the original stays open, referred to by nothing", "unix(7) SCM_RIGHTS: one new descriptor per one sent",
-          _RIGHTS),
+          _RIGHTS, MESSAGES),
     Fault("rights-reorder", "descriptors of one message arrive in the order sent: they arrive reversed",
-          "unix(7) SCM_RIGHTS; Linux scm_detach_fds installs them in array order", ("rights", "format")),
+          "unix(7) SCM_RIGHTS; Linux scm_detach_fds installs them in array order", ("rights", "format"), MESSAGES),
     Fault("rights-replaced", "a received descriptor refers to the open file description sent: each is replaced by "
-          "/dev/null", "POSIX sendmsg(): SCM_RIGHTS passes open file descriptions", ("rights", "protocol")),
+          "/dev/null", "POSIX sendmsg(): SCM_RIGHTS passes open file descriptions", ("rights", "protocol"), MESSAGES),
     Fault("ctrunc-hidden", "a control buffer too small for what arrived sets MSG_CTRUNC: the flag is cleared",
-          "POSIX recvmsg(): MSG_CTRUNC, control data was truncated", ("format", "rights", "arguments")),
+          "POSIX recvmsg(): MSG_CTRUNC, control data was truncated", ("format", "rights", "arguments"), MESSAGES),
     Fault("ctrunc-invented", "MSG_CTRUNC means something was cut: it is set on every message with descriptors",
-          "POSIX recvmsg(): MSG_CTRUNC", ("format", "rights")),
+          "POSIX recvmsg(): MSG_CTRUNC", ("format", "rights"), MESSAGES),
     Fault("cloexec-ignored", "MSG_CMSG_CLOEXEC makes received descriptors close-on-exec: the flag is dropped",
           "Linux recvmsg(2) MSG_CMSG_CLOEXEC; FreeBSD recv(2) MSG_CMSG_CLOEXEC", ("rights",), ("linux", "freebsd")),
     Fault("cloexec-forced", "without MSG_CMSG_CLOEXEC a received descriptor is not close-on-exec: it always is",
-          "POSIX: a descriptor made by recvmsg() has FD_CLOEXEC clear unless asked", ("rights",)),
+          "POSIX: a descriptor made by recvmsg() has FD_CLOEXEC clear unless asked", ("rights",), MESSAGES),
     Fault("peek-without-rights", "MSG_PEEK shows the descriptors of the message it peeks at: none arrive",
           "Linux unix_stream_read_generic/scm_fp_dup: a peek receives duplicates of the queued descriptors",
           ("rights",), LINUX),
@@ -77,7 +80,7 @@ CATALOGUE: tuple[Fault, ...] = (
           "Linux unix_stream_sendmsg and unix_dgram_sendmsg queue an skb for an empty payload with rights",
           ("rights", "format"), LINUX),
     Fault("seqpacket-is-stream", "a SOCK_SEQPACKET socket keeps message boundaries: it is made a SOCK_STREAM one",
-          "POSIX socket(): SOCK_SEQPACKET preserves record boundaries", ("rights", "format", "credentials")),
+          "POSIX socket(): SOCK_SEQPACKET preserves record boundaries", ("rights", "format", "credentials"), MESSAGES),
     Fault("passrights-off-ignored", "SO_PASSRIGHTS 0 makes the receiver refuse descriptors: turning it off is "
           "ignored", "Linux unix(7) SO_PASSRIGHTS (6.16)", ("rights",), LINUX),
 
@@ -100,7 +103,7 @@ CATALOGUE: tuple[Fault, ...] = (
 
     # ---- the APUE protocol ------------------------------------------------------------------------------------------
     Fault("apue-status-altered", "the APUE status byte after the NUL arrives as sent: it arrives one higher",
-          "APUE 3e section 17.4 send_err/recv_fd: the byte after the null is the status", ("protocol",)),
+          "APUE 3e section 17.4 send_err/recv_fd: the byte after the null is the status", ("protocol",), MESSAGES),
 
     # ---- byte-range locks -------------------------------------------------------------------------------------------
     Fault("ofd-degraded", "F_OFD_* commands take locks owned by the open file description: they take classic ones",

@@ -12,6 +12,17 @@
  * CONFORMANCE_SYS_PIDFD_GETFD.
  */
 #define _GNU_SOURCE
+#if defined(__sun)
+/* illumos: struct msghdr has msg_control and msg_flags only under _XPG4_2, which also renames sendmsg and recvmsg
+ * to the __xnet_ functions of libsocket (sys/socket.h); those are what an interpreter built that way calls. */
+#define _XPG4_2
+#define __EXTENSIONS__
+#define SENDMSG_NAME "__xnet_sendmsg"
+#define RECVMSG_NAME "__xnet_recvmsg"
+#else
+#define SENDMSG_NAME "sendmsg"
+#define RECVMSG_NAME "recvmsg"
+#endif
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -152,6 +163,7 @@ static void *next(void **slot, const char *name) {
     return *slot;
 }
 #define REAL(type, name) static void *name##_slot; type name##_real = (type)next(&name##_slot, #name)
+#define REAL_NAMED(type, name, symbol) static void *name##_slot; type name##_real = (type)next(&name##_slot, symbol)
 
 typedef int (*close_t)(int);
 typedef int (*fcntl_t)(int, int, ...);
@@ -682,7 +694,7 @@ static size_t payload(const struct msghdr *msg) {
 #define LOWERED_LIMIT 128  // rights-limit-lowered: far below every platform's limit, above what ordinary cases send
 
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
-    REAL(sendmsg_t, sendmsg);
+    REAL_NAMED(sendmsg_t, sendmsg, SENDMSG_NAME);
     int n;
     ssize_t r;
     switch (active) {
@@ -865,7 +877,7 @@ static void close_rights(struct msghdr *msg) {
 }
 
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
-    REAL(recvmsg_t, recvmsg);
+    REAL_NAMED(recvmsg_t, recvmsg, RECVMSG_NAME);
 #ifdef MSG_CMSG_CLOEXEC
     if (active == CLOEXEC_IGNORED)
         flags &= ~MSG_CMSG_CLOEXEC;
