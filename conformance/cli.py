@@ -207,7 +207,19 @@ def mutants(args: argparse.Namespace) -> int:
     target = settings.target_dir(args.dir, "--dir")
     report_dir = settings.report_dir(args.report_dir, "--report-dir")
     workers = settings.whole_number(args.workers, "-n", 1, settings.workers_limit())
-    return run_mutants(args.fault, Path(report_dir), workers, target)
+    # SIGINT or SIGTERM kills every run under way (each is a session of its own) and ends this command in one line,
+    # with no kill matrix: runs that did not finish measured nothing.
+    interruption = Interruption(deferring=False)
+    interruption.install()
+    try:
+        return run_mutants(args.fault, Path(report_dir), workers, target)
+    except KeyboardInterrupt:
+        interruption.cleaning_up = True
+        print(f"conformance: mutants: stopped by {interruption.signal or 'SIGINT'}; no kill matrix written",
+              file=sys.stderr)
+        return interruption.exit_status() or 130
+    finally:
+        interruption.restore()
 
 
 # --area: the cases of conformance/cases/test_exploration.py that explore it, as a pytest -k expression

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -201,3 +202,30 @@ def test_every_mechanism_a_platform_always_has_is_a_probe_with_a_source():
     for name in catalogue.EVERYWHERE:
         for mechanism, source in constants(name).ALWAYS_HAS.items():
             assert mechanism in probes.PROBES and source, (name, mechanism)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_signal_ends_every_run_and_writes_no_kill_matrix(signal_name, tmp_path):
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "conformance", "mutants", "--fault", "waiter-never-woken",
+                                "--report-dir", str(tmp_path), "-n", "2"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        give_up = time.monotonic() + 60
+        while not (tmp_path / "runs" / "waiter-never-woken" / "output.txt").exists():
+            assert time.monotonic() < give_up and process.poll() is None, process.poll()
+            time.sleep(0.05)
+        time.sleep(1.0)  # both runs under way
+        process.send_signal(getattr(signal, signal_name))
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 128 + getattr(signal, signal_name), err
+    assert err.endswith(f"conformance: mutants: stopped by {signal_name}; no kill matrix written\n"), err
+    assert not (tmp_path / "mutants.json").exists()
+    left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
+    assert left == [], f"processes of the run survived: {left}"

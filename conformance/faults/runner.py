@@ -6,9 +6,11 @@ unfinished, never read as a result."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -52,9 +54,9 @@ def selection(areas: list[str]) -> list[str]:
     return [str(settings.CASES_DIR / path) for area in AREAS if area in areas for path in AREAS[area]]
 
 
-def _pytest_command(areas: list[str], report_dir: Path, target: str | None, control: bool) -> list[str]:
+def _pytest_command(areas: list[str], report_dir: Path, temp: str, target: str | None, control: bool) -> list[str]:
     command = [sys.executable, "-m", "pytest", *selection(areas), "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-               "--conformance-report", str(report_dir), "--basetemp", str(report_dir / "tmp")]
+               "--conformance-report", str(report_dir), "--basetemp", os.path.join(temp, "pytest")]
     if not control:
         command.append(f"--maxfail={MAX_RED}")
     if target:
@@ -81,22 +83,31 @@ def run_one(name: str, fault: str | None, areas: list[str], library: Path, out: 
     report_dir.mkdir(parents=True, exist_ok=True)
     outcome = Outcome(name, areas)
     started = time.monotonic()
-    with open(report_dir / "output.txt", "wb") as log:
-        with _starting:
-            if stop.is_set():
-                outcome.problem = "not started: the run was stopped"
-                return outcome
-            process = subprocess.Popen(_pytest_command(areas, report_dir, target, fault is None), stdout=log,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env=layer.environment(library, fault), start_new_session=True)
-            procs[name] = process
-        try:
-            outcome.status = process.wait(timeout=deadline(RUN_DEADLINE))
-        except subprocess.TimeoutExpired:
-            _kill(process)
-            outcome.problem = f"did not end within {deadline(RUN_DEADLINE):g} s and was killed"
-        finally:
-            procs.pop(name, None)
+    # The run's own temporary directory (short: socket names are made in it), removed however the run ended.
+    temp = tempfile.mkdtemp(prefix="mutant-")
+    env = layer.environment(library, fault)
+    env["TMPDIR"] = temp
+    try:
+        with open(report_dir / "output.txt", "wb") as log:
+            with _starting:
+                if stop.is_set():
+                    outcome.problem = "not started: the run was stopped"
+                    return outcome
+                process = subprocess.Popen(_pytest_command(areas, report_dir, temp, target, fault is None), stdout=log,
+                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                           start_new_session=True)
+                procs[name] = process
+            try:
+                outcome.status = process.wait(timeout=deadline(RUN_DEADLINE))
+            except subprocess.TimeoutExpired:
+                _kill(process)
+                outcome.problem = f"did not end within {deadline(RUN_DEADLINE):g} s and was killed"
+            finally:
+                procs.pop(name, None)
+                if process.poll() is None:
+                    _kill(process)  # interrupted while waiting: the run goes before its directory does
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
     outcome.seconds = time.monotonic() - started
     reports = sorted(report_dir.glob("*.json"))
     if outcome.problem:
