@@ -289,15 +289,23 @@ def _held(answer) -> str:
     return f"{kind} {start}+{length} pid {pid}"
 
 
-def shrink(bench: Bench, finding: Finding, tries: int = 200) -> Finding:
+# Shrinking one finding stops after this many seconds (scaled) with the shortest history found so far: where every
+# try waits for a deadline (a waiter the platform never wakes), 200 tries would take many minutes.
+SHRINK_SECONDS = 30.0
+
+
+def shrink(bench: Bench, finding: Finding, tries: int = 200, seconds: float | None = None) -> Finding:
     """The shortest history found by dropping steps one at a time while it still fails (any way); a step that made
-    a descriptor may go with its later uses renamed to another descriptor of that actor."""
+    a descriptor may go with its later uses renamed to another descriptor of that actor. At most `tries` runs and
+    `seconds` (default SHRINK_SECONDS, scaled)."""
     current, left = finding, tries
+    stop_at = time.monotonic() + (deadline(SHRINK_SECONDS) if seconds is None else seconds)
     progress = True
     while progress and left > 0:
         progress = False
         for candidate in _smaller(current.history, bench.flock_vs_fcntl):
-            if left <= 0:
+            if left <= 0 or time.monotonic() > stop_at:
+                left = 0
                 break
             left -= 1
             _, found = bench.run(candidate)

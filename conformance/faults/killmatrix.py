@@ -88,10 +88,10 @@ def judge(fault: Fault, run: Outcome | None, control: Outcome, os_name: str) -> 
 
 def scores(verdicts: list[Verdict]) -> dict[str, tuple[int, int]]:
     """Area -> (faults aimed at it that its own cases caught, faults aimed at it), over the faults whose runs reached
-    the area (a run stops at its tenth red case)."""
+    the area (a run stops at its tenth red case) and that a case may fail on (not the observed ones)."""
     table = {}
     for area in AREAS:
-        aimed = [v for v in verdicts if area in v.fault.areas and v.status in RAN
+        aimed = [v for v in verdicts if area in v.fault.areas and v.status in (CAUGHT, BLIND, BROKEN)
                  and (area in v.reached or v.status == BROKEN)]
         if aimed:
             table[area] = (sum(1 for v in aimed if v.killed_in(area)), len(aimed))
@@ -167,7 +167,7 @@ def render_markdown(platform_id: str, control: Outcome, verdicts: list[Verdict],
         lines.append(f"### `{v.fault.name}`: {v.status}")
         lines += ["", f"Breaks: {_md(v.fault.breaks)}. Reference: {_md(v.fault.reference)}."]
         if v.why:
-            lines.append(f"{_md(v.why)}.")
+            lines.append(f"{_md(v.why[:1].upper() + v.why[1:])}.")
         if v.killed:
             shown = sorted(v.killed)[:SHOWN_CASES]
             more = len(v.killed) - len(shown)

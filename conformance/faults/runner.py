@@ -51,7 +51,8 @@ class Outcome:
 
 
 def selection(areas: list[str]) -> list[str]:
-    return [str(settings.CASES_DIR / path) for area in AREAS if area in areas for path in AREAS[area]]
+    """In the order given: a fault's run stops at its tenth red case, so its first area is the one that must see it."""
+    return [str(settings.CASES_DIR / path) for area in areas for path in AREAS[area]]
 
 
 def _pytest_command(areas: list[str], report_dir: Path, temp: str, target: str | None, control: bool) -> list[str]:
@@ -83,8 +84,10 @@ def run_one(name: str, fault: str | None, areas: list[str], library: Path, out: 
     report_dir.mkdir(parents=True, exist_ok=True)
     outcome = Outcome(name, areas)
     started = time.monotonic()
-    # The run's own temporary directory (short: socket names are made in it), removed however the run ended.
+    # The run's own temporary directory (short: socket names are made in it), removed however the run ended; open to
+    # every user as /tmp is, since cases reach into it from children that dropped root.
     temp = tempfile.mkdtemp(prefix="mutant-")
+    os.chmod(temp, 0o1777)
     env = layer.environment(library, fault)
     env["TMPDIR"] = temp
     try:
