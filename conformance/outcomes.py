@@ -1,6 +1,7 @@
 """The exceptions a case raises to select its outcome (the outcomes themselves are conformance.model's).
 
 Unsupported      the mechanism does not exist here (raised with the probe's reason): `unsupported`
+MissingMechanism a mechanism the OS always has is missing (its probe failed): `fail`, even in setup
 HarnessError     the harness broke (a child crashed or timed out, a leak was found): `error`
 AssertionError, or any exception that is not the harness's own: `fail` (plugin/classify.py decides)
 """
@@ -20,6 +21,11 @@ class Unsupported(pytest.skip.Exception):
         self.reason = reason
 
 
+class MissingMechanism(AssertionError):
+    """A mechanism this OS has in every release is missing: the platform is broken. A `fail` in whichever phase of
+    the case asked for it (a fixture asks in setup), never a harness `error`."""
+
+
 def unsupported(reason: str) -> Unsupported:
     return Unsupported(reason)
 
@@ -36,5 +42,5 @@ def require(name: str) -> None:
         return
     source = constants().ALWAYS_HAS.get(name)
     if source is not None:
-        raise AssertionError(f"{capability.reason}, but {constants().NAME} always has {name} ({source})")
+        raise MissingMechanism(f"{capability.reason}, but {constants().NAME} always has {name} ({source})")
     raise Unsupported(capability.reason)

@@ -140,6 +140,8 @@ def test_cases_turned_red_are_the_kills_and_count_in_their_area():
     assert verdict.killed == {"rights/a": "error", "format/c": "fail"}
     assert (verdict.killed_in("rights"), verdict.killed_in("format")) == (1, 1)
     assert killmatrix.scores([verdict]) == {"format": (1, 1), "rights": (1, 1)}
+    by_harness = killmatrix.judge(FAULT, _run({"rights/a": "error"}), CONTROL, os_name())
+    assert by_harness.status == killmatrix.CAUGHT and by_harness.why == "only as harness errors: no case failed"
 
 
 def test_a_run_that_did_not_finish_is_never_a_clean_survival():
@@ -187,13 +189,24 @@ def test_a_failed_probe_of_a_mechanism_the_platform_always_has_fails_the_case(mo
     probes.probe.cache_clear()
     try:
         monkeypatch.setattr(constants(), "ALWAYS_HAS", {"scm_rights": "unix(7): SCM_RIGHTS"})
-        with pytest.raises(AssertionError, match=r"did not arrive, but .* always has scm_rights \(unix\(7\)"):
+        with pytest.raises(outcomes.MissingMechanism, match=r"did not arrive, but .* always has scm_rights \(unix"):
             outcomes.require("scm_rights")
         monkeypatch.setattr(constants(), "ALWAYS_HAS", {})
         with pytest.raises(outcomes.Unsupported, match="did not arrive"):
             outcomes.require("scm_rights")
     finally:
         probes.probe.cache_clear()
+
+
+def test_a_missing_mechanism_found_by_a_fixture_is_a_fail_not_a_harness_error():
+    from conformance.model import ERROR, FAIL
+    from conformance.outcomes import MissingMechanism
+    from conformance.plugin.classify import classify
+
+    missing = MissingMechanism("a descriptor sent with SCM_RIGHTS did not arrive, but linux always has scm_rights")
+    assert classify("setup", "failed", missing).outcome == FAIL
+    assert classify("call", "failed", missing).outcome == FAIL
+    assert classify("setup", "failed", AssertionError("x")).outcome == ERROR
 
 
 def test_every_mechanism_a_platform_always_has_is_a_probe_with_a_source():

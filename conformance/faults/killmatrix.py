@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..model import FAILING, PASS, UNSUPPORTED
+from ..model import ERROR, FAILING, PASS, UNSUPPORTED
 from .catalogue import AREAS, Fault
 from .runner import MAX_RED, Outcome
 
@@ -70,6 +70,9 @@ def judge(fault: Fault, run: Outcome | None, control: Outcome, os_name: str) -> 
             verdict.why = f"its run stopped at its {MAX_RED}th red case"
         elif run.problem:
             verdict.why = f"its run did not finish ({run.problem}); the cases that finished caught it"
+        if all(outcome == ERROR for outcome in verdict.killed.values()):
+            # Caught, but by the harness (its leak check, a deadline), not by an assertion about the behaviour.
+            verdict.why = "; ".join(filter(None, [verdict.why, "only as harness errors: no case failed"]))
     elif run.problem:
         verdict.status, verdict.why = BROKEN, run.problem
     else:

@@ -13,7 +13,7 @@ import pytest
 from ..expectations import Deviation
 from ..harness.errors import HarnessError
 from ..model import DEVIATION, ERROR, FAIL, PASS, UNEXPECTED_PASS, UNSUPPORTED
-from ..outcomes import Unsupported
+from ..outcomes import MissingMechanism, Unsupported
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def classify(when: str, status: str, error: BaseException | None, skip_reason: s
 
     An AssertionError, or any exception the case did not expect, is a `fail` in the call; only the harness's own
     exceptions, pytest-timeout's expiry and the system's refusal of a thread or a process are `error`, as is anything
-    that breaks setup or teardown.
+    that breaks setup or teardown, except a mechanism the OS always has found missing (MissingMechanism): a `fail`.
     """
     if status == "passed":
         return Verdict(PASS)
@@ -77,7 +77,7 @@ def classify(when: str, status: str, error: BaseException | None, skip_reason: s
         return Verdict(ERROR, f"{refused}: {message}")
     if error is None or isinstance(error, HarnessError) or _timeout(error):
         return Verdict(ERROR, message)
-    if when != "call":
+    if when != "call" and not isinstance(error, MissingMechanism):  # a broken platform found in setup is a fail
         return Verdict(ERROR, f"{when} failed: {message}")
     return Verdict(FAIL, message)
 
