@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 
 def _sorted(values) -> list:
@@ -13,12 +14,8 @@ def _sorted(values) -> list:
 
 
 def median(values) -> float:
-    """The middle value; the mean of the two middle values of an even count."""
-    ordered = _sorted(values)
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    return (ordered[middle - 1] + ordered[middle]) / 2
+    """The middle value; the mean of the two middle values of an even count (ValueError for none)."""
+    return statistics.median(_sorted(values))
 
 
 def percentile(values, p: float) -> float:
