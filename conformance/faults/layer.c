@@ -195,11 +195,6 @@ static int real_flock(int fd, int op) {
     return flock_real(fd, op);
 }
 
-static int is_regular(int fd) {
-    struct stat st;
-    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 /* ---- byte-range locks ------------------------------------------------------------------------------------------ */
 
 /* A lock request or answer, whatever struct flock the caller used. */
@@ -287,6 +282,7 @@ static int is_setlkw(int cmd) {
 }
 
 static int without_wait(int cmd) {
+    (void)cmd;  // with no OFD and no *64 commands, every waiting command becomes F_SETLK
 #ifdef F_OFD_SETLKW
     if (cmd == F_OFD_SETLKW)
         return F_OFD_SETLK;
@@ -383,8 +379,9 @@ static void take_again(dev_t dev, ino_t ino) {
 static int reopened(int fd) {
 #ifdef __linux__
     char path[64];
+    struct stat st;
     int flags = plain_fcntl()(fd, F_GETFL);
-    if (flags < 0 || !is_regular(fd))
+    if (flags < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         return -1;
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     return open(path, (flags & (O_ACCMODE | O_APPEND | O_NONBLOCK)) | O_CLOEXEC);
@@ -852,7 +849,7 @@ static void alter_credentials(struct cmsghdr *c) {
             u->gid += 1;
     }
 #endif
-#ifdef SCM_CREDS
+#if defined(SCM_CREDS) && defined(__FreeBSD__)  /* macOS names SCM_CREDS but does not define struct cmsgcred */
     if (c->cmsg_type == SCM_CREDS && c->cmsg_len >= CMSG_LEN(sizeof(struct cmsgcred))) {
         struct cmsgcred *u = (struct cmsgcred *)CMSG_DATA(c);
         if (active == CREDS_WRONG_PID)
