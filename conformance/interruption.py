@@ -8,6 +8,7 @@ as it would for Ctrl-C. Kept free of pytest: `conformance run` installs one befo
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import sys
 import threading
@@ -131,11 +132,20 @@ class Interruption:
         return None if self.signal is None else 128 + int(signal.Signals[self.signal])
 
 
+# The standard library's lock wrappers cannot unwind from an exception raised inside them: raised in a Condition's
+# __exit__ it leaves the lock released twice (seen once under Python 3.12: pytest-xdist's controller ended with
+# "RuntimeError: release unlocked lock" in queue.put).
+_LOCK_WRAPPERS = frozenset({threading.__file__, queue.__file__})
+
+
 def _unsafe_to_interrupt(frame) -> bool:
     """Whether the frame a signal landed in is pluggy's own hook-calling code, which cannot unwind from an exception
-    raised at any instruction (a raise there may find its locals unassigned)."""
+    raised at any instruction (a raise there may find its locals unassigned), or the standard library's threading and
+    queue code, whose locks it would corrupt."""
     if frame is None:
         return False
+    if frame.f_code.co_filename in _LOCK_WRAPPERS:
+        return True
     filename = frame.f_code.co_filename.replace("\\", "/")
     return "/pluggy/" in filename
 

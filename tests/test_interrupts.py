@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import types
 from pathlib import Path
@@ -233,7 +235,7 @@ import signal, sys, time, types
 from conformance.interruption import Interruption
 interruption = Interruption(deferring=False)
 interruption.install()
-in_pluggy = types.SimpleNamespace(f_code=types.SimpleNamespace(co_filename="/x/site-packages/pluggy/_callers.py"))
+in_pluggy = types.SimpleNamespace(f_code=types.SimpleNamespace(co_filename=sys.argv[1]))
 
 def spin(seconds):
     give_up = time.monotonic() + seconds
@@ -250,11 +252,14 @@ except KeyboardInterrupt:
 """
 
 
-def test_a_signal_that_lands_in_pluggys_hook_loop_is_raised_again_outside_it():
+@pytest.mark.parametrize("where", ["/x/site-packages/pluggy/_callers.py", threading.__file__, queue.__file__],
+                         ids=["pluggy", "threading", "queue"])
+def test_a_signal_that_lands_in_pluggys_hook_loop_is_raised_again_outside_it(where):
     """pluggy's _multicall cannot unwind from an exception raised between its `try` and the assignment of its
-    teardowns (pytest ended with an INTERNALERROR UnboundLocalError once in a random-signal run): a signal that lands
-    in pluggy is sent again, and raised where the run can unwind."""
-    done = subprocess.run([sys.executable, "-c", PLUGGY_SCRIPT], capture_output=True, text=True, timeout=30,
+    teardowns (pytest ended with an INTERNALERROR UnboundLocalError once in a random-signal run), nor can the standard
+    library's lock wrappers (xdist's controller: "RuntimeError: release unlocked lock" in queue.put): a signal that
+    lands in them is sent again, and raised where the run can unwind."""
+    done = subprocess.run([sys.executable, "-c", PLUGGY_SCRIPT, where], capture_output=True, text=True, timeout=30,
                           cwd=nested_run.ROOT)
     assert (done.stdout, done.stderr) == ("raised SIGINT True postponed 1\n", ""), done
 
