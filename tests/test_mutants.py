@@ -241,11 +241,12 @@ def test_a_signal_ends_every_run_and_writes_no_kill_matrix(signal_name, tmp_path
                                 "--report-dir", str(tmp_path), "-n", "2"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
+        # Both runs under way: each has its output file, and the fault's pytest has printed its first results.
+        outputs = [tmp_path / "runs" / name / "output.txt" for name in ("control", "waiter-never-woken")]
         give_up = time.monotonic() + 60
-        while not (tmp_path / "runs" / "waiter-never-woken" / "output.txt").exists():
+        while not (all(path.exists() for path in outputs) and outputs[1].stat().st_size > 0):
             assert time.monotonic() < give_up and process.poll() is None, process.poll()
-            time.sleep(0.05)
-        time.sleep(1.0)  # both runs under way
+            time.sleep(0.05)  # polling the files, not waiting for a moment
         process.send_signal(getattr(signal, signal_name))
         out, err = process.communicate(timeout=30)
     finally:
