@@ -272,3 +272,51 @@ def test_a_signal_that_lands_in_a_finaliser_is_raised_again_from_ordinary_code()
     done = subprocess.run([sys.executable, "-c", FINALISER_SCRIPT], capture_output=True, text=True, timeout=30,
                           cwd=nested_run.ROOT)
     assert (done.stdout, done.stderr) == ("raised SIGTERM True\n", ""), done
+
+
+WORKER_STOPS_ITSELF = '''
+import os
+import signal
+
+import pytest
+
+CONFORMANCE_AREA = "fake"
+
+
+@pytest.mark.refs("self-test: a worker stopped by a signal of its own")
+def test_signals_its_own_worker():
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.refs("self-test: work for the other worker")
+@pytest.mark.parametrize("n", range(4))
+def test_other_work(n):
+    pass
+'''
+
+GATEWAYS_NOTED = '''
+import os
+
+
+def pytest_xdist_newgateway(gateway):
+    with open(os.environ["GATEWAYS_FILE"], "a") as f:
+        f.write(gateway.id + "\\n")
+'''
+
+
+def test_a_worker_stopped_by_a_signal_is_not_replaced(pytester, monkeypatch, tmp_path):
+    """pytest-xdist replaces a worker that went down with keyboard-interrupt; a replacement started while the run
+    stops has its bootstrap cut off, and execnet prints a traceback (seen once in 20 random signals under 3.9)."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+    gateways = tmp_path / "gateways"
+    monkeypatch.setenv("GATEWAYS_FILE", str(gateways))
+    pytester.makepyfile(test_stopping=WORKER_STOPS_ITSELF)
+    pytester.makeconftest(GATEWAYS_NOTED)
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", "-n", "2",
+                                           "--conformance-report", "report", timeout=120)
+    output = "\n".join(result.outlines + result.errlines)
+    assert sorted(gateways.read_text().split()) == ["gw0", "gw1"], output
+    assert "Traceback" not in output, output
+    assert result.ret == 128 + signal.SIGINT, output
+    assert [p.name for p in (pytester.path / "report").glob("*.json")][0].endswith(".partial.json")

@@ -16,14 +16,27 @@ import signal
 import pytest
 
 from ..interruption import INTERRUPT_SIGNALS
+from . import interrupts
 from .classify import refused_resource
 
 START_FAILED = pytest.StashKey[str]()
+INTERRUPTED_WORKER = "keyboard-interrupt"  # the error pytest-xdist gives pytest_testnodedown for a stopped worker
 
 
 class WorkerStart:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+
+    def pytest_testnodedown(self, node, error) -> None:
+        """A worker that went down while the run is being stopped is not replaced. pytest-xdist replaces a crashed
+        worker, and one that a signal stopped counts as crashed: its replacement would be started only to be shut down
+        with the run, and execnet's bootstrap, cut off mid-way, prints a SyntaxError traceback (seen under Python
+        3.9). Instead the run is shut down, as it is once the last worker is gone."""
+        if error is None or not (error == INTERRUPTED_WORKER or interrupts.stopping(self.config)):
+            return
+        dsession = self.config.pluginmanager.get_plugin("dsession")
+        if dsession is not None and hasattr(dsession, "_clone_node") and hasattr(dsession, "triggershutdown"):
+            dsession._clone_node = lambda node: dsession.triggershutdown()
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_sessionstart(self, session: pytest.Session):
