@@ -29,7 +29,12 @@ LEAKY = RECORD + '''
 import tempfile
 import time
 
+import pytest
+
 from conformance.harness.children import Child
+
+CONFORMANCE_AREA = "selftest"
+pytestmark = pytest.mark.refs("self-test")
 
 
 def test_leaks_a_descriptor():
@@ -92,6 +97,9 @@ import time
 import pytest
 
 from conformance.harness.children import Child, Helper
+
+CONFORMANCE_AREA = "selftest"
+pytestmark = pytest.mark.refs("self-test")
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """The pytest plugin: outcomes, observations, references, the leak check, and the report.
 
-Registered through the `pytest11` entry point (and by the project's root conftest.py in a plain checkout). Each part
-has one job: `options` (command line and configuration), `identity` (which tests are cases and their ids),
-`collection` (checks before the run), `fixtures` (session directories, the leak check, observe, expected), `classify`
+Registered through the `pytest11` entry point (and by the project's root conftest.py in a plain checkout); it watches
+the suite's cases only, never another project's tests (`scope`). Each part has one job: `options` (command line and
+configuration), `identity` (which tests are cases and their ids), `scope` (which tests are watched), `collection`
+(checks before the run), `fixtures` (session directories, the leak check, observe, expected), `classify`
 (a phase's outcome, as pure functions), `results` (each phase's outcome into its test report) and `collector` (the
 report, on the controller). Under pytest-xdist each worker classifies its own cases and ships the result in the test
 reports' user_properties; the controller collects every worker's reports and writes the one report.

@@ -16,6 +16,7 @@ import pytest
 
 from .. import settings
 from ..model import Collection, UnmatchedDeviation
+from . import scope
 from .identity import case_id, case_parts, check_cases, is_case
 from .options import EXPECTATIONS
 
@@ -92,6 +93,7 @@ def selection(config: pytest.Config) -> list[str]:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
+    scope.mark_watched(config, session.items)
     cases = {item.nodeid: case_id(item) for item in session.items if is_case(item)}
     config.stash[COLLECTION] = Collection(cases, config.stash.get(DESELECTED, 0), selection(config))
 

@@ -39,7 +39,7 @@ from ..model import (
     worst,
 )
 from ..platforms import detect, probes
-from . import interrupts, revision, rundir, workers
+from . import interrupts, revision, rundir, scope, workers
 from .collection import UNMATCHED, selection, unmatched_from_worker
 from .options import case_timeout, target_dir
 
@@ -92,6 +92,7 @@ class ReportCollector:
         self.report: Report | None = None
         self.workers_unmatched: list[UnmatchedDeviation] | None = None
         self.worker_signal: str | None = None
+        self.workers_watching = False
 
     def pytest_runtest_logstart(self, nodeid: str, location) -> None:
         self.begun.add(nodeid)
@@ -118,6 +119,7 @@ class ReportCollector:
         if self.workers_unmatched is None:
             self.workers_unmatched = unmatched_from_worker(node)
         self.worker_signal = self.worker_signal or interrupts.from_worker(node)
+        self.workers_watching = self.workers_watching or scope.worker_watching(node)
 
     def _signal(self) -> str | None:
         return interrupts.of(self.config).signal or self.worker_signal
@@ -204,7 +206,9 @@ class ReportCollector:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        leaks.reap_every_child()
+        if scope.watching(self.config) or self.workers_watching or self.cases or self.collection \
+                or self.config.getoption("conformance_report") is not None:
+            leaks.reap_every_child()  # the last sweep; another project's session keeps its processes (plugin/scope)
         rundir.remove(self.config)
         if session.shouldfail or session.shouldstop:
             self.config.stash[_STOP_REASON] = str(session.shouldfail or session.shouldstop)

@@ -1,4 +1,4 @@
-"""The fixtures every conformance case gets: a private session directory, the leak check around every test, a
+"""The fixtures every conformance case gets: a private session directory, the leak check around every case, a
 directory of the case's own on the filesystem under test, and `observe` and `expected` for what the platform shows."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from ..harness import leaks
 from ..harness.errors import HarnessError
 from ..model import observation_property
 from ..outcomes import Unsupported
-from . import interrupts, rundir
+from . import interrupts, rundir, scope
 from .identity import case_parts, is_case
 from .options import EXPECTATIONS
 
@@ -44,8 +44,13 @@ class _SessionDirs:
             os.chmod(path, 0o711)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def _conformance_dirs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Made before any other fixture of a session that watches a test (plugin/scope), so that what a case module's
+    fixtures make is in them; a session of other tests only gets None, and its $TMPDIR stays as it was."""
+    if not scope.watching(request.config):
+        yield None
+        return
     # pytest's own tmp_path root is fixed first, so it is not made inside the directory the leak check watches.
     tmp_path_factory.getbasetemp()
     dirs = _SessionDirs(rundir.of(request.config), os.environ.get("PYTEST_XDIST_WORKER", "main"))
@@ -67,8 +72,12 @@ class LeakError(HarnessError):
 
 
 @pytest.fixture(autouse=True)
-def _conformance_leak_check(request: pytest.FixtureRequest, _conformance_dirs: _SessionDirs):
-    """Set up first and torn down last, around every test: nothing may outlive it."""
+def _conformance_leak_check(request: pytest.FixtureRequest, _conformance_dirs: _SessionDirs | None):
+    """Set up first and torn down last, around every watched test (plugin/scope): nothing may outlive it. Any other
+    test runs as if the plugin were not there."""
+    if _conformance_dirs is None or not scope.watched(request.node):
+        yield
+        return
     tmp_before = leaks.snapshot(_conformance_dirs.tmp)
     cases_before = frozenset(os.listdir(_conformance_dirs.cases))
     yield
@@ -84,8 +93,10 @@ def _conformance_leak_check(request: pytest.FixtureRequest, _conformance_dirs: _
 
 
 @pytest.fixture
-def workdir(request: pytest.FixtureRequest, _conformance_dirs: _SessionDirs) -> Path:
+def workdir(request: pytest.FixtureRequest, _conformance_dirs: _SessionDirs | None) -> Path:
     """An empty directory of the case's own on the filesystem under test, removed afterwards."""
+    if _conformance_dirs is None:
+        raise HarnessError("workdir is for conformance cases (see plugin/scope.py)")
     prefix = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:60] + "-"
     path = tempfile.mkdtemp(prefix=prefix, dir=_conformance_dirs.cases)
     yield Path(path)

@@ -20,6 +20,7 @@ import types
 import pytest
 
 from ..interruption import INTERRUPT_SIGNALS, Interruption, Terminated, _is_interruption
+from . import scope
 
 WORKER_OUTPUT = "conformance_signal"  # where a pytest-xdist worker tells the controller which signal stopped it
 
@@ -90,6 +91,15 @@ class InterruptRecorder:
     def pytest_collection(self, session: pytest.Session) -> None:
         """The session has begun: from here an interrupt ends it cleanly, with the collector's report."""
         of(self.config).resume()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        """A process that collected nothing the plugin watches (plugin/scope) gives the signals back to the handlers
+        it found: another project's tests see SIGTERM as they would without the plugin. (A pytest-xdist controller
+        collects nothing and keeps them, to pass them on to its workers.)"""
+        controller = self.workers is not None
+        if not controller and not self.shared and not scope.watching(self.config):
+            of(self.config).restore()
 
     @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker sends its workeroutput
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

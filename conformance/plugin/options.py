@@ -1,5 +1,5 @@
 """The plugin's command-line options, and what the run's configuration makes of them before any case runs: the
-markers, the expectation file, the directory under test and the case timeout."""
+markers, the expectation file, the directory under test and which tests are watched."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import pytest
 from .. import expectations as expectations_mod
 from .. import settings
 from ..platforms import os_name
+from . import scope
 
 EXPECTATIONS = pytest.StashKey[expectations_mod.Expectations]()
 TARGET_DIR = pytest.StashKey[str]()  # where the cases make their files: the filesystem under test
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    scope.add_option(parser)
     group = parser.getgroup("conformance")
     group.addoption("--conformance-dir", metavar="DIR", default=None,
                     help="directory on the filesystem under test where cases make their files "
@@ -62,18 +64,9 @@ def _expectations(config: pytest.Config) -> expectations_mod.Expectations:
         raise pytest.UsageError(f"malformed expectation file: {e}") from None
 
 
-def _default_timeout(config: pytest.Config) -> None:
-    """pytest-timeout's timeout and method, where neither the command line, PYTEST_TIMEOUT nor an ini file sets
-    them: settings.CASE_TIMEOUT, scaled, with the signal method. Runs before pytest-timeout reads them."""
-    if config.getoption("timeout", None) is None and not os.environ.get("PYTEST_TIMEOUT") \
-            and not config.getini("timeout"):
-        config.option.timeout = settings.case_timeout()
-    if config.getoption("timeout_method", None) is None and not config.getini("timeout_method"):
-        config.option.timeout_method = settings.CASE_TIMEOUT_METHOD
-
-
 def case_timeout(config: pytest.Config) -> float | None:
-    """The seconds pytest-timeout gives each test in this run, found as it finds them; None without such a bound."""
+    """The seconds pytest-timeout gives each case in this run, found as it finds them (a case's own mark aside); None
+    without such a bound. Where the run sets none for every test, the cases get settings.CASE_TIMEOUT (plugin/scope)."""
     if not config.pluginmanager.has_plugin("timeout"):
         return None
     for value in (config.getoption("timeout", None), os.environ.get("PYTEST_TIMEOUT"), config.getini("timeout")):
@@ -83,7 +76,7 @@ def case_timeout(config: pytest.Config) -> float | None:
             except ValueError:
                 return None  # pytest-timeout itself refuses it
             return seconds if seconds > 0 else None
-    return None
+    return settings.case_timeout()
 
 
 def _check_settings(config: pytest.Config) -> str | None:
@@ -116,5 +109,4 @@ def configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(e)) from None
     config.stash[EXPECTATIONS] = _expectations(config)
     config.stash[TARGET_DIR] = directory or os.path.realpath(tempfile.gettempdir())
-    if config.pluginmanager.has_plugin("timeout"):
-        _default_timeout(config)
+    scope.check(config)

@@ -34,11 +34,11 @@ def _show_in_pytest(rep: pytest.TestReport, verdict: Verdict, deviation, strict:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     rep = outcome.get_result()
+    if not is_case(item):
+        return  # another project's test keeps its report as pytest made it
     collection = collection_to_send(item.config)
     if collection is not None:
         rep.user_properties.append(collection)
-    if not is_case(item):
-        return
     cid = case_id(item)
     deviation = item.config.stash[EXPECTATIONS].lookup(cid)
     error = call.excinfo.value if call.excinfo else None
