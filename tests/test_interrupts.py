@@ -16,6 +16,7 @@ import json
 import os
 import queue
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -247,7 +248,7 @@ try:
     spin(5.0)  # sent again, it lands here (or, on a loaded machine, already between the return and this line)
     print("not raised")
 except KeyboardInterrupt:
-    # postponed 1: the call above returned without raising; what raised is the signal sent again
+    # postponed 1 or more: the call above returned without raising; what raised is the signal sent again
     print("raised", interruption.signal, interruption.stopping, "postponed", interruption.postponed)
 """
 
@@ -261,7 +262,9 @@ def test_a_signal_that_lands_in_pluggys_hook_loop_is_raised_again_outside_it(whe
     lands in them is sent again, and raised where the run can unwind."""
     done = subprocess.run([sys.executable, "-c", PLUGGY_SCRIPT, where], capture_output=True, text=True, timeout=30,
                           cwd=nested_run.ROOT)
-    assert (done.stdout, done.stderr) == ("raised SIGINT True postponed 1\n", ""), done
+    # At least 1: the call returned without raising. More where the signal sent again landed while the main thread was
+    # still starting the timer that sends it (threading.py's Event.wait, itself a place it is postponed from).
+    assert re.fullmatch(r"raised SIGINT True postponed [1-9]\d*\n", done.stdout) and not done.stderr, done
 
 
 def test_a_signal_that_lands_in_a_finaliser_is_raised_again_from_ordinary_code():
