@@ -13,7 +13,7 @@ import pytest
 
 from .. import stress
 from ..harness import leaks
-from . import interrupts, options, rundir
+from . import interrupts, junit, options, rundir
 from .collection import pytest_collection_finish, pytest_collection_modifyitems, pytest_deselected
 from .collector import ReportCollector
 from .fixtures import (
@@ -43,6 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # the controller, or the only process
         leaks.become_subreaper()  # before anything is orphaned: the last sweep finds it then
         config.pluginmanager.register(ReportCollector(config), "conformance-report")
+        config.pluginmanager.register(junit.JunitOutcomes(config), "conformance-junit")
         if getattr(config.option, "numprocesses", None):
             config.pluginmanager.register(rundir.WorkerInput(config), "conformance-run-dir")
             config.pluginmanager.register(WorkerStart(config), "conformance-worker-start")

@@ -44,6 +44,7 @@ from .collection import UNMATCHED, selection, unmatched_from_worker
 from .options import case_timeout, target_dir
 
 REPORT = pytest.StashKey[Report]()
+CASE_NODES = pytest.StashKey[dict]()  # pytest node id -> case id, of every case in REPORT
 _STOP_REASON = pytest.StashKey[str]()
 NO_REFERENCES = "(none recorded)"
 
@@ -225,6 +226,7 @@ class ReportCollector:
 
     def _write(self) -> None:
         self.config.stash[REPORT] = self.report
+        self.config.stash[CASE_NODES] = {nodeid: case.id for nodeid, case in self.cases.items()}
         directory = self.config.getoption("conformance_report")
         if directory:
             from ..report.write import write_report
