@@ -131,7 +131,8 @@ def test_list_and_run_select_the_same_cases(tmp_path):
     for case in listed:
         if case["outcome_here"] == UNSUPPORTED:
             assert outcomes[case["id"]] == UNSUPPORTED
-    assert report["completeness"]["selection"] == ["-k not table", f"only {ROOT}/conformance/cases/test_flock_modes.py"]
+    keyword, files = report["completeness"]["selection"]
+    assert keyword == "-k not table" and files.startswith("only ") and files.endswith("/test_flock_modes.py")
 
 
 @pytest.mark.parametrize("argv", [["list", "-k", "no_such_case"], ["run", "-n", "0", "-k", "no_such_case"],
