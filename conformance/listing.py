@@ -155,7 +155,6 @@ def collect(paths: list[str], keyword: str | None = None) -> list[Listed]:
 
 NEEDS_COLUMN = 32  # the needs of most cases fit; longer ones push their id right
 LATER = "+"  # in the needs column: more is decided when the case runs
-LEGEND = f"{LATER}: more is decided when the case runs; [n]: see note n below"
 
 
 def render_text(listed: list[Listed]) -> str:
@@ -172,7 +171,9 @@ def render_text(listed: list[Listed]) -> str:
     needs_width = min(max(len(needs) for _, needs, _ in rows), NEEDS_COLUMN)
     lines = [f"{'here':<{here_width}}  {'needs':<{needs_width}}  case"]
     lines += [f"{here:<{here_width}}  {needs:<{needs_width}}  {identity}" for here, needs, identity in rows]
-    lines += ["", LEGEND]
+    later = any(case.decided_when_it_runs for case in listed)
+    legend = [f"{LATER}: more is decided when the case runs" if later else "", "[n]: see note n below" if notes else ""]
+    lines += ["", "; ".join(filter(None, legend))] if any(legend) else [""]
     lines += [f"[{number}] {text}" for text, number in notes.items()]
     lines.append(_summary(listed))
     return "\n".join(lines) + "\n"
