@@ -8,8 +8,10 @@ as declared only where nothing can keep the call from being made: a statement of
 `with` or `try` block there) that calls `require` or a helper of the cases that does, with an argument it can name
 without running anything (a string, an f-string of the case's parameters, a lock family or a field of a parameter).
 Any other way the case may become unsupported (a `require` under an `if` or in a loop, `Unsupported` raised, the
-reference code's `Unavailable` turned into it, the expectation file asked for a value, a probe named at run time)
-makes `decided_when_it_runs` true: the list says so rather than guessing.
+reference code's `Unavailable` turned into it, the expectation file asked for a value by a name not written in the case,
+a probe named at run time) makes `decided_when_it_runs` true: the list says so rather than guessing. A value asked
+for by a written name (`expected("inflight_limit_errno")`) is listed, so that the list can say whether the file
+documents it.
 """
 
 from __future__ import annotations
