@@ -335,3 +335,120 @@ def test_previous_reports_downloads_the_last_successful_run_of_the_default_branc
 def test_merge_refuses_an_empty_directory(tmp_path):
     done = _ci("merge-reports", tmp_path, env=_env(tmp_path))
     assert done.returncode == 2 and "no report" in done.stderr
+
+
+# --- installs that survive a bad day: the scripts against a stand-in apt-get and pip ---------------------------
+
+FAKE_APT = """#!/bin/sh
+# Stands in for apt-get: fails `update` for one index the first $UPDATE_FAILS times, `install` the first
+# $INSTALL_FAILS times; an install that works puts its packages' commands in this directory.
+echo "apt-get $*" >> "$CALLS"
+count() { n=$(grep -c "^apt-get $1" "$CALLS"); echo "$n"; }
+case "$1" in
+    update)
+        if [ "$(count update)" -le "$UPDATE_FAILS" ]; then
+            echo "E: Failed to fetch http://deb.debian.org/debian/dists/bookworm-updates/main/binary-amd64/Packages.xz \
+ File has unexpected size (3144 != 2852). Mirror sync in progress? [IP: 151.101.2.132 80]" >&2
+            echo "E: Some index files failed to download. They have been ignored, or old ones used instead." >&2
+            exit 100
+        fi ;;
+    install)
+        if [ "$(count install)" -le "$INSTALL_FAILS" ]; then
+            echo "E: Failed to fetch http://deb.debian.org/debian/pool/main/c/chromium/x.deb  Hash Sum mismatch" >&2
+            exit 100
+        fi
+        for command in chromium qemu-system-x86_64 qemu-system-aarch64; do
+            printf '#!/bin/sh\\n' > "$(dirname "$0")/$command" && chmod +x "$(dirname "$0")/$command"
+        done ;;
+esac
+"""
+# What the install scripts run besides apt-get; sleep stands in too, to note each wait instead of waiting.
+TOOLS = ("id", "uname", "cat", "grep", "tail", "dirname", "chmod", "env")
+
+
+def _apt_bin(tmp_path: Path) -> Path:
+    """A PATH of its own: the stand-in apt-get and sleep, and the few real tools the scripts need, so that this
+    machine's own Chromium or QEMU is not found."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in TOOLS:
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    (bin_dir / "apt-get").write_text(FAKE_APT)
+    (bin_dir / "sleep").write_text('#!/bin/sh\necho "sleep $*" >> "$CALLS"\n')
+    for script in ("apt-get", "sleep"):
+        (bin_dir / script).chmod(0o755)
+    return bin_dir
+
+
+def _install(tmp_path, script, update_fails=0, install_fails=0, tries=3):
+    if os.geteuid() != 0:
+        pytest.skip("the install scripts use sudo when not root")
+    calls = tmp_path / "calls"
+    calls.touch()
+    env = _env(tmp_path, PATH=str(_apt_bin(tmp_path)), CALLS=str(calls), UPDATE_FAILS=str(update_fails),
+               INSTALL_FAILS=str(install_fails), CI_TRIES=str(tries), CI_RETRY_WAIT="5")
+    done = _ci(script, env=env, timeout=60)
+    return done, calls.read_text().splitlines()
+
+
+@pytest.mark.parametrize("script", ["install-browser", "install-kernel-tools"])
+def test_an_install_goes_on_when_one_index_fails_to_update(tmp_path, script):
+    done, calls = _install(tmp_path, script, update_fails=99)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [call.split()[1] for call in calls if call.startswith("apt-get")] == ["update"] * 3 + ["install"]
+    assert [call for call in calls if call.startswith("sleep")] == ["sleep 5", "sleep 10"]  # bounded, with backoff
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"{script}: apt-get update failed 3 times, installing from the indexes that did update: "
+                           "E: Failed to fetch ")
+    assert "File has unexpected size" in line
+    assert f"{script}: installed" in done.stdout
+
+
+@pytest.mark.parametrize("script", ["install-browser", "install-kernel-tools"])
+def test_an_install_that_fails_once_is_tried_again(tmp_path, script):
+    done, calls = _install(tmp_path, script, update_fails=1, install_fails=1)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [call.split()[1] for call in calls if call.startswith("apt-get")] == ["update", "update", "install",
+                                                                                   "install"]
+    assert f"{script}: apt-get install failed (exit status 100, try 1 of 3); trying again in 5 s" in done.stderr
+    assert "update" not in done.stderr  # it worked on the second try: nothing to say
+
+
+@pytest.mark.parametrize("script", ["install-browser", "install-kernel-tools"])
+def test_an_install_that_keeps_failing_fails_the_script(tmp_path, script):
+    done, calls = _install(tmp_path, script, install_fails=99, tries=2)
+    assert done.returncode == 100, done.stdout + done.stderr
+    assert [call.split()[1] for call in calls if call.startswith("apt-get")] == ["update", "install", "install"]
+    assert done.stderr.rstrip().endswith(f"{script}: apt-get install failed 2 times (exit status 100)")
+    assert "installed" not in done.stdout
+
+
+FAKE_PYTHON = """#!/bin/sh
+# Stands in for a virtual environment's interpreter: its pip fails the first $PIP_FAILS times.
+echo "python $*" >> "$CALLS"
+if [ "$1 $2" = "-m pip" ] && [ "$(grep -c '^python -m pip' "$CALLS")" -le "$PIP_FAILS" ]; then
+    echo "ERROR: HTTP error 503 while getting https://files.pythonhosted.org/packages/tox.whl" >&2
+    exit 1
+fi
+"""
+
+
+@pytest.mark.parametrize(("fails", "status"), [(1, 0), (3, 1)], ids=["once", "every-time"])
+def test_a_pip_install_that_fails_is_tried_again_within_a_bound(tmp_path, fails, status):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(FAKE_PYTHON)
+    (venv / "bin" / "python").chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.touch()
+    bin_dir = _apt_bin(tmp_path)
+    env = _env(tmp_path, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", CALLS=str(calls),
+               PIP_FAILS=str(fails), ROOT=str(ROOT))
+    done = subprocess.run(["sh", "-c", f'. "{ROOT}/ci/_bootstrap.sh"; bootstrap_venv "{venv}" "tox>=4.11"'],
+                          capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert done.returncode == status, done.stderr
+    pips = [call for call in calls.read_text().splitlines() if call.startswith("python -m pip install")]
+    assert len(pips) == min(fails + 1, 3)
+    assert (venv / ".installed").exists() == (status == 0)
+    if status:
+        assert done.stderr.rstrip().endswith("pip install failed 3 times (exit status 1)")
