@@ -151,6 +151,57 @@ def test_every_platform_and_privilege_the_issue_names_has_a_job():
     assert any(re.match(r"sudo .*ci/kernels .*--report-dir reports/runs ", run) for run in kernels)
 
 
+# The current major version of every action the workflow uses, from each one's GitHub releases (checked
+# 2026-12-06: actions/checkout v7.0.1, setup-python v7.0.0, upload-artifact v7.0.0, download-artifact v8.0.1,
+# vmactions/freebsd-vm v1.5.4, vmactions/omnios-vm v1.3.4). An action not listed here fails the test until it is.
+CURRENT_MAJOR = {"actions/checkout": 7, "actions/setup-python": 7, "actions/upload-artifact": 7,
+                 "actions/download-artifact": 8, "vmactions/freebsd-vm": 1, "vmactions/omnios-vm": 1}
+
+
+def _uses(workflow):
+    for job_id, job in workflow["jobs"].items():
+        for step in job["steps"]:
+            if "uses" in step:
+                yield job_id, step["uses"]
+
+
+def test_every_action_is_at_its_current_major_version():
+    for job, uses in _uses(_workflow()):
+        action, _, version = uses.partition("@")
+        assert action in CURRENT_MAJOR, f"{job}: {action} has no current major version in CURRENT_MAJOR"
+        assert re.fullmatch(r"v\d+", version), f"{job}: {uses}: a major version tag (v7), not a branch or a point"
+        assert int(version[1:]) >= CURRENT_MAJOR[action], f"{job}: {uses} is older than v{CURRENT_MAJOR[action]}"
+
+
+def _vm_step(workflow, job):
+    (step,) = [step for step in workflow["jobs"][job]["steps"] if step.get("uses", "").startswith("vmactions/")]
+    return step
+
+
+def test_freebsd_runs_the_suite_unprivileged_then_as_root_as_linux_does():
+    workflow = _workflow()
+    run = _expand(_vm_step(workflow, "freebsd")["with"]["run"], _matrix_rows(workflow["jobs"]["freebsd"])[0])
+    user = re.search(r"^pw useradd (\S+) ", run, re.MULTILINE)
+    assert user and user.group(1) != "root", run
+    unprivileged = re.search(rf'^su {user.group(1)} -c "ci/job freebsd-\S+-user -n 2" \|\| true$', run, re.MULTILINE)
+    privileged = re.search(r"^ci/job freebsd-\S+-root -n 2 \|\| true$", run, re.MULTILINE)
+    assert unprivileged and privileged, run
+    assert unprivileged.start() < privileged.start(), "the unprivileged run goes first, as on Linux"
+    assert re.search(rf"^chown -R {user.group(1)} \.$", run, re.MULTILINE), "the user must write its reports"
+
+
+def test_omnios_is_pinned_to_a_release_and_a_failed_compiler_install_fails_the_job():
+    step = _vm_step(_workflow(), "illumos")["with"]
+    assert re.fullmatch(r"r1510\d\d", str(step.get("release", ""))), step.get("release")
+    assert "|| true" not in step["prepare"], step["prepare"]
+    assert "gcc" in step["prepare"]
+    # pkg's "nothing to do" (4) is success; every other failure of the install is the prepare step's.
+    for status, fails in ((0, False), (4, False), (1, True), (3, True)):
+        script = step["prepare"].replace("pkg install", f"sh -c 'exit {status}'", 1)
+        done = subprocess.run(["sh", "-c", script], capture_output=True, timeout=30, check=False)
+        assert (done.returncode != 0) == fails, (status, script)
+
+
 def _script_commands(workflow):
     for job in workflow["jobs"].values():
         for step in job["steps"]:
@@ -222,7 +273,13 @@ def test_merge_builds_the_matrix_and_checks_each_report_against_its_reference(jo
     done = _ci("merge-reports", merged, env=_env(tmp_path, GITHUB_STEP_SUMMARY=str(summary)))
     assert done.returncode == 0, done.stdout + done.stderr
     assert {p.name for p in (merged / "matrix").iterdir()} == {"matrix.md", "matrix.html", "matrix.json"}
-    assert summary.read_text(encoding="utf-8").startswith("# Conformance matrix\n")
+    text = summary.read_text(encoding="utf-8")
+    verdict, table, rest = text.split("\n\n", 2)
+    assert verdict == "**Verdict: no regression** (1 checks of 1 reports)"
+    (report,) = merged.glob("*.json")
+    assert table.splitlines() == ["| report | against | result |", "| --- | --- | --- |",
+                                  f"| {report.name} | the committed reference of its family | **no regressions** |"]
+    assert rest.startswith("# Conformance matrix\n")
 
 
 def test_merge_fails_on_a_regression_against_a_reference(tmp_path):
@@ -232,7 +289,12 @@ def test_merge_fails_on_a_regression_against_a_reference(tmp_path):
     done = _ci("merge-reports", tmp_path / "ci", env=_env(tmp_path, GITHUB_STEP_SUMMARY=str(summary)))
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"  {case_id}: pass -> fail" in done.stdout
-    assert "1 case regression" in summary.read_text(encoding="utf-8")
+    text = summary.read_text(encoding="utf-8")
+    # The verdict and the table of checks come first, the matrix after them, each diff in full at the end.
+    assert text.startswith("**Verdict: regression** in 1 of 1 checks of 1 reports (each diff follows the matrix)\n")
+    matrix = text.index("# Conformance matrix\n")
+    assert text.index("| regressed.json | the committed reference of its family | **1 case regression** |") < matrix
+    assert matrix < text.index("### regressed.json against the committed reference of its family")
 
 
 def _reference_as(tmp_path, name: str, **platform) -> Path:
