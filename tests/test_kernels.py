@@ -203,6 +203,23 @@ def test_watch_reports_the_marker_progress_and_status(tmp_path):
     assert (tmp_path / "log").read_text().startswith("kernel noise\nMARK 6.1\n")
 
 
+def test_watch_takes_the_marker_from_the_guests_file_when_none_of_its_output_comes(tmp_path):
+    # Silent past the start deadline: only the file, read while the process runs, can keep it from being killed.
+    sign = tmp_path / "booted"
+    argv = _script(tmp_path, f"""
+        import time
+        with open({str(sign)!r}, "w") as f:
+            f.write("MARK 6.1\\n")
+        time.sleep(8)
+    """)
+    events = []
+    watched = console.watch(argv, env=dict(os.environ), log_path=tmp_path / "log", marker=b"MARK",
+                            start_deadline=6, finish_deadline=60, marker_file=sign,
+                            on_event=lambda k, v: events.append(k))
+    assert (watched.status, watched.timed_out, watched.output, watched.marker_seen) == (0, None, 0, False)
+    assert watched.started is not None and events == ["started"]
+
+
 def _gone(pid: int) -> bool:
     """The process has ended. The leak check makes this test process the subreaper of orphans, so an orphaned
     grandchild becomes ours to reap; elsewhere init reaps it and it vanishes."""

@@ -62,12 +62,11 @@ def watch(argv: list[str], *, env: dict, log_path: Path, marker: bytes | None, s
     percent = None
     ended = False
 
-    def in_file() -> bool:
+    def in_file() -> None:
         nonlocal started
         if started is None and marker_file is not None and _holds(marker_file, marker):
             started = time.monotonic() - begin
             on_event("started", started)
-        return started is not None
 
     try:
         interruption.resume()  # a signal that came while the command was starting ends it from here
