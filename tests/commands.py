@@ -72,7 +72,8 @@ def pytest_run(*args, env: dict | None = None, prefix: tuple = ()) -> Done:
 
 def refused(done: Done, subcommand: str | None) -> str:
     """Assert that the command refused its input as it must: exit status 2, nothing on standard output, one line on
-    standard error, within BAD_INPUT_SECONDS of processor time; that line's message, after ``conformance: <subcommand>: ``."""
+    standard error, within BAD_INPUT_SECONDS of processor time; that line's message, after
+    ``conformance: <subcommand>: ``."""
     prefix = f"conformance: {subcommand}: " if subcommand else "conformance: "
     assert (done.status, done.out) == (2, ""), (done.status, done.out, done.err)
     assert done.err.count("\n") == 1 and done.err.endswith("\n") and done.err.startswith(prefix), done.err
