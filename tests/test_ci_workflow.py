@@ -271,6 +271,10 @@ def job_run(tmp_path_factory):
     return done, reports
 
 
+JOB_TIMEOUT = 400  # the tests that use job_run: its whole-suite run may take its 300 s on a loaded machine
+
+
+@pytest.mark.timeout(JOB_TIMEOUT)
 def test_the_job_script_runs_the_suite_and_keeps_report_log_and_status(job_run):
     """The job's status is the run's, as its report explains it: 0, or 1 when this platform fails a case (whether
     that is news is the merge job's check against the reference, below)."""
@@ -297,6 +301,7 @@ def test_a_job_whose_suite_cannot_run_fails_visibly_and_keeps_its_log(tmp_path):
     assert _ci("job-status", reports).returncode == 1
 
 
+@pytest.mark.timeout(JOB_TIMEOUT)
 def test_merge_builds_the_matrix_and_checks_each_report_against_its_reference(job_run, tmp_path):
     _, reports = job_run
     merged = tmp_path / "ci"
