@@ -3,16 +3,17 @@
 Registered through the `pytest11` entry point (and by the project's root conftest.py in a plain checkout). Each part
 has one job: `options` (command line and configuration), `identity` (which tests are cases and their ids),
 `collection` (checks before the run), `fixtures` (session directories, the leak check, observe, expected), `classify`
-(a phase's outcome, as pure functions), `results` (each phase's outcome into its test report) and `collector` (the
-report, on the controller). Under pytest-xdist each worker classifies its own cases and ships the result in the test
-reports' user_properties; the controller collects every worker's reports and writes the one report.
+(a phase's outcome, as pure functions), `results` (each phase's outcome into its test report), `collector` (the
+report, on the controller) and `ktap_stream` (KTAP as the cases finish, on the controller). Under pytest-xdist each
+worker classifies its own cases and ships the result in the test reports' user_properties; the controller collects
+every worker's reports and writes the one report.
 """
 
 import pytest
 
 from .. import stress
 from ..harness import leaks
-from . import interrupts, options, rundir
+from . import interrupts, ktap_stream, options, rundir
 from .collection import pytest_collection_finish, pytest_collection_modifyitems, pytest_deselected
 from .collector import ReportCollector
 from .fixtures import (
@@ -42,6 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # the controller, or the only process
         leaks.become_subreaper()  # before anything is orphaned: the last sweep finds it then
         config.pluginmanager.register(ReportCollector(config), "conformance-report")
+        ktap_stream.register(config)
         if getattr(config.option, "numprocesses", None):
             config.pluginmanager.register(rundir.WorkerInput(config), "conformance-run-dir")
             config.pluginmanager.register(WorkerStart(config), "conformance-worker-start")

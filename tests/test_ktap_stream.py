@@ -1,0 +1,343 @@
+"""Self-tests for KTAP streamed as the cases finish (--conformance-ktap, `conformance run --ktap`): real runs of crafted
+case modules, serial and through pytest-xdist, complete, interrupted by a signal and killed outright; each stream read
+back with the strict parser of test_ktap.py and with the kernel's own (kunit_parser.py, kept in tests/data/kunit)."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from commands import environment
+from test_ktap import leaf_tests, parse_ktap
+
+from conformance.report.ktap import render_ktap
+from conformance.report.load import read_report
+
+KUNIT = Path(__file__).parent / "data" / "kunit"
+TIMEOUT = 120
+
+# Three areas, collected in this order: alpha (every kind of result line), beta (passes), gamma (its middle case can
+# stop the run: STOP_WITH names the signal it sends to the run's main process).
+MODULES = {
+    "test_alpha.py": '''
+import pytest
+
+CONFORMANCE_AREA = "alpha"
+
+
+@pytest.mark.refs("self-test")
+@pytest.mark.parametrize("n", range(2))
+def test_passes(n, observe):
+    observe("seen", n)
+
+
+@pytest.mark.refs("self-test")
+def test_fails():
+    assert False, "failing # on purpose\\nsecond line"
+
+
+@pytest.mark.refs("self-test")
+def test_unsupported():
+    pytest.skip("no such mechanism here")
+''',
+    "test_beta.py": '''
+import pytest
+
+CONFORMANCE_AREA = "beta"
+
+
+@pytest.mark.refs("self-test")
+@pytest.mark.parametrize("n", range(3))
+def test_passes(n):
+    pass
+''',
+    "test_gamma.py": '''
+import os
+import signal
+import threading
+
+import pytest
+
+CONFORMANCE_AREA = "gamma"
+
+
+@pytest.mark.refs("self-test")
+def test_first():
+    pass
+
+
+@pytest.mark.refs("self-test")
+def test_stops_the_run():
+    name = os.environ.get("STOP_WITH")
+    if name == "WORKER" and os.environ.get("PYTEST_XDIST_WORKER"):
+        os.kill(os.getpid(), signal.SIGKILL)  # the controller says the worker crashed running this case
+    elif name:
+        # A pytest-xdist worker's parent is the controller, which passes the signal on to every worker.
+        os.kill(os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid(), signal.Signals[name])
+        threading.Event().wait(60)  # until the signal unwinds this case (SIGKILL: the run is gone already)
+        raise AssertionError("the signal did not stop the run")
+
+
+@pytest.mark.refs("self-test")
+def test_last():
+    pass
+''',
+}
+AREAS = {"alpha": ["test_passes[0]", "test_passes[1]", "test_fails", "test_unsupported"],
+         "beta": ["test_passes[0]", "test_passes[1]", "test_passes[2]"],
+         "gamma": ["test_first", "test_stops_the_run", "test_last"]}
+
+
+def _run(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str]:
+    """A pytest session of the crafted modules, streaming to stream.ktap: (exit status, the stream, its output)."""
+    for name, text in MODULES.items():
+        (tmp_path / name).write_text(text)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider",
+                           "--conformance-ktap", "stream.ktap", "--conformance-report", "report", *args],
+                          cwd=tmp_path, env=environment(TMPDIR=str(tmp_path), **env), capture_output=True, text=True,
+                          timeout=TIMEOUT, stdin=subprocess.DEVNULL, check=False)
+    return done.returncode, (tmp_path / "stream.ktap").read_text(encoding="utf-8"), done.stdout + done.stderr
+
+
+def _report(tmp_path: Path):
+    (path,) = (tmp_path / "report").glob("*.json")
+    return read_report(path)
+
+
+def results(tree) -> dict:
+    """What a KTAP text says, whatever its order: each area's result, and its cases' results with their diagnostics."""
+    return {area["description"]: (area["result"], area["directive"], area["reason"], {
+        case["description"]: (case["result"], case["directive"], case["reason"], case["diagnostics"])
+        for case in area["subtests"]["tests"]}) for area in tree["tests"]}
+
+
+def _header(text: str) -> list[str]:
+    return text.split("\n")[:5]  # the version line, the plan, the suite, the platform and the kernel
+
+
+# --- the kernel's parser ----------------------------------------------------------------------------------------
+
+def _load(name: str, **names):
+    """One of the vendored modules, executed afresh while it and `names` are in sys.modules as it expects (it imports
+    kunit_printer by that name; a dataclass looks its module up there); sys.modules as it was afterwards."""
+    spec = importlib.util.spec_from_file_location(name, KUNIT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    names[name] = module
+    saved = {key: sys.modules.get(key) for key in names}
+    sys.modules.update(names)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                del sys.modules[key]
+            else:
+                sys.modules[key] = value
+    return module
+
+
+def kunit_parse(text: str):
+    """kunit_parser.parse_run_tests (Linux 6.12: it takes the lines alone) on the text: (its tree, what it printed).
+    Loaded afresh each time, with its printer writing into a buffer of our own."""
+    printer = _load("kunit_printer")
+    printer.stdout = printer.Printer(io.StringIO())
+    parser = _load("kunit_parser", kunit_printer=printer)
+    tree = parser.parse_run_tests(text.splitlines(keepends=True))
+    return tree, printer.stdout._output.getvalue()
+
+
+def kunit_statuses(tree) -> dict:
+    """area -> (its status, {case: status}), as kunit_parser.py names them."""
+    return {area.name: (area.status.name, {case.name: case.status.name for case in area.subtests})
+            for area in tree.subtests}
+
+
+def _errors(printed: str) -> list[str]:
+    return [line for line in printed.splitlines() if "[ERROR]" in line]
+
+
+COMPLETE_STATUSES = {
+    "alpha": ("FAILURE", {"test_passes[0]": "SUCCESS", "test_passes[1]": "SUCCESS", "test_fails": "FAILURE",
+                          "test_unsupported": "SKIPPED"}),
+    "beta": ("SUCCESS", {case: "SUCCESS" for case in AREAS["beta"]}),
+    "gamma": ("SUCCESS", {case: "SUCCESS" for case in AREAS["gamma"]}),
+}
+
+
+# --- complete runs ----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def serial_run(tmp_path_factory):
+    """One complete run in one process, in collection order: (the stream, the report)."""
+    directory = tmp_path_factory.mktemp("serial")
+    status, stream, output = _run(directory)
+    assert status == 1, output[-3000:]  # test_fails
+    return stream, _report(directory)
+
+
+def _check_complete(stream: str, report) -> None:
+    """The stream of a complete run carries what report/ktap.py renders of its report, in the order the areas and
+    cases finished, and the kernel's parser reads it without an error."""
+    rendered = render_ktap(report)
+    tree = parse_ktap(stream)
+    assert results(tree) == results(parse_ktap(rendered))
+    assert _header(stream) == _header(rendered)
+    assert tree["diagnostics"] == [*parse_ktap(rendered)["diagnostics"], f"the report is {report.completeness.text()}"]
+    assert sorted(area["description"] for area in tree["tests"]) == sorted(AREAS)
+    for area in tree["tests"]:
+        assert sorted(case["description"] for case in area["subtests"]["tests"]) == sorted(AREAS[area["description"]])
+    kunit, printed = kunit_parse(stream)
+    assert _errors(printed) == [], printed
+    assert kunit_statuses(kunit) == COMPLETE_STATUSES
+    assert kunit.status.name == "FAILURE"
+
+
+def test_a_serial_run_streams_its_lines_in_collection_order(serial_run):
+    stream, report = serial_run
+    assert stream.split("\n", 5)[5] == f"""\
+  KTAP version 1
+  # Subtest: alpha
+  1..4
+  # alpha.seen[0] = 0
+  ok 1 test_passes[0]
+  # alpha.seen[1] = 1
+  ok 2 test_passes[1]
+  # failing # on purpose
+  #   second line
+  # assert False
+  not ok 3 test_fails
+  # no such mechanism here
+  ok 4 test_unsupported # SKIP no such mechanism here
+not ok 1 alpha
+  KTAP version 1
+  # Subtest: beta
+  1..3
+  ok 1 test_passes[0]
+  ok 2 test_passes[1]
+  ok 3 test_passes[2]
+ok 2 beta
+  KTAP version 1
+  # Subtest: gamma
+  1..3
+  ok 1 test_first
+  ok 2 test_stops_the_run
+  ok 3 test_last
+ok 3 gamma
+# Totals: pass:8 fail:1 xfail:0 xpass:0 skip:1 error:0
+# the report is {report.completeness.text()}
+"""
+    _check_complete(stream, report)
+
+
+def test_a_run_through_pytest_xdist_streams_what_its_report_says(tmp_path):
+    status, stream, output = _run(tmp_path, "-n", "2")
+    assert status == 1, output[-3000:]
+    _check_complete(stream, _report(tmp_path))
+
+
+def test_the_kernels_parser_notices_areas_that_interleave(serial_run):
+    """The checks above have teeth: one case's line moved into another area's block, as a writer that interleaves
+    areas would leave it, and kunit_parser.py reports it."""
+    stream, _ = serial_run
+    moved = "  ok 1 test_passes[0]\n"
+    beta = stream.index("  # Subtest: beta\n")
+    interleaved = stream[:beta].replace("not ok 1 alpha\n", moved + "not ok 1 alpha\n") + \
+        stream[beta:].replace(moved, "", 1)
+    _, printed = kunit_parse(interleaved)
+    assert _errors(printed), printed
+    with pytest.raises(AssertionError):
+        parse_ktap(interleaved)
+
+
+def test_a_case_whose_worker_died_is_streamed_as_the_report_has_it(tmp_path):
+    status, stream, output = _run(tmp_path, "-n", "2", STOP_WITH="WORKER")
+    assert status == 1, output[-3000:]
+    report = _report(tmp_path)
+    tree = parse_ktap(stream)
+    assert results(tree) == results(parse_ktap(render_ktap(report)))
+    (stopper,) = [test for test in leaf_tests(tree) if test["description"] == "test_stops_the_run"]
+    assert (stopper["result"], stopper["directive"]) == ("not ok", "ERROR")
+    assert re.fullmatch(r"did not finish: worker 'gw\d+' crashed while running .*", stopper["reason"]), stopper
+    kunit, printed = kunit_parse(stream)
+    assert _errors(printed) == [], printed
+    assert kunit_statuses(kunit)["gamma"][1]["test_stops_the_run"] == "FAILURE"
+
+
+# --- runs that do not finish ------------------------------------------------------------------------------------
+
+def _not_finished(stream: str, why: str) -> list[str]:
+    return [line.strip() for line in stream.splitlines() if why in line and line.lstrip().startswith("not ok")]
+
+
+@pytest.mark.parametrize(("workers", "sig"), [("0", "SIGINT"), ("2", "SIGTERM")],
+                         ids=["serial-sigint", "xdist-sigterm"])
+def test_an_interrupted_run_closes_every_area_it_planned(tmp_path, workers, sig):
+    status, stream, output = _run(tmp_path, "-n", workers, STOP_WITH=sig)
+    assert status == 128 + signal.Signals[sig], output[-3000:]
+    report = _report(tmp_path)
+    assert report.completeness.ended == "interrupted"
+    tree = parse_ktap(stream)  # every planned area and case has its line
+    assert {area: sorted(cases) for area, (_, _, _, cases) in results(tree).items()} == \
+        {area: sorted(cases) for area, cases in AREAS.items()}
+    stopper = next(test for test in leaf_tests(tree) if test["description"] == "test_stops_the_run")
+    assert (stopper["result"], stopper["directive"]) == ("not ok", "ERROR")
+    assert stopper["reason"] == f"did not finish: the run was interrupted by {sig}"
+    # A case the report holds has its line; one that never started did not run, and says so.
+    reported = {case.id: case for case in report.cases}
+    for area in tree["tests"]:
+        for case in area["subtests"]["tests"]:
+            case_id = f"{area['description']}/{case['description']}"
+            if case_id in reported:
+                assert case["result"] == ("not ok" if reported[case_id].outcome in ("fail", "error") else "ok")
+            else:
+                assert (case["result"], case["directive"], case["reason"]) == \
+                    ("not ok", "ERROR", f"did not run: the run was interrupted by {sig}"), case
+    assert stream.endswith(f"# the report is {report.completeness.text()}\n")
+    assert report.completeness.text().startswith(f"incomplete: interrupted by {sig}")
+    kunit, printed = kunit_parse(stream)
+    assert _errors(printed) == [], printed
+    statuses = kunit_statuses(kunit)
+    assert statuses["gamma"][0] == "FAILURE" and statuses["gamma"][1]["test_stops_the_run"] == "FAILURE"
+    assert kunit.status.name == "FAILURE"
+    if workers == "0":  # in one process, everything before the signal finished, nothing after it started
+        assert statuses["alpha"] == COMPLETE_STATUSES["alpha"] and statuses["beta"] == COMPLETE_STATUSES["beta"]
+        assert _not_finished(stream, "did not run:") == [f"not ok 3 test_last # ERROR did not run: the run was "
+                                                         f"interrupted by {sig}"]
+
+
+def test_a_killed_run_leaves_what_it_wrote_and_the_kernels_parser_calls_the_rest_crashed(tmp_path):
+    status, stream, output = _run(tmp_path, "-n", "0", STOP_WITH="SIGKILL")
+    assert status == -signal.SIGKILL, output[-3000:]
+    assert stream.endswith("\n")  # every line whole
+    lines = stream.splitlines()
+    # Written as the cases finished: the two areas before the signal to their end, the third up to its first case.
+    assert lines[-4:] == ["  KTAP version 1", "  # Subtest: gamma", "  1..3", "  ok 1 test_first"]
+    assert "ok 2 beta" in lines and "not ok 1 alpha" in lines
+    with pytest.raises(AssertionError):
+        parse_ktap(stream)  # the plans are not met: strict parsers refuse it
+    kunit, printed = kunit_parse(stream)
+    statuses = kunit_statuses(kunit)
+    assert statuses["alpha"] == COMPLETE_STATUSES["alpha"] and statuses["beta"] == COMPLETE_STATUSES["beta"]
+    assert statuses["gamma"][0] == "TEST_CRASHED"
+    assert statuses["gamma"][1]["test_first"] == "SUCCESS"
+    assert kunit.status.name == "TEST_CRASHED"
+    assert any("missing expected subtest!" in line for line in _errors(printed)), printed
+
+
+# --- the option -------------------------------------------------------------------------------------------------
+
+def test_a_stream_that_cannot_be_opened_is_a_usage_error(tmp_path):
+    for name, text in MODULES.items():
+        (tmp_path / name).write_text(text)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--conformance-ktap",
+                           str(tmp_path / "missing" / "stream.ktap")], cwd=tmp_path, capture_output=True, text=True,
+                          env=environment(TMPDIR=str(tmp_path)), timeout=TIMEOUT, check=False)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 4 and lines == [f"ERROR: --conformance-ktap {tmp_path}/missing/stream.ktap: No such file "
+                                              "or directory"], done.stdout + done.stderr
