@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from commands import environment
+from commands import conformance, environment
 from test_ktap import leaf_tests, parse_ktap
 
 from conformance.report.ktap import render_ktap
@@ -330,7 +330,19 @@ def test_a_killed_run_leaves_what_it_wrote_and_the_kernels_parser_calls_the_rest
     assert any("missing expected subtest!" in line for line in _errors(printed)), printed
 
 
-# --- the option -------------------------------------------------------------------------------------------------
+# --- the command and its option ---------------------------------------------------------------------------------
+
+def test_run_with_ktap_streams_the_report_on_standard_output(tmp_path):
+    done = conformance("run", "--ktap", "-n", "2", "--report-dir", str(tmp_path), "--",
+                       "-k", "test_per_message_maximum or test_zero_length", env=environment(TMPDIR=str(tmp_path)))
+    assert done.status == 0, done.err[-3000:]
+    assert "passed" in done.err and "KTAP version 1" not in done.err
+    (written,) = tmp_path.glob("*.ktap")
+    streamed, rendered = parse_ktap(done.out), parse_ktap(written.read_text(encoding="utf-8"))
+    assert results(streamed) == results(rendered) and len(leaf_tests(streamed)) > 3
+    assert _header(done.out) == _header(written.read_text(encoding="utf-8"))
+    assert re.search(r"^# the report is incomplete: a selection of the suite", done.out, re.MULTILINE)
+
 
 def test_a_stream_that_cannot_be_opened_is_a_usage_error(tmp_path):
     for name, text in MODULES.items():
