@@ -145,11 +145,12 @@ def _load(name: str, **names):
 def kunit_parse(text: str):
     """kunit_parser.parse_run_tests (Linux 6.12: it takes the lines alone) on the text: (its tree, what it printed).
     Loaded afresh each time, with its printer writing into a buffer of our own."""
+    printed = io.StringIO()
     printer = _load("kunit_printer")
-    printer.stdout = printer.Printer(io.StringIO())
+    printer.stdout = printer.Printer(printed)
     parser = _load("kunit_parser", kunit_printer=printer)
     tree = parser.parse_run_tests(text.splitlines(keepends=True))
-    return tree, printer.stdout._output.getvalue()
+    return tree, printed.getvalue()
 
 
 def kunit_statuses(tree) -> dict:
