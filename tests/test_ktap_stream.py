@@ -1,6 +1,7 @@
 """Self-tests for KTAP streamed as the cases finish (--conformance-ktap, `conformance run --ktap`): real runs of crafted
 case modules, serial and through pytest-xdist, complete, interrupted by a signal and killed outright; each stream read
-back with the strict parser of test_ktap.py and with the kernel's own (kunit_parser.py, kept in tests/data/kunit)."""
+back with the strict parser of test_ktap.py and with the kernel's own (kunit_parser.py, kept in tests/data/kunit); and
+the stream fed case by case by hand, for the order in which areas are written."""
 
 from __future__ import annotations
 
@@ -11,11 +12,17 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from commands import conformance, environment
 from test_ktap import leaf_tests, parse_ktap
 
+from conformance.model import CaseResult, Collection, Completeness, Report, Run
+from conformance.platforms import detect
+from conformance.plugin import revision
+from conformance.plugin.ktap_stream import KtapStream
+from conformance.plugin.options import TARGET_DIR
 from conformance.report.ktap import render_ktap
 from conformance.report.load import read_report
 
@@ -268,6 +275,115 @@ def test_a_case_whose_worker_died_is_streamed_as_the_report_has_it(tmp_path):
     kunit, printed = kunit_parse(stream)
     assert _errors(printed) == [], printed
     assert kunit_statuses(kunit)["gamma"][1]["test_stops_the_run"] == "FAILURE"
+
+
+# --- the order of the lines, event by event ---------------------------------------------------------------------
+
+class _Collector:
+    """What the stream asks of the collector: the collection, each settled case's result, and the report."""
+
+    def __init__(self, cases: dict) -> None:
+        self.collection = Collection({key: case_id for key, case_id in cases.items()})
+        self.settled: dict = {}
+        self.report = None
+
+    def case_result(self, nodeid):
+        return self.settled.get(nodeid)
+
+
+class _Stream:
+    """A KtapStream fed by hand: a case settles, and the lines written so far can be read at once."""
+
+    def __init__(self, tmp_path: Path, cases: dict) -> None:
+        self.path = tmp_path / "stream.ktap"
+        self.collector = _Collector(cases)
+        config = SimpleNamespace(stash=pytest.Stash(), pluginmanager=SimpleNamespace(
+            get_plugin=lambda name: self.collector, has_plugin=lambda name: False))
+        config.stash[TARGET_DIR] = str(tmp_path)
+        self.stream = KtapStream(config, str(self.path))
+
+    def settle(self, key: str, outcome: str = "pass") -> list[str]:
+        """The case settles; the lines its report added to the stream."""
+        before = self.path.read_text()
+        self.collector.settled[key] = CaseResult(self.collector.collection.cases[key], outcome)
+        self.stream.pytest_runtest_logreport(SimpleNamespace(nodeid=key))
+        return self.path.read_text()[len(before):].splitlines()
+
+    def end(self, completeness: Completeness) -> list[str]:
+        before = self.path.read_text()
+        report = Report.build(revision.this_suite(), detect.facts(str(self.path.parent)),
+                              Run("2026-01-01T00:00:00Z", 1.0, 0, [], 1), self.collector.settled.values(),
+                              completeness=completeness)
+        self.stream._end(report)
+        return self.path.read_text()[len(before):].splitlines()
+
+
+@pytest.fixture
+def five_cases(tmp_path):
+    """A stream of five cases in three areas, closed after the test."""
+    stream = _Stream(tmp_path, FIVE_CASES)
+    yield stream
+    stream.stream.out.close()
+
+
+FIVE_CASES = {"n-a1": "a/test_1", "n-a2": "a/test_2", "n-b1": "b/test_1", "n-b2": "b/test_2", "n-c1": "c/test_1"}
+
+
+def test_one_area_streams_while_the_others_wait_and_a_whole_one_follows_first(five_cases):
+    stream = five_cases
+    stream.stream.pytest_runtestloop(None)  # not a pytest-xdist controller, but nothing in the stash: no plan yet
+    assert stream.path.read_text() == "KTAP version 1\n"
+    plan, suite, *_ = stream.settle("n-a1")  # the collection rides on the first report
+    assert plan == "1..3" and suite.startswith("# suite: conformance ")
+    text = stream.path.read_text()
+    assert text.endswith("  KTAP version 1\n  # Subtest: a\n  1..2\n  ok 1 test_1\n")  # a opens, streams
+    assert stream.settle("n-b1") == []  # b waits for a
+    assert stream.settle("n-c1", "fail") == []  # c is whole, but a is open
+    assert stream.settle("n-b2") == []  # b is whole too, and its first case settled before c's
+    assert stream.settle("n-a2") == [
+        "  ok 2 test_2", "ok 1 a",
+        "  KTAP version 1", "  # Subtest: b", "  1..2", "  ok 1 test_1", "  ok 2 test_2", "ok 2 b",
+        "  KTAP version 1", "  # Subtest: c", "  1..1", "  not ok 1 test_1", "not ok 3 c",
+    ]
+    assert stream.end(Completeness(collected=5, finished=5)) == [
+        "# Totals: pass:4 fail:1 xfail:0 xpass:0 skip:0 error:0",
+        "# the report is complete: all 5 cases of the suite ran to their end",
+    ]
+    parse_ktap(stream.path.read_text())
+
+
+def test_a_whole_area_goes_before_one_whose_case_settled_first(five_cases):
+    stream = five_cases
+    stream.settle("n-a1")
+    stream.settle("n-b1")
+    stream.settle("n-c1")  # c is whole: it follows a before b, whose case settled first
+    assert stream.settle("n-a2") == [
+        "  ok 2 test_2", "ok 1 a",
+        "  KTAP version 1", "  # Subtest: c", "  1..1", "  ok 1 test_1", "ok 2 c",
+        # b is not whole: it opens with what has settled, and streams the rest as it settles
+        "  KTAP version 1", "  # Subtest: b", "  1..2", "  ok 1 test_1",
+    ]
+    assert stream.settle("n-b2") == ["  ok 2 test_2", "ok 3 b"]
+
+
+def test_the_end_of_an_interrupted_run_closes_the_open_area_and_writes_the_waiting_ones(five_cases):
+    stream = five_cases
+    stream.settle("n-a1")
+    stream.settle("n-c1")
+    interrupted = Completeness("interrupted", "SIGINT", [], 5, 2, [])
+    assert stream.end(interrupted) == [
+        "  # did not run: the run was interrupted by SIGINT",
+        "  not ok 2 test_2 # ERROR did not run: the run was interrupted by SIGINT", "not ok 1 a",
+        "  KTAP version 1", "  # Subtest: c", "  1..1", "  ok 1 test_1", "ok 2 c",
+        "  KTAP version 1", "  # Subtest: b", "  1..2",
+        "  # did not run: the run was interrupted by SIGINT",
+        "  not ok 1 test_1 # ERROR did not run: the run was interrupted by SIGINT",
+        "  # did not run: the run was interrupted by SIGINT",
+        "  not ok 2 test_2 # ERROR did not run: the run was interrupted by SIGINT", "not ok 3 b",
+        "# Totals: pass:2 fail:0 xfail:0 xpass:0 skip:0 error:0",
+        f"# the report is {interrupted.text()}",
+    ]
+    parse_ktap(stream.path.read_text())
 
 
 # --- runs that do not finish ------------------------------------------------------------------------------------
