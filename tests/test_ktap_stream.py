@@ -18,9 +18,10 @@ import pytest
 from commands import conformance, environment
 from test_ktap import leaf_tests, parse_ktap
 
+from conformance.interruption import Interruption
 from conformance.model import CaseResult, Collection, Completeness, Report, Run
 from conformance.platforms import detect
-from conformance.plugin import revision
+from conformance.plugin import interrupts, revision
 from conformance.plugin.ktap_stream import KtapStream
 from conformance.plugin.options import TARGET_DIR
 from conformance.report.ktap import render_ktap
@@ -384,6 +385,43 @@ def test_the_end_of_an_interrupted_run_closes_the_open_area_and_writes_the_waiti
         f"# the report is {interrupted.text()}",
     ]
     parse_ktap(stream.path.read_text())
+
+
+class _SignalAfterWriting:
+    """The stream's file, with SIGINT landing (handled as the run's handler would) just after the first write that
+    holds `text` has reached the file."""
+
+    def __init__(self, out, interruption: Interruption, text: str) -> None:
+        self.out, self.interruption, self.text = out, interruption, text
+
+    def write(self, data: str) -> int:
+        written = self.out.write(data)
+        if self.text in data and self.interruption.signal is None:
+            self.out.flush()
+            self.interruption.handle(signal.SIGINT, None)
+        return written
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def close(self) -> None:
+        self.out.close()
+
+
+def test_a_signal_while_lines_are_written_is_raised_once_they_are_recorded_as_written(five_cases, monkeypatch):
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # the interruption sets one of its own
+    stream = five_cases
+    interruption = Interruption(deferring=False)
+    stream.stream.config.stash[interrupts.INTERRUPTION] = interruption
+    stream.stream.out = _SignalAfterWriting(stream.stream.out, interruption, "ok 1 test_1")
+    with pytest.raises(KeyboardInterrupt):
+        stream.settle("n-a1")
+    assert interruption.stopping  # raised, once the line was recorded: the end does not write it again
+    stream.end(Completeness("interrupted", "SIGINT", [], 5, 1, []))
+    text = stream.path.read_text()
+    assert text.count("\n  ok 1 test_1\n") == 1  # a's, written once (b's and c's did not run)
+    assert [case["description"] for case in leaf_tests(parse_ktap(text))] == \
+        ["test_1", "test_2", "test_1", "test_2", "test_1"]
 
 
 # --- runs that do not finish ------------------------------------------------------------------------------------
