@@ -32,6 +32,7 @@ import os
 import pytest
 
 from ..model import ERROR, INTERRUPTED, STOPPED, CaseResult, Collection, Report
+from ..platforms import detect
 from ..report import ktap
 from . import interrupts, revision
 from .collection import COLLECTION
@@ -129,13 +130,14 @@ class KtapStream:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_unconfigure(self, config: pytest.Config):
-        result = yield
         try:
-            self._end(self._collector().report)  # a run whose workers could not start reports only now
+            return (yield)
         finally:
-            with contextlib.suppress(OSError):  # what is left of a stream whose reader has gone
-                self.out.close()
-        return result
+            try:
+                self._end(self._collector().report)  # a run whose workers could not start reports only now
+            finally:
+                with contextlib.suppress(OSError):  # what is left of a stream whose reader has gone
+                    self.out.close()
 
     # --- writing --------------------------------------------------------------------------------------------------
 
@@ -145,7 +147,7 @@ class KtapStream:
             self.cases.setdefault(area, []).append(key)
             self.area_of[key] = area
         self.unwritten = {area: set(keys) for area, keys in self.cases.items()}
-        suite, platform = revision.this_suite(), _platform(self.config)
+        suite, platform = revision.this_suite(), detect.facts(target_dir(self.config))
         with self._writing([f"1..{len(self.cases)}", *ktap.header_diagnostics(suite, platform)]):
             self.planned = True
 
@@ -228,12 +230,6 @@ class KtapStream:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.broken:
             terminalreporter.write_line(self.broken)
-
-
-def _platform(config: pytest.Config):
-    from ..platforms import detect
-
-    return detect.facts(target_dir(config))
 
 
 @contextlib.contextmanager
