@@ -106,15 +106,21 @@ def _run(args: argparse.Namespace, interruption: Interruption, run_pytest, cases
     if not args.ktap:
         status, _ = run_pytest(pytest_args + args.pytest_args, args.target, str(args.report_dir))
         return interruption.exit_status() or status
-    # KTAP consumers read standard output, so pytest's own output goes to standard error.
+    # KTAP consumers read standard output: the plugin streams it there as the cases finish (plugin/ktap_stream.py),
+    # so that a run that is stopped or killed still leaves a log; pytest's own output goes to standard error.
     with contextlib.redirect_stdout(sys.stderr):
-        status, report = run_pytest(pytest_args + args.pytest_args, args.target, str(args.report_dir))
+        status, report = run_pytest([*pytest_args, "--conformance-ktap", "-", *args.pytest_args], args.target,
+                                    str(args.report_dir))
     if report is None:
-        fail("run", "the run built no report, so no KTAP is printed")
+        if status != NO_CASE_SELECTED:  # which run() says in its own line
+            fail("run", "the run built no report")
         return status or 2
-    from .report.ktap import render_ktap
+    from .plugin import ktap_stream
 
-    _print(render_ktap(report))
+    if not ktap_stream.streamed_to_standard_output():  # pytest stopped before its plugins were configured
+        from .report.ktap import render_ktap
+
+        _print(render_ktap(report))
     return interruption.exit_status() or status
 
 
@@ -328,7 +334,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"with --stress: the time budget (default {settings.DEFAULT_STRESS_SECONDS:g}, at most "
                    f"{settings.MAX_STRESS_SECONDS:g})")
     r.add_argument("--ktap", action="store_true",
-                   help="print the results as KTAP on standard output (pytest's output goes to standard error)")
+                   help="stream the results as KTAP on standard output as the cases finish (pytest's output goes to "
+                   "standard error)")
     _selection_options(r)
     r.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments, e.g. -m race")
     r.set_defaults(func=run)

@@ -14,7 +14,7 @@ import datetime
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -135,6 +135,18 @@ class ReportCollector:
         if self._signal() or interrupts.stopping(self.config):
             return f"did not finish: the run was interrupted by {self._signal() or 'a signal'}"
         return "did not finish: the session ended before its teardown"
+
+    def case_result(self, nodeid: str) -> CaseResult | None:
+        """A case's result as the report will give it, once that is settled: the case finished, or its worker died
+        running it (an error saying so, as _close_unfinished makes it). None while it may still report."""
+        case = self.cases.get(nodeid)
+        if case is not None and case.finished:
+            return case.result()
+        known = self.collection.cases if self.collection else {}
+        if nodeid not in self.crashed or (case is None and nodeid not in known):
+            return None
+        case = case or _Phases(known[nodeid])
+        return replace(case, outcomes=[*case.outcomes, (ERROR, self._unfinished_reason(nodeid))]).result()
 
     def _close_unfinished(self) -> None:
         """Every case that started and did not finish becomes an error saying why."""
