@@ -46,6 +46,8 @@ def listed() -> list[dict]:
 def _references() -> list[dict]:
     found = []
     for path in sorted((ROOT / "reports").rglob("*.json")):
+        if path.relative_to(ROOT / "reports").parts[0] in ("runs", "artifacts"):
+            continue  # this checkout's own runs (bench, mutants...), not references
         report = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(report, dict) and "cases" in report and "platform" in report:
             found.append(report)
