@@ -31,7 +31,7 @@ OUTCOME_COLOURS = {
 }
 NOT_RUN_COLOURS = ("#f6f8fa", "#57606a")
 # What a narrow cell says for each outcome; the legend spells them out.
-SHORT = {PASS: "ok", FAIL: "fail", DEVIATION: "dev", UNEXPECTED_PASS: "xpass", UNSUPPORTED: "n/a", ERROR: "err",
+SHORT = {PASS: "ok", FAIL: "FAIL", DEVIATION: "dev", UNEXPECTED_PASS: "xpass", UNSUPPORTED: "n/a", ERROR: "err",
          NOT_RUN: "–"}
 
 BASE_CSS = """
