@@ -19,8 +19,9 @@ NOT_PASSING = "not-passing"  # the outcome filter a page opens with: everything 
 
 _RUN_CSS = """
 table.cases { width: 100%; table-layout: fixed; }
-table.cases col.case { width: 30%; } table.cases col.outcome { width: 8.5em; } table.cases col.reason { width: 33%; }
-table.cases col.observations { width: 20%; }
+table.cases col.case { width: 28%; } table.cases col.outcome { width: 7.5em; } table.cases col.reason { width: 32%; }
+table.cases col.observations { width: 17%; }
+table.cases thead th { overflow-wrap: normal; }
 table.cases td.references summary { cursor: pointer; color: #0969da; }
 table.cases tbody th { background: #f6f8fa; font-weight: normal; }
 table.cases tbody th small { display: block; color: #57606a; }

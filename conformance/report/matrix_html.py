@@ -32,7 +32,8 @@ table.matrix th.platform small { display: block; color: #57606a; overflow: hidde
 table.matrix tbody th { background: #f6f8fa; font-weight: normal; }
 table.matrix tr.differs > th { background: #fff8c5; box-shadow: inset 4px 0 #d4a72c; }
 table.matrix tr.differs > th::before { content: "≠ "; font-weight: bold; color: #9a6700; }
-table.platforms { width: 100%; }
+table.platforms { width: 100%; font-size: 0.85em; }
+table.platforms .summary span { margin: 0 0.2em 0.2em 0; padding: 0 0.4em; }
 td.cell { text-align: center; padding: 0.3em 0.1em; position: relative; overflow-wrap: normal; }
 td.cell details > div { position: absolute; right: 0; z-index: 3; width: 24em; margin-top: 0.3em; text-align: left;
   background: #fff; color: #1f2328; padding: 0.4em; border: 1px solid #d0d7de; border-radius: 0.2em;

@@ -38,7 +38,8 @@ BASE_CSS = """
 body { font-family: system-ui, sans-serif; margin: 1em 1.5em; color: #1f2328; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #d0d7de; padding: 0.3em 0.5em; text-align: left; vertical-align: top;
-  overflow-wrap: anywhere; }
+  overflow-wrap: break-word; }
+table.cases :is(th, td), table.matrix :is(th, td) { overflow-wrap: anywhere; }
 th { background: #f6f8fa; }
 code { font-family: ui-monospace, monospace; font-size: 0.92em; }
 ul.plain { margin: 0; padding-left: 1.1em; }
