@@ -415,6 +415,33 @@ def test_html_counts_match_summary():
     assert "(6 cases)" in page
 
 
+def test_html_lists_failures_first_and_a_quoted_expectation_once():
+    report = sample_report()
+    deviation = report["cases"][2]
+    deviation["reason"] = f"{deviation['expectation']['reason']} (observed: upgrade took 0.25 s)"
+    page = render_html(model(report))
+    rows = re.findall(r'<tr class="case is-([\w-]+) a-\d+">', page)
+    assert rows == ["error", "fail", "unexpected-pass", "deviation", "unsupported", "pass"]
+    assert page.count("documented in flock(2)") == 1
+    assert '<div class="expectation">Expected deviation</div>' in page
+    # An expectation the reason does not quote is spelled out.
+    assert '<div class="expectation">Expected deviation: old kernel</div>' in page
+
+
+def test_html_summary_grid_comes_first_and_escapes_area_names():
+    report = sample_report()
+    for case in report["cases"][:2]:
+        case["area"] = "<b>area"
+        case["id"] = f"<b>area/{case['id'].partition('/')[2]}"
+    page = render_html(model(report))
+    grid = page[page.index("<svg"):page.index("</svg>")]
+    assert page.index("<svg") < page.index('<nav class="filters">') < page.index('<table class="cases">')
+    assert "<b>area" not in page and "&lt;b&gt;area" in grid
+    # One row per area and one cell per outcome, in the outcome's colour only where some case had it.
+    assert grid.count("<rect") == 4 * len(OUTCOMES)
+    assert grid.count('fill="#cf222e"') == 1
+
+
 # --- writing --------------------------------------------------------------------------------
 
 
