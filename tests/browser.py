@@ -105,9 +105,11 @@ def browser_session():
         from selenium.webdriver.chrome.service import Service
     except ImportError:
         _missing("Selenium is not installed (the test extras install it)")
-    chromium = os.environ.get("CHROMIUM") or _which(CHROMIUM_CANDIDATES)
+    named = os.environ.get("CHROMIUM")
+    chromium = _which([named]) if named else _which(CHROMIUM_CANDIDATES)
     if not chromium:
-        _missing("no Chromium found (set $CHROMIUM or install Debian's chromium)")
+        _missing(f"no Chromium at $CHROMIUM={named}" if named else
+                 "no Chromium found (set $CHROMIUM or install Debian's chromium)")
     driver_path = _which(DRIVER_CANDIDATES)
     if not driver_path:
         _missing("no chromedriver found (Debian's chromium-driver)")
