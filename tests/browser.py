@@ -1,10 +1,11 @@
 """The pages in a real headless Chromium, driven by Selenium through Debian's chromium-driver.
 
 Selenium rather than Playwright, measured on this project's CI machine (Debian 12, Chromium 156, two loaded cores):
-both start the browser in 5 to 8 s and open, measure and photograph a page in about 0.3 s, but Selenium is one pure
-Python wheel that installs on every platform of the test extras (Playwright's wheel carries Node.js, 170 MB, and has
-none for FreeBSD), it needs only ``apt-get install chromium-driver`` beside the browser, and it starts chromedriver
-with any uid, which is how Chromium runs here as root (see ``_own_uid``) without a wrapper script.
+Selenium had the browser ready in 5 to 6 s, Playwright in 8 to 9 s (its Node.js driver starts first); both then open,
+measure and photograph a page in 0.3 to 0.5 s. Selenium is one pure Python wheel that installs on every platform of
+the test extras (Playwright's wheels carry Node.js, 170 MB installed, and there is none for FreeBSD); beside the
+browser it needs only Debian's chromium-driver (12 s of apt); and it starts chromedriver with any uid, which is how
+Chromium runs here as root (see ``_own_uid``), where Playwright needed a wrapper script around the browser.
 
 Skipped with the reason when Chromium, chromedriver or Selenium is missing, unless CONFORMANCE_REQUIRE_BROWSER=1 (as in
 .ci/run, which installs them): then it fails.
