@@ -38,7 +38,8 @@ td.cell { text-align: center; padding: 0.3em 0.1em; position: relative; overflow
 td.cell details > div { position: absolute; right: 0; z-index: 3; width: 24em; margin-top: 0.3em; text-align: left;
   background: #fff; color: #1f2328; padding: 0.4em; border: 1px solid #d0d7de; border-radius: 0.2em;
   overflow-wrap: anywhere; }
-td.cell summary { cursor: pointer; }
+td.cell summary { cursor: pointer; list-style: none; text-decoration: underline dotted; }
+td.cell summary::-webkit-details-marker { display: none; }
 p.shown .count::after { content: counter(shown); }
 main { counter-reset: shown; }
 tr.case { counter-increment: shown; }
