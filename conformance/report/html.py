@@ -13,8 +13,6 @@ from ..model import OUTCOMES, PASS, CaseResult, Report, severity
 from .page import BASE_CSS, OUTCOME_CLASS, GridCell, esc, outcome_class, page_head, summary_grid
 from .vocabulary import ANCHOR_HEADERS, anchor_rows, cases_by_area, count, fact_rows
 
-__all__ = ["BASE_CSS", "OUTCOME_CLASS", "esc", "outcome_class", "page_head", "render_html"]
-
 NOT_PASSING = "not-passing"  # the outcome filter a page opens with: everything but pass
 
 _RUN_CSS = """
