@@ -17,9 +17,11 @@ report, area by area and case by case, in another order. In one process, without
 the same (areas in collection order).
 
 A run that ends before every case settled (a signal, -x, a worker that could not start) still closes every area it
-planned: a case the report gives a result (an error saying it did not finish) has that result, one it never started
-is `not ok ... # ERROR` saying it did not run; the last line says the report is incomplete and why. A run killed
-outright (SIGKILL) leaves the lines written so far, each whole: kunit_parser.py reads the missing ones as crashed.
+planned: a case the report gives a result (an error saying it did not finish) has that result, any other is
+`not ok ... # ERROR` saying it has no result (it did not start, or, under pytest-xdist, the controller had not heard
+of its start when the signal stopped it: "did not run" would not be the truth); the last line says the report is
+incomplete and why. A run killed outright (SIGKILL) leaves the lines written so far, each whole: kunit_parser.py reads
+the missing ones as crashed.
 A line and the state that says it was written are never parted by a signal: a signal that lands meanwhile is raised
 once they are (see `_held`).
 """
@@ -65,10 +67,10 @@ def _not_run_reason(report: Report | None) -> str:
         return "no result: the run ended without its report"
     completeness = report.completeness
     if completeness.ended == INTERRUPTED:
-        return f"did not run: the run was interrupted by {completeness.why}"
+        return f"no result: the run was interrupted by {completeness.why}"
     if completeness.ended == STOPPED:
-        return f"did not run: the run stopped early ({completeness.why})"
-    return "did not run: the session ended before it"
+        return f"no result: the run stopped early ({completeness.why})"
+    return "no result: the session ended before it"
 
 
 class KtapStream:
