@@ -14,6 +14,7 @@ import pytest
 from commands import conformance, refused
 from reportdata import sample_report
 
+from conformance import expectations
 from conformance.filesystems import mounting, options, plans, runner
 from conformance.interruption import Interruption
 
@@ -256,4 +257,28 @@ def test_a_filesystem_that_could_not_be_mounted_or_undone_is_exit_status_3(tmp_p
     assert runner._conclude(failed, options.Options(filesystems=(), out=out), []) == runner.MOUNT_FAILED
     assert runner._conclude(absent, options.Options(filesystems=(), out=out), ["tmpfs: cannot undo"]) == \
         runner.MOUNT_FAILED
+
+
+# ---- a filesystem's expectations --------------------------------------------------------------------------------
+
+def test_a_filesystems_expectations_are_read_over_its_oss_only_on_that_filesystem(tmp_path, monkeypatch):
+    monkeypatch.setattr(expectations, "DIRECTORY", tmp_path)
+    entry = '[[{table}]]\n{key} = "{name}"\n{extra}reason = "{reason}"\nreferences = ["{reference}"]\n'
+    (tmp_path / "someos.toml").write_text(
+        entry.format(table="deviation", key="case", name="locks/test_a[*]", extra="", reason="the OS's",
+                     reference="its man page")
+        + entry.format(table="expected", key="observation", name="locks.mode", extra='value = "os"\n',
+                       reason="the OS's", reference="its man page"))
+    (tmp_path / "someos.fuse.somefs.toml").write_text(
+        entry.format(table="deviation", key="case", name="locks/test_a[ofd]", extra="", reason="the FUSE one's",
+                     reference="its protocol")
+        + entry.format(table="expected", key="observation", name="locks.mode", extra='value = "fs"\n',
+                       reason="the FUSE one's", reference="its protocol"))
+    on_the_os, elsewhere = expectations.load("someos"), expectations.load("someos", "ext4")
+    on_the_fs = expectations.load("someos", "fuse.somefs")
+    assert on_the_os.lookup("locks/test_a[ofd]").reason == elsewhere.lookup("locks/test_a[ofd]").reason == "the OS's"
+    assert on_the_fs.lookup("locks/test_a[ofd]").reason == "the FUSE one's"
+    assert on_the_fs.lookup("locks/test_a[posix]").reason == "the OS's"
+    assert (on_the_os.expected("locks.mode").value, on_the_fs.expected("locks.mode").value) == ("os", "fs")
+    assert expectations.load("otheros", "fuse.somefs").deviations == []  # another OS's FUSE is not this one's
 
