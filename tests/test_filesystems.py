@@ -17,6 +17,7 @@ from reportdata import sample_report
 from conformance import expectations
 from conformance.filesystems import mounting, options, plans, runner
 from conformance.interruption import Interruption
+from conformance.platforms import constants, lock_table
 
 BASE = "/tmp/conformance-fs-test"
 
@@ -282,3 +283,21 @@ def test_a_filesystems_expectations_are_read_over_its_oss_only_on_that_filesyste
     assert (on_the_os.expected("locks.mode").value, on_the_fs.expected("locks.mode").value) == ("os", "fs")
     assert expectations.load("otheros", "fuse.somefs").deviations == []  # another OS's FUSE is not this one's
 
+
+# ---- btrfs: the lock table names a file by its superblock's device -----------------------------------------------
+
+def test_the_lock_table_finds_a_file_it_names_by_the_mounts_device_rather_than_stats(tmp_path, monkeypatch):
+    # btrfs: stat gives a subvolume's anonymous device (00:2e), /proc/locks and mountinfo the superblock's (0:45).
+    path = tmp_path / "locked"
+    path.write_bytes(b"")
+    inode = path.stat().st_ino
+    mountinfo, table = tmp_path / "mountinfo", tmp_path / "locks"
+    mountinfo.write_text(f"1 0 8:1 / / rw - ext4 /dev/sda1 rw\n99 1 0:45 / {tmp_path} rw - btrfs /dev/loop9 rw\n")
+    table.write_text(f"1: FLOCK  ADVISORY  WRITE 4242 00:2d:{inode} 0 EOF\n"
+                     f"1: -> FLOCK  ADVISORY  WRITE 4343 00:2d:{inode} 0 EOF\n"
+                     f"2: POSIX  ADVISORY  READ 4444 ff:fe:{inode} 0 EOF\n")  # another filesystem's file
+    facts = constants()
+    monkeypatch.setattr(facts, "MOUNTINFO", str(mountinfo))
+    monkeypatch.setattr(facts, "PROC_LOCKS", str(table))
+    assert lock_table.held(path) == [("FLOCK", "WRITE", "4242")]
+    assert lock_table.waiters(path, 4343) == 1
