@@ -350,8 +350,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("filesystems", help="mount each filesystem this machine can (tmpfs, ext4, xfs and btrfs on "
                        "loop devices, overlayfs, bindfs over FUSE), run the file and lock cases on it, then the matrix "
                        "and the diff of each against ext4 (as root)")
-    s.add_argument("--fs", metavar="LIST", help="comma-separated, in this order (default: all): "
-                   "tmpfs,ext4,xfs,btrfs,overlay,bindfs")
+    s.add_argument("--fs", metavar="LIST", help="comma-separated, in this order (default: all but bindfs-forwarding): "
+                   "tmpfs,ext4,xfs,btrfs,overlay,bindfs,bindfs-forwarding")
     s.add_argument("--out", default="reports/runs/filesystems",
                    help="reports, logs, matrix and filesystems.md go here (default: reports/runs/filesystems)")
     s.add_argument("--user", help="run the cases as this user (a name or a uid) too, on each filesystem")

@@ -130,6 +130,16 @@ def test_a_refused_unmount_is_retried_lazily_and_one_that_stays_is_named():
                         f"on purpose; umount --lazy {BASE}/tmpfs: umount: refused on purpose"]
 
 
+def test_a_fuse_mount_whose_server_hangs_is_aborted_and_its_server_killed():
+    commands = Commands(fail=(("umount", f"{BASE}/bindfs-forwarding"), ("umount", f"{BASE}/bindfs-forwarding-source")))
+    with mounting.mounted(plans.plan("bindfs-forwarding", BASE), commands, Interruption()):
+        pass
+    abort, kill = commands.ran[-3], commands.ran[-1]
+    assert abort[:2] == kill[:2] == ("sh", "-c")
+    assert abort[3] == f"{BASE}/bindfs-forwarding" and 'echo 1 > "$c/$n/abort"' in abort[2]
+    assert kill[3] == f"{BASE}/bindfs-forwarding-source" and 'fuser -s -k -m "$0"' in kill[2]
+
+
 def test_a_signal_during_a_step_is_raised_once_its_undo_is_recorded_and_everything_is_undone():
     interruption = Interruption()
 
@@ -186,7 +196,8 @@ def test_the_machine_must_be_root_and_have_loop_devices_for_a_loop_backed_filesy
 
 
 def test_the_list_of_filesystems_is_checked_and_kept_in_order():
-    assert options.filesystems(None) == plans.FILESYSTEMS
+    assert options.filesystems(None) == plans.DEFAULT == tuple(name for name in plans.FILESYSTEMS
+                                                                if name != "bindfs-forwarding")
     assert options.filesystems("xfs, tmpfs,xfs") == ("xfs", "tmpfs")
     for bad in ("zfs", "", ",", "ext4,nfs"):
         with pytest.raises(options.BadInput, match="not a comma-separated list of tmpfs, ext4"):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import settings
-from .plans import FILESYSTEMS, LOOP_BACKED
+from .plans import DEFAULT, FILESYSTEMS, LOOP_BACKED
 
 MAX_WAIT = 86400.0  # a suite run longer than a day is a typo
 LOOP_CONTROL = "/dev/loop-control"
@@ -30,9 +30,9 @@ class Options:
 
 
 def filesystems(text: str | None) -> tuple:
-    """--fs tmpfs,ext4: each a filesystem the command knows, in the order given, once; default all of them."""
+    """--fs tmpfs,ext4: each a filesystem the command knows, in the order given, once; default plans.DEFAULT."""
     if text is None:
-        return FILESYSTEMS
+        return DEFAULT
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in FILESYSTEMS]
     if unknown or not names:
