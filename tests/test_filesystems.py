@@ -18,6 +18,7 @@ from conformance import expectations
 from conformance.filesystems import mounting, options, plans, runner
 from conformance.interruption import Interruption
 from conformance.platforms import constants, lock_table
+from conformance.report.gfm import md_escape
 
 BASE = "/tmp/conformance-fs-test"
 
@@ -312,3 +313,24 @@ def test_the_lock_table_finds_a_file_it_names_by_the_mounts_device_rather_than_s
     monkeypatch.setattr(facts, "PROC_LOCKS", str(table))
     assert lock_table.held(path) == [("FLOCK", "WRITE", "4242")]
     assert lock_table.waiters(path, 4343) == 1
+
+
+# ---- the committed reports --------------------------------------------------------------------------------------
+
+FILESYSTEM_REPORTS = Path(__file__).resolve().parents[1] / "reports" / "filesystems"
+
+
+def test_the_committed_filesystem_reports_are_valid_one_per_filesystem_and_listed_with_their_matrix():
+    from conformance.report.load import read_report
+
+    paths = sorted(FILESYSTEM_REPORTS.glob("*.partial.json"))
+    reports = [read_report(path) for path in paths]
+    types = {report.platform.filesystem_type for report in reports}
+    assert types == {"tmpfs", "ext4", "xfs", "btrfs", "overlay", "fuse.bindfs"}
+    assert len({report.suite.commit for report in reports}) == 1  # one run, from one commit
+    summary, matrix = ((FILESYSTEM_REPORTS / name).read_text() for name in ("filesystems.md", "matrix.md"))
+    for path, report in zip(paths, reports):
+        assert path.name == f"{report.platform.id}.partial.json" and report.platform.id.endswith(
+            report.platform.filesystem_type)
+        assert path.with_suffix(".md").exists()
+        assert md_escape(path.name) in summary and md_escape(report.platform.id) in matrix
