@@ -334,3 +334,21 @@ def test_the_committed_filesystem_reports_are_valid_one_per_filesystem_and_liste
             report.platform.filesystem_type)
         assert path.with_suffix(".md").exists()
         assert md_escape(path.name) in summary and md_escape(report.platform.id) in matrix
+
+
+def test_the_plugin_reads_the_expectations_of_the_filesystem_under_test(tmp_path, monkeypatch):
+    from conformance.platforms import os_name
+    from conformance.platforms.detect import filesystem_type
+    from conformance.plugin import options as plugin_options
+
+    monkeypatch.setattr(expectations, "DIRECTORY", tmp_path)
+    entry = '[[deviation]]\ncase = "locks/test_a"\nreason = "{reason}"\nreferences = ["its manual"]\n'
+    (tmp_path / f"{os_name()}.toml").write_text(entry.format(reason="the OS's"))
+    (tmp_path / f"{os_name()}.{filesystem_type(str(tmp_path))}.toml").write_text(entry.format(reason="its own"))
+
+    class Config:
+        def getoption(self, name):
+            return None
+
+    assert plugin_options._expectations(Config(), str(tmp_path)).lookup("locks/test_a").reason == "its own"
+    assert plugin_options._expectations(Config(), "/proc").lookup("locks/test_a").reason == "the OS's"
