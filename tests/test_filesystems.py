@@ -1,17 +1,22 @@
-"""Self-tests of `conformance filesystems` without mounting anything: the mount plans, a plan carried out by a
-stand-in for the commands (every step taken undone on every path: a failed step, a failed undo, a signal), the
-options and the machine checks as one line, and the matrix and diffs of crafted reports of several filesystems.
-A real run mounts what this machine has (README, "Filesystems")."""
+"""Self-tests of `conformance filesystems`: the mount plans, a plan carried out by a stand-in for the commands (every
+step taken undone on every path: a failed step, a failed undo, a signal), the options and the machine checks as one
+line, the matrix and diffs of crafted reports of several filesystems, a filesystem's expectations, the committed
+reports; as root, one real tmpfs mount interrupted while its cases run. A real run of every filesystem: README,
+"Filesystems"."""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
+import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from commands import conformance, refused
+from commands import conformance, environment, refused
 from reportdata import sample_report
 
 from conformance import expectations
@@ -352,3 +357,31 @@ def test_the_plugin_reads_the_expectations_of_the_filesystem_under_test(tmp_path
 
     assert plugin_options._expectations(Config(), str(tmp_path)).lookup("locks/test_a").reason == "its own"
     assert plugin_options._expectations(Config(), "/proc").lookup("locks/test_a").reason == "the OS's"
+
+
+# ---- a real mount, interrupted ----------------------------------------------------------------------------------
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_run_stopped_while_its_cases_run_undoes_its_mount_and_ends_in_one_line(sig, tmp_path):
+    process = subprocess.Popen([sys.executable, "-m", "conformance", "filesystems", "--fs", "tmpfs", "--out",
+                                str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=environment(), cwd=tmp_path)
+    try:
+        lines = []
+        for line in process.stderr:
+            lines.append(line)
+            if "the file and lock cases as root" in line:
+                break
+        base = re.search(r"mounting on (\S+)/tmpfs", "".join(lines)).group(1)
+        assert base in Path("/proc/mounts").read_text()
+        process.send_signal(sig)
+        rest = process.stderr.read()
+        assert process.wait(timeout=120) == 128 + sig
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert rest.splitlines()[-1] == f"conformance: filesystems: stopped by {signal.Signals(sig).name}"
+    assert "Traceback" not in rest
+    assert base not in Path("/proc/mounts").read_text() and not Path(base).exists()
