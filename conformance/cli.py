@@ -1,7 +1,8 @@
 """The `conformance` command: run the suite and write the report; render, merge, compare and convert reports.
 
     conformance run [--report-dir reports/runs] [--dir DIR] [-n N|auto|logical] [--strict] [--stress N]
-                    [--stress-seconds S] [--ktap] [-- PYTEST ARGS...]
+                    [--stress-seconds S] [--ktap] [-k EXPR] [--area A] [-- PYTEST ARGS...]
+    conformance list [-k EXPR] [--area A] [--format text|json]
     conformance render REPORT.json [--out DIR] [--force]
     conformance matrix REPORT.json... [--out DIR]
     conformance diff OLD.json NEW.json [--format text|markdown|json] [--fail-on-observations]
@@ -44,23 +45,52 @@ def _check_run(args: argparse.Namespace) -> None:
     args.report_dir = settings.report_dir(args.report_dir, "--report-dir")
 
 
+# pytest's NO_TESTS_COLLECTED: `conformance run` or `list` selected no case (a -k that matches none); nothing ran.
+NO_CASE_SELECTED = 5
+
+
+def _selected(args: argparse.Namespace, subcommand: str) -> list[str]:
+    """The case files --area names (default: the whole suite); --area and -k are checked before pytest starts."""
+    from .selection import check_keyword, files_of
+
+    check_keyword(args.keyword, subcommand)
+    if args.keyword is not None and any(arg == "-k" or arg.startswith("-k") for arg in args.pytest_args):
+        raise UsageError(subcommand, "-k is given twice (before and after --): pytest would keep only the last")
+    return files_of(args.area, subcommand) if args.area else [str(settings.CASES_DIR)]
+
+
+def _selection_text(args: argparse.Namespace, area: str | None) -> str:
+    keyword = getattr(args, "keyword", None)
+    chosen = [f"-k {keyword}" if keyword is not None else "", f"--area {area}" if area else "",
+              " ".join(args.pytest_args) if args.pytest_args else ""]
+    return " and ".join(filter(None, chosen)) or "the whole suite"
+
+
 def run(args: argparse.Namespace, cases: list[str] | None = None) -> int:
-    """`cases`: what pytest collects (default: the whole suite)."""
+    """`cases`: what pytest collects (default: the whole suite, or the files of --area)."""
     from .session import run_pytest
 
+    area = args.area if cases is None else None  # explore's --area is its own
+    if cases is None:
+        cases = _selected(args, "run")
     # From now on SIGINT and SIGTERM end the run as Ctrl-C would, with its report (conformance/interruption.py).
     interruption = Interruption.of_this_process()
     interruption.install()
     try:
-        return _run(args, interruption, run_pytest, [str(settings.CASES_DIR)] if cases is None else cases)
+        status = _run(args, interruption, run_pytest, cases)
     except KeyboardInterrupt:  # before pytest started, or after it ended
         return interruption.exit_status() or 130
+    if status == NO_CASE_SELECTED:
+        print(f"conformance: run: no case selected: {_selection_text(args, area)} matched no case; nothing ran and no "
+              "report was written", file=sys.stderr)
+    return status
 
 
 def _run(args: argparse.Namespace, interruption: Interruption, run_pytest, cases: list[str]) -> int:
     _check_run(args)
     pytest_args = [
         *cases,
+        *(["-k", args.keyword] if getattr(args, "keyword", None) is not None else []),
         "--conformance-report", str(args.report_dir),
         "-p", "no:cacheprovider",
         "-q",
@@ -77,16 +107,43 @@ def _run(args: argparse.Namespace, interruption: Interruption, run_pytest, cases
     if not args.ktap:
         status, _ = run_pytest(pytest_args + args.pytest_args, args.target, str(args.report_dir))
         return interruption.exit_status() or status
-    # KTAP consumers read standard output, so pytest's own output goes to standard error.
+    # KTAP consumers read standard output: the plugin streams it there as the cases finish (plugin/ktap_stream.py),
+    # so that a run that is stopped or killed still leaves a log; pytest's own output goes to standard error.
     with contextlib.redirect_stdout(sys.stderr):
-        status, report = run_pytest(pytest_args + args.pytest_args, args.target, str(args.report_dir))
+        status, report = run_pytest([*pytest_args, "--conformance-ktap", "-", *args.pytest_args], args.target,
+                                    str(args.report_dir))
     if report is None:
-        fail("run", "the run built no report, so no KTAP is printed")
+        if status != NO_CASE_SELECTED:  # which run() says in its own line
+            fail("run", "the run built no report")
         return status or 2
-    from .report.ktap import render_ktap
+    from .plugin import ktap_stream
 
-    _print(render_ktap(report))
+    if not ktap_stream.streamed_to_standard_output():  # pytest stopped before its plugins were configured
+        from .report.ktap import render_ktap
+
+        _print(render_ktap(report))
     return interruption.exit_status() or status
+
+
+def list_cases(args: argparse.Namespace) -> int:
+    from .listing import CollectionFailed, NoCaseSelected, collect, render_json, render_text
+
+    settings.temp_dir()
+    paths = _selected(args, "list")
+    try:
+        listed = collect(paths, args.keyword)
+    except NoCaseSelected:
+        print(f"conformance: list: no case selected: {_selection_text(args, args.area)} matched no case",
+              file=sys.stderr)
+        return NO_CASE_SELECTED
+    except CollectionFailed as e:
+        usage = [line[len("ERROR: "):] for line in str(e).splitlines() if line.startswith("ERROR: ")]
+        if e.status == 4 and usage:  # pytest's usage error: a -k expression it cannot parse
+            return fail("list", usage[0])
+        sys.stderr.write(str(e))
+        return e.status
+    _print((render_json if args.format == "json" else render_text)(listed))
+    return 0
 
 
 def _print(text: str) -> None:
@@ -265,13 +322,20 @@ def explore(args: argparse.Namespace) -> int:
     return status
 
 
+def _selection_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("-k", dest="keyword", metavar="EXPR",
+                         help="only the cases whose id matches this pytest -k expression, e.g. 'rights and not peek'")
+    command.add_argument("--area", metavar="A", help="only the cases of this area (rights, locks, ...)")
+
+
 def parser() -> argparse.ArgumentParser:
     from .bench import QUICK_DIVISOR
     from .faults import NOT_MEASURED
 
     top = Parser(prog="conformance", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True,
-                             help="run, render, matrix, diff, ktap, kernels, filesystems, bench, explore or mutants")
+                             help="run, list, render, matrix, diff, ktap, kernels, filesystems, bench, explore or "
+                             "mutants")
     r = sub.add_parser("run", help="run the conformance suite on this machine and write the report")
     r.add_argument("--report-dir", default=settings.DEFAULT_REPORT_DIR,
                    help=f"where <platform-id>.json/.md/.html/.ktap go (default: {settings.DEFAULT_REPORT_DIR})")
@@ -287,9 +351,16 @@ def parser() -> argparse.ArgumentParser:
                    help=f"with --stress: the time budget (default {settings.DEFAULT_STRESS_SECONDS:g}, at most "
                    f"{settings.MAX_STRESS_SECONDS:g})")
     r.add_argument("--ktap", action="store_true",
-                   help="print the results as KTAP on standard output (pytest's output goes to standard error)")
-    r.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments, e.g. -k rights")
+                   help="stream the results as KTAP on standard output as the cases finish (pytest's output goes to "
+                   "standard error)")
+    _selection_options(r)
+    r.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments, e.g. -m race")
     r.set_defaults(func=run)
+    s = sub.add_parser("list", help="list the cases a run would run here: area, references, the probes each needs and "
+                       "whether this machine has them, its expectation; nothing runs")
+    _selection_options(s)
+    s.add_argument("--format", choices=("text", "json"), default="text", help="output (default: text)")
+    s.set_defaults(func=list_cases, pytest_args=[])
     d = sub.add_parser("render", help="write the Markdown, HTML and KTAP of a JSON report again")
     d.add_argument("report", help="a report written by `conformance run`")
     d.add_argument("--out", help="directory for the pages (default: beside the report)")

@@ -408,6 +408,10 @@ PROPERTY_OBSERVATION = "conformance.observation"  # (key, value): one per observ
 # What a process collected, on the first test report it sends: {"cases": {node id: case id}, "deselected": int,
 # "selection": [str]}. Under pytest-xdist only the workers collect, so this is how the controller learns it.
 PROPERTY_COLLECTION = "conformance.collection"
+# The JUnit XML (plugin/junit.py) gives each case's final result as properties too: PROPERTY_CASE, PROPERTY_OUTCOME
+# (the outcome alone), these two, and PROPERTY_OBSERVATION + "." + key for each observation.
+PROPERTY_REASON = "conformance.reason"
+PROPERTY_REFERENCE = "conformance.reference"  # one per reference
 
 
 @dataclass

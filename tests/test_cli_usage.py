@@ -6,14 +6,27 @@ from __future__ import annotations
 import pytest
 from commands import conformance, refused
 
+from conformance.selection import case_files
 from conformance.settings import workers_limit
 
-SUBCOMMANDS = ("run", "render", "matrix", "diff", "ktap", "kernels", "bench", "explore")
+SUBCOMMANDS = ("run", "list", "render", "matrix", "diff", "ktap", "kernels", "bench", "explore")
+AREAS = ", ".join(case_files())
 
 USAGE_ERRORS = [
     (["run", "--bogus"], "run", "unrecognized arguments: --bogus"),
     (["run", "--dir"], "run", "argument --dir: expected one argument"),
-    (["run", "-k", "rights"], "run", "unrecognized arguments: -k"),
+    (["run", "-k"], "run", "argument -k: expected one argument"),
+    (["run", "-k", "rights and ("], "run", "-k rights and (: at column 13: expected not OR left parenthesis OR "
+                                           "identifier; got end of input"),
+    (["run", "-k", "rights", "--", "-k", "locks"], "run", "-k is given twice (before and after --): pytest would keep "
+                                                          "only the last"),
+    (["run", "--area", "sockets"], "run", f"--area sockets: no such area (the areas: {AREAS})"),
+    (["list", "--area", "sockets"], "list", f"--area sockets: no such area (the areas: {AREAS})"),
+    (["list", "--area"], "list", "argument --area: expected one argument"),
+    (["list", "-k", "not"], "list", "-k not: at column 4: expected not OR left parenthesis OR identifier; got end of "
+                                    "input"),
+    (["list", "--format", "yaml"], "list", "argument --format: invalid choice: 'yaml' (choose from 'text', 'json')"),
+    (["list", "rights"], "list", "unrecognized arguments: rights"),
     (["render"], "render", "the following arguments are required: report"),
     (["render", "a.json", "--bogus"], "render", "unrecognized arguments: --bogus"),
     (["matrix", "--out"], "matrix", "argument --out: expected one argument"),
@@ -35,8 +48,8 @@ USAGE_ERRORS = [
     (["explore", "-n", "lots"], "explore", "-n lots: not auto, logical, 0 (one process) or a number of workers from 1 "
                                            f"to {workers_limit()} (4 per CPU, at least 8)"),
     ([], None, "the following arguments are required: SUBCOMMAND"),
-    (["nonsense"], None, "argument SUBCOMMAND: invalid choice: 'nonsense' (choose from 'run', 'render', 'matrix', "
-                         "'diff', 'ktap', 'kernels', 'filesystems', 'bench', 'explore', 'mutants')"),
+    (["nonsense"], None, "argument SUBCOMMAND: invalid choice: 'nonsense' (choose from 'run', 'list', 'render', "
+                         "'matrix', 'diff', 'ktap', 'kernels', 'filesystems', 'bench', 'explore', 'mutants')"),
     (["--bogus"], None, "the following arguments are required: SUBCOMMAND"),
 ]
 

@@ -109,14 +109,20 @@ def test_an_unpacked_package_is_reused_without_apt(tmp_path, monkeypatch):
 
 def test_the_guest_command_prints_the_marker_then_runs_the_suite_with_its_arguments_intact(tmp_path):
     echo = tmp_path / "python"
-    echo.write_text('#!/bin/sh\nprintf "%s\\n" "$CONFORMANCE_DEADLINE_SCALE" "$@"\n')
+    echo.write_text('#!/bin/sh\nprintf "%s\\n" "$CONFORMANCE_DEADLINE_SCALE" "$@"\nexit 3\n')
     echo.chmod(0o755)
-    command = guest.guest_command(str(echo), "/out", "/dev/shm", "2", 6.0, ["-k", "a and 'b'", "$HOME"])
-    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True, timeout=30).stdout
-    first, *rest = out.splitlines()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    command = guest.guest_command(str(echo), str(shared), "/dev/shm", "2", 6.0, ["-k", "a and 'b'", "$HOME"])
+    assert guest.MARKER not in command  # an echo of the command line is no sign of a guest
+    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False, timeout=30)
+    first, *rest = done.stdout.splitlines()
     assert first == f"{guest.MARKER} {os.uname().release}"
-    assert rest == ["6", "-m", "conformance", "run", "--report-dir", "/out", "--dir", "/dev/shm", "-n", "2",
+    assert rest == ["6", "-m", "conformance", "run", "--report-dir", str(shared), "--dir", "/dev/shm", "-n", "2",
                     "--", "-k", "a and 'b'", "$HOME"]
+    assert done.returncode == 3, "the suite's status is the command's, through tee"
+    assert (shared / guest.BOOTED).read_text() == first + "\n"
+    assert (shared / guest.GUEST_LOG).read_text() == done.stdout
 
 
 def test_the_vng_command_line():
@@ -124,8 +130,8 @@ def test_the_vng_command_line():
     found = tools.Tools(vng="/v/bin/vng", path="/v/bin")
     emulated = guest.vng_command(found, kernel, kvm=False, cpus=2, memory="2G", user=None, shared_dir="/o",
                                  command="true")
-    assert emulated == ["/v/bin/vng", "--disable-kvm", "--run", "/c/boot/vmlinuz-6.1.0-50-amd64", "--cpus", "2",
-                        "--memory", "2G", "--rwdir", "/o=/o", "--exec", "true"]
+    assert emulated == ["/v/bin/vng", "--disable-kvm", "--verbose", "--run", "/c/boot/vmlinuz-6.1.0-50-amd64",
+                        "--cpus", "2", "--memory", "2G", "--rwdir", "/o=/o", "--exec", "true"]
     with_kvm = guest.vng_command(found, kernel, kvm=True, cpus=1, memory="1G", user="nobody", shared_dir="/o",
                                  command="true")
     assert "--disable-kvm" not in with_kvm and with_kvm[-2:] == ["--user", "nobody"]
@@ -195,6 +201,23 @@ def test_watch_reports_the_marker_progress_and_status(tmp_path):
     progress = [v for k, v in events if k == "progress"]  # the latest of each read: lines read together give one
     assert progress[-1] == 100 and progress == sorted(set(progress))
     assert (tmp_path / "log").read_text().startswith("kernel noise\nMARK 6.1\n")
+
+
+def test_watch_takes_the_marker_from_the_guests_file_when_none_of_its_output_comes(tmp_path):
+    # Silent past the start deadline: only the file, read while the process runs, can keep it from being killed.
+    sign = tmp_path / "booted"
+    argv = _script(tmp_path, f"""
+        import time
+        with open({str(sign)!r}, "w") as f:
+            f.write("MARK 6.1\\n")
+        time.sleep(8)
+    """)
+    events = []
+    watched = console.watch(argv, env=dict(os.environ), log_path=tmp_path / "log", marker=b"MARK",
+                            start_deadline=6, finish_deadline=60, marker_file=sign,
+                            on_event=lambda k, v: events.append(k))
+    assert (watched.status, watched.timed_out, watched.output, watched.marker_seen) == (0, None, 0, False)
+    assert watched.started is not None and events == ["started"]
 
 
 def _gone(pid: int) -> bool:
@@ -323,8 +346,19 @@ FAKE_VNG = """\
 import os, subprocess, sys, time
 args = sys.argv[1:]
 mode = os.environ["FAKE_VNG"]
+boots = os.path.join(os.path.dirname(sys.argv[0]), "boots")
+with open(boots, "a") as f:
+    f.write("boot\\n")
 if mode == "kvm-hangs" and "--disable-kvm" not in args:
     time.sleep(600)
+if mode == "silent":  # nothing reaches the host, and no guest runs
+    sys.exit(255)
+if mode == "silent-booted":  # the guest boots and runs, but none of its output reaches the host
+    sys.exit(subprocess.call(["sh", "-c", args[args.index("--exec") + 1]], stdout=subprocess.DEVNULL))
+if mode == "fails-once" and open(boots).read().count("boot") == 1:
+    print("[    0.000000] Linux version 6.1.0-fake", flush=True)
+    print("[    9.000000] Kernel panic - not syncing: VFS: Unable to mount root fs", flush=True)
+    sys.exit(255)
 if mode == "no-kernel":
     print("qemu-system-x86_64: could not load kernel '/boot/x'", flush=True)
     sys.exit(1)
@@ -374,7 +408,7 @@ def test_auto_falls_back_to_emulation_when_the_kvm_guest_is_silent(fake_vng, tmp
     assert fake_vng("kvm-hangs", "--boot-timeout", "2") == 0
     err = capsys.readouterr().err
     assert "booting (KVM)" in err
-    assert "no output from the KVM guest within 2 s" in err and "booting without KVM from now on" in err
+    assert "no sign of the KVM guest within 2 s" in err and "booting without KVM from now on" in err
     assert "| 6.1.0-fake | emulated |" in (tmp_path / "out" / "kernels.md").read_text()
 
 
@@ -382,9 +416,56 @@ def test_a_kernel_that_does_not_boot_exits_3_and_keeps_its_log(fake_vng, tmp_pat
     assert fake_vng("no-kernel", "--kvm", "no") == 3
     err = capsys.readouterr().err
     log = tmp_path / "out" / "logs" / "6.1.0-fake.console.log"
-    assert ("6.1.0-fake: did not boot (virtme-ng ended with status 1): qemu-system-x86_64: could not load kernel "
-            f"'/boot/x'; console log: {log}") in err
-    assert "could not load kernel" in log.read_text()
+    why = "did not boot (virtme-ng ended with status 1): qemu-system-x86_64: could not load kernel '/boot/x'"
+    assert f"[1/1] 6.1.0-fake: {why}; booting it once more" in err
+    assert "[1/1] 6.1.0-fake: booting (emulated, no KVM), try 2 of 2" in err
+    assert f"6.1.0-fake: {why}; the first boot too: {why}; console log: {log}" in err
+    text = log.read_text()
+    assert text.count("\nqemu-system-x86_64: could not load kernel") == 2  # each boot's console, one after the other
+    assert f"== conformance kernels: boot 1 given up: {why}" in text
+    summary = (tmp_path / "out" / "kernels.md").read_text()
+    assert "| 6.1.0-fake | emulated |  |  | did not boot (virtme-ng ended with status 1): " in summary
+    assert "could not load kernel '/boot/x'; the first boot too: did not boot" in summary
+    assert (tmp_path / "bin" / "boots").read_text().count("boot") == 2
+
+
+def test_a_guest_from_which_nothing_reaches_us_is_not_said_to_have_not_booted(fake_vng, tmp_path, capsys):
+    assert fake_vng("silent", "--kvm", "no") == 3
+    err = capsys.readouterr().err
+    why = ("no console output reached us before virtme-ng ended with status 255, and the guest wrote no sign: "
+           "whether it booted is unknown")
+    assert f"6.1.0-fake: {why}; booting it once more" in err
+    assert f"6.1.0-fake: {why}; the first boot too: {why}; console log: " in err
+    assert "did not boot" not in err
+    assert why in (tmp_path / "out" / "kernels.md").read_text()
+
+
+def test_a_guest_that_booted_with_its_console_lost_still_counts(fake_vng, tmp_path, capsys):
+    """The guest's own file says it booted, and its report is there: the run counts, and says what was lost."""
+    assert fake_vng("silent-booted", "--kvm", "no") == 0
+    err = capsys.readouterr().err
+    kept = tmp_path / "out" / "logs" / "6.1.0-fake.guest.log"
+    note = f"booted (the guest's file says so), but its console output did not reach us; its own log: {kept}"
+    assert f"6.1.0-fake: {note}" in err
+    assert "booting it once more" not in err and "did not boot" not in err
+    assert guest.MARKER in kept.read_text() and "passed" in kept.read_text()
+    summary = (tmp_path / "out" / "kernels.md").read_text()
+    assert "| 6.1.0-fake | emulated |" in summary and "its console output did not reach us" in summary
+    assert len([p for p in (tmp_path / "out").glob("linux-*.json")]) == 1
+
+
+def test_a_kernel_that_fails_to_boot_once_is_booted_again(fake_vng, tmp_path, capsys):
+    assert fake_vng("fails-once", "--kvm", "no") == 0
+    err = capsys.readouterr().err
+    why = ("did not boot (virtme-ng ended with status 255): [    0.000000] Linux version 6.1.0-fake | "
+           "[    9.000000] Kernel panic - not syncing: VFS: Unable to mount root fs")
+    assert f"[1/1] 6.1.0-fake: {why}; booting it once more" in err
+    assert f"6.1.0-fake: booted on the second try; the first: {why}" in err
+    summary = (tmp_path / "out" / "kernels.md").read_text()
+    assert "; booted on the second try; the first: did not boot (virtme-ng ended with status 255): " in summary
+    assert "Kernel panic" in summary
+    log = (tmp_path / "out" / "logs" / "6.1.0-fake.console.log").read_text()
+    assert "Kernel panic" in log and "boot 2 of 2" in log and guest.MARKER in log
 
 
 def test_a_kernel_whose_suite_writes_no_report_exits_3(fake_vng, capsys):

@@ -35,11 +35,15 @@ def parse_ktap(text):
 
 
 def _parse_block(lines, index, indent):
-    """A version line, a plan, then tests numbered from 1 until a line of a shallower test."""
+    """A version line, for a nested test kunit's "# Subtest: <name>" if any, a plan, then tests numbered from 1 until
+    a line of a shallower test."""
     assert lines[index] == f"{indent}KTAP version 1", lines[index]
+    name = None
+    if indent and lines[index + 1].startswith(f"{indent}# Subtest: "):
+        name, index = lines[index + 1].removeprefix(f"{indent}# Subtest: "), index + 1
     plan = _PLAN.fullmatch(lines[index + 1].removeprefix(indent))
     assert plan and lines[index + 1].startswith(indent), lines[index + 1]
-    block = {"plan": int(plan[1]), "tests": [], "diagnostics": []}
+    block = {"plan": int(plan[1]), "name": name, "tests": [], "diagnostics": []}
     pending, nested, index = [], None, index + 2
     while index < len(lines):
         line = lines[index]
@@ -57,6 +61,7 @@ def _parse_block(lines, index, indent):
         match = _RESULT.fullmatch(body)
         assert match, f"not a KTAP line: {line!r}"
         assert int(match["number"]) == len(block["tests"]) + 1, f"out of sequence: {line!r}"
+        assert nested is None or nested["name"] in (None, match["description"]), f"not the test it opened: {line!r}"
         block["tests"].append({**match.groupdict(), "diagnostics": pending, "subtests": nested})
         pending, nested = [], None
     assert nested is None, "a nested test without its result line"

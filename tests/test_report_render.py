@@ -16,9 +16,10 @@ from reportdata import hostile_report, markdown_tables, model, sample_report
 from conformance.model import OUTCOMES, SCHEMA_VERSION
 from conformance.report import write as write_module
 from conformance.report.gfm import md_escape
-from conformance.report.html import render_html
+from conformance.report.html import FILTER_SCRIPT, render_html
 from conformance.report.ktap import render_ktap
 from conformance.report.markdown import render_markdown
+from conformance.report.page import script_hash
 from conformance.report.schema import (
     ANNOTATION_KEYWORDS,
     SCHEMA_PATH,
@@ -377,7 +378,7 @@ def test_html_of_sample_report():
     assert "<title>Conformance report: linux-6.18.44-fc-v669-x86_64-py311-root</title>" in page
     # Self-contained: nothing is fetched.
     assert "http:" not in page and "https:" not in page and "src=" not in page and "<link" not in page
-    assert "<script" not in page.lower()
+    assert_only_our_script(page)
     assert '<td class="outcome o-fail">fail</td>' in page
     assert '<td class="outcome o-unexpected-pass">unexpected-pass</td>' in page
     assert "<code>rights.max_fds_per_message[stream]</code> = <code>253</code>" in page
@@ -386,10 +387,18 @@ def test_html_of_sample_report():
         assert css in page
 
 
+def assert_only_our_script(page):
+    """The page's one script is the renderer's fixed filter, and the content security policy lets only it run."""
+    assert re.findall(r"<\s*script[^>]*>", page, re.IGNORECASE) == ["<script>"]
+    assert f"<script>{FILTER_SCRIPT}</script>" in page
+    assert f"script-src {script_hash(FILTER_SCRIPT)}\"" in page and "default-src 'none'" in page
+
+
 def test_html_escapes_everything_from_a_hostile_report():
     report = hostile_report()
     page = render_html(model(report))
-    assert not re.search(r"<\s*(script|img)", page, re.IGNORECASE)
+    assert_only_our_script(page)
+    assert not re.search(r"<\s*img", page, re.IGNORECASE)
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(1)&gt; &quot;&#x27;&amp;|\\ first"
     assert escaped in page
     # The hostile text appears in the title, facts, capability, and every case's fields.
@@ -404,6 +413,33 @@ def test_html_counts_match_summary():
         assert page.count(f'<td class="outcome o-{outcome}">') == report["summary"][outcome]
         assert f'<span class="o-{outcome}"><b class="count">1</b> {outcome}</span>' in page
     assert "(6 cases)" in page
+
+
+def test_html_lists_failures_first_and_a_quoted_expectation_once():
+    report = sample_report()
+    deviation = report["cases"][2]
+    deviation["reason"] = f"{deviation['expectation']['reason']} (observed: upgrade took 0.25 s)"
+    page = render_html(model(report))
+    rows = re.findall(r'<tr class="case is-([\w-]+) a-\d+">', page)
+    assert rows == ["error", "fail", "unexpected-pass", "deviation", "unsupported", "pass"]
+    assert page.count("documented in flock(2)") == 1
+    assert '<div class="expectation">Expected deviation</div>' in page
+    # An expectation the reason does not quote is spelled out.
+    assert '<div class="expectation">Expected deviation: old kernel</div>' in page
+
+
+def test_html_summary_grid_comes_first_and_escapes_area_names():
+    report = sample_report()
+    for case in report["cases"][:2]:
+        case["area"] = "<b>area"
+        case["id"] = f"<b>area/{case['id'].partition('/')[2]}"
+    page = render_html(model(report))
+    grid = page[page.index("<svg"):page.index("</svg>")]
+    assert page.index("<svg") < page.index('<nav class="filters">') < page.index('<table class="cases">')
+    assert "<b>area" not in page and "&lt;b&gt;area" in grid
+    # One row per area and one cell per outcome, in the outcome's colour only where some case had it.
+    assert grid.count("<rect") == 4 * len(OUTCOMES)
+    assert grid.count('fill="#cf222e"') == 1
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -535,7 +571,7 @@ def test_hostile_report_round_trips_through_the_writer(tmp_path):
     report = hostile_report(hostile_id=False)
     paths = write_report(model(report), tmp_path)
     assert json.loads(paths["json"].read_text(encoding="utf-8")) == report
-    assert "<script" not in paths["html"].read_text(encoding="utf-8").lower()
+    assert_only_our_script(paths["html"].read_text(encoding="utf-8"))
     assert "<script" not in paths["markdown"].read_text(encoding="utf-8").lower()
 
 

@@ -105,12 +105,14 @@ def test_the_model_imports_nothing_of_the_suite():
 
 # ---- the model's words --------------------------------------------------------------------------------------------
 
-PROPERTY_KEYS = (model.PROPERTY_CASE, model.PROPERTY_OUTCOME, model.PROPERTY_REFERENCES, model.PROPERTY_OBSERVATION)
+PROPERTY_KEYS = (model.PROPERTY_CASE, model.PROPERTY_OUTCOME, model.PROPERTY_REFERENCES, model.PROPERTY_OBSERVATION,
+                 model.PROPERTY_REASON, model.PROPERTY_REFERENCE)
 
 # The same words with another meaning, each with what it means there.
 OTHER_MEANINGS = {
     ("conformance/expectations/__init__.py", "deviation"): "the [[deviation]] table of an expectation file",
     ("conformance/report/diff.py", "unsupported"): "a capability probe's answer, beside 'supported'",
+    ("conformance/plugin/junit.py", "error"): "JUnit's <error> element",
     ("conformance/report/ktap.py", "pass"): "kselftest's name in its '# Totals:' line",
     ("conformance/report/ktap.py", "fail"): "kselftest's name in its '# Totals:' line",
     ("conformance/report/ktap.py", "error"): "kselftest's name in its '# Totals:' line",
@@ -197,7 +199,8 @@ def _sources() -> frozenset:
 def _missing_files_and_modules(where: str, text: str) -> list[str]:
     missing = [token for token in PROJECT_PATH.findall(text)
                if not _placeholder(token) and not (ROOT / token.rstrip(".")).exists()]
-    missing += [token for token in MODULE.findall(text) if not _module_exists(token.rstrip("."))]
+    missing += [token for token in MODULE.findall(text)
+                if not _module_exists(token.rstrip(".")) and token.rstrip(".") not in PROPERTY_KEYS]
     if where in DOCUMENTS:  # a bare file name in the project's own documents names one of its files
         missing += [token for token in BARE_SOURCE.findall(text) if token not in _sources()]
     return missing
@@ -219,7 +222,7 @@ def test_the_document_checks_find_what_does_not_exist():
     text = ("see `conformance/nosuch.py`, conformance.report.nosuch, conformance.model.NoSuch, `nosuch.py`, "
             "ci/nosuch, rights/test_nosuch[stream] and rights/test_a[*]; but conformance/model.py, "
             "conformance.model.Report, `model.py`, `conformance/platforms/<os>.py`, rights/test_a[stream] and "
-            "FreeBSD tests/sys/kern/unix_passfd_test.c are fine.")
+            "FreeBSD tests/sys/kern/unix_passfd_test.c are fine, as is the property conformance.outcome.")
     assert _missing_files_and_modules("README.md", text) == [
         "conformance/nosuch.py", "ci/nosuch", "conformance.report.nosuch", "conformance.model.NoSuch", "nosuch.py"]
     assert _unknown_case_ids(text, ["rights/test_a[stream]"]) == ["rights/test_nosuch[stream]"]

@@ -1,8 +1,9 @@
 """One process watched to its end: its output logged, its progress read, its two deadlines kept, its group killed.
 
 The process runs in a session of its own, so that at a deadline (or an interrupt) the whole group goes: vng,
-virtme-run and QEMU. The first deadline runs until the marker line appears (the guest booted); the second
-until the process ends.
+virtme-run and QEMU. The first deadline runs until the marker line appears (the guest booted), on the output or
+in a file the guest writes; the second until the process ends. The guest's file is the sign that does not depend
+on its output reaching us: on a loaded machine a guest has booted and run with nothing on the console.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class Watched:
     elapsed: float           # seconds until the end
     timed_out: str | None    # "start" or "finish" when that deadline passed
     tail: str                # the end of the output, for messages
+    output: int = 0          # bytes of output read
+    marker_seen: bool = False  # the marker came on the output, not only in the file
 
     def last_lines(self, count: int = 3) -> str:
         # A console's output holds terminal escapes (colours, cursor moves): shown, never passed on to ours.
@@ -40,8 +43,11 @@ class Watched:
 
 
 def watch(argv: list[str], *, env: dict, log_path: Path, marker: bytes | None, start_deadline: float,
-          finish_deadline: float, on_event: Callable[[str, float], None] = lambda kind, value: None) -> Watched:
-    """Run argv to its end or a deadline. on_event("started", seconds) and on_event("progress", percent)."""
+          finish_deadline: float, on_event: Callable[[str, float], None] = lambda kind, value: None,
+          marker_file: Path | None = None) -> Watched:
+    """Run argv to its end or a deadline. on_event("started", seconds) and on_event("progress", percent). The
+    output is appended to log_path, flushed as it comes. The marker counts on the output or, once marker_file
+    exists and holds it, there."""
     begin = time.monotonic()
     # In a session of its own, which no signal from a terminal reaches: SIGINT and SIGTERM raise here (the command
     # installs an Interruption), and the finally below ends the group.
@@ -51,13 +57,23 @@ def watch(argv: list[str], *, env: dict, log_path: Path, marker: bytes | None, s
     started = None if marker else 0.0
     timed_out = None
     tail = b""
+    output = 0
+    marker_seen = False
     percent = None
     ended = False
+
+    def in_file() -> None:
+        nonlocal started
+        if started is None and marker_file is not None and _holds(marker_file, marker):
+            started = time.monotonic() - begin
+            on_event("started", started)
+
     try:
         interruption.resume()  # a signal that came while the command was starting ends it from here
-        with open(log_path, "wb") as log:
+        with open(log_path, "ab") as log:
             while True:
                 now = time.monotonic() - begin
+                in_file()
                 left = (start_deadline if started is None else finish_deadline) - now
                 if left <= 0:
                     timed_out = "start" if started is None else "finish"
@@ -70,11 +86,14 @@ def watch(argv: list[str], *, env: dict, log_path: Path, marker: bytes | None, s
                     break
                 log.write(chunk)
                 log.flush()
+                output += len(chunk)
                 window = tail[-256:] + chunk  # a marker may straddle two reads
                 tail = (tail + chunk)[-KEEP:]
-                if started is None and marker in window:
-                    started = now
-                    on_event("started", now)
+                if marker and not marker_seen and marker in window:
+                    marker_seen = True
+                    if started is None:
+                        started = now
+                        on_event("started", now)
                     window = window[window.index(marker):]
                 if started is not None:
                     seen = [int(m.group(1)) for m in PROGRESS.finditer(window)]
@@ -87,12 +106,21 @@ def watch(argv: list[str], *, env: dict, log_path: Path, marker: bytes | None, s
                 ended = True
             except subprocess.TimeoutExpired:
                 timed_out = "finish"
+            in_file()  # written just before the end, or with the output gone
     finally:
         if not ended:
             _end_group(proc)
         proc.stdout.close()
     return Watched(None if timed_out else proc.returncode, started, time.monotonic() - begin, timed_out,
-                   tail.decode("utf-8", "replace"))
+                   tail.decode("utf-8", "replace"), output, marker_seen)
+
+
+def _holds(path: Path, marker: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return marker in f.read(4096)
+    except OSError:
+        return False
 
 
 def _end_group(proc: subprocess.Popen) -> None:

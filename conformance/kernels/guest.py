@@ -2,7 +2,11 @@
 
 The guest sees the host's root filesystem read-only (virtme-ng lays writable overlays on /etc, /tmp and the
 like), so it runs this very interpreter and checkout; the report directory is shared writable with --rwdir.
-The guest's first line of output is the marker, so the host can tell "did not boot" from "the suite failed".
+The guest's first line of output is the marker, so the host can tell "did not boot" from "the suite failed". The
+guest also writes the marker to a file of the shared directory, closed at once (which flushes it to the host), and
+keeps its whole output there: the output travels to the host over virtio-serial ports that udevd names in the
+guest, and on a loaded machine a guest has booted and run with none of it reaching the host. vng runs with
+--verbose, so that the kernel's own console (its boot, a panic) reaches the log as well.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from .sources import Kernel
 from .tools import Tools
 
 MARKER = "conformance-kernels: booted"
+BOOTED = "booted"      # the file of the shared directory that holds the marker once the guest runs its command
+GUEST_LOG = "guest.log"  # the guest's output, as it wrote it
+STATUS = "status"        # the suite's exit status, which tee would otherwise hide
 # vng joins its options into one command line, so a path with blanks, quotes, '=' (its guest=host form) or ','
 # would be split or misread.
 UNSAFE_PATH = re.compile(r"[\s'\"=,\\$`]")
@@ -33,12 +40,17 @@ def guest_command(python: str, report_dir: str, test_dir: str, workers: str, sca
     run = [python, "-m", "conformance", "run", "--report-dir", report_dir, "--dir", test_dir, "-n", workers]
     if pytest_args:
         run += ["--", *pytest_args]
-    return f'echo "{MARKER} $(uname -r)"; exec env {shlex.join(env + run)}'
+    booted, log, status = (shlex.quote(f"{report_dir}/{name}") for name in (BOOTED, GUEST_LOG, STATUS))
+    # The marker is printed from its words, so that no echo of this command line could pass for it.
+    words = shlex.join([*MARKER.split(": ", 1)])
+    return (f'marker=$(printf "%s: %s" {words})" $(uname -r)"; echo "$marker" > {booted}; '
+            f'{{ echo "$marker"; env {shlex.join(env + run)}; echo $? > {status}; }} 2>&1 | tee {log}; '
+            f'exit "$(cat {status} 2>/dev/null || echo 255)"')
 
 
 def vng_command(tools: Tools, kernel: Kernel, *, kvm: bool, cpus: int, memory: str, user: str | None,
                 shared_dir: str, command: str) -> list[str]:
-    argv = [tools.vng, "--run", kernel.image, "--cpus", str(cpus), "--memory", memory,
+    argv = [tools.vng, "--verbose", "--run", kernel.image, "--cpus", str(cpus), "--memory", memory,
             "--rwdir", f"{shared_dir}={shared_dir}", "--exec", command]
     if not kvm:
         argv.insert(1, "--disable-kvm")

@@ -1,5 +1,9 @@
 """`conformance kernels`: the host run, each kernel booted in turn, the matrix, and the diffs between neighbours.
 
+A guest that shows no sign of running its command is booted once more before it is given up; the first try's
+reason stays in the log and the summary. No sign is told apart by what reached us: nothing at all ("no console
+output reached us": whether it booted is unknown), or output without the marker ("did not boot").
+
 Exit status: 0 every kernel ran the suite and nothing failed; 1 a run had a fail or error (its report says
 which); 3 a kernel could not be tested (it did not boot, or wrote no report; its console log is kept);
 2 bad input (an option, an unknown kernel argument or a file that is no kernel image, a missing tool), found
@@ -30,6 +34,7 @@ from .tools import MissingTools, Tools, find_tools, kvm_usable
 
 REPORT_SUFFIXES = tuple(form.suffix for form in REPORT_FORMATS)
 KVM_START = 45.0  # seconds for a KVM guest to print its first line; it takes 2-5 when KVM works at all
+BOOTS = 2  # tries to boot a kernel: a loaded machine has lost one boot's console, or slowed it past its deadline
 
 
 @dataclass
@@ -41,6 +46,8 @@ class Run:
     report: Path | None = None
     problem: str | None = None
     log: Path | None = None
+    retried: str | None = None  # why the first boot was given up, when a second one was needed
+    note: str | None = None     # what went wrong on a run that still counts
 
 
 def say(text: str) -> None:
@@ -104,6 +111,7 @@ def _staging(options: Options, label: str) -> Path:
 def _host_run(options: Options, prefix: str) -> Run:
     label = f"host {os.uname().release}"
     run = Run(label, "host", boot=0.0, log=options.out / "logs" / "host.log")
+    run.log.unlink(missing_ok=True)  # the watcher appends
     staging = _staging(options, "host")
     argv = [sys.executable, "-m", "conformance", "run", "--report-dir", str(staging), "--dir", options.test_dir,
             "-n", options.workers]
@@ -118,37 +126,69 @@ def _host_run(options: Options, prefix: str) -> Run:
 
 
 def _kernel_run(tools: Tools, kernel: Kernel, options: Options, kvm: bool, prefix: str) -> tuple[Run, bool]:
+    log = options.out / "logs" / f"{kernel.label}.console.log"
+    log.unlink(missing_ok=True)
+    retried = None
+    boot = 1
     while True:
         where = "kvm" if kvm else "emulated"
-        run = Run(kernel.label, where, log=options.out / "logs" / f"{kernel.label}.console.log")
+        run = Run(kernel.label, where, log=log, retried=retried)
         staging = _staging(options, kernel.label)
         command = guest.guest_command(sys.executable, str(staging.resolve()), options.test_dir, options.workers,
                                       guest.SCALE_KVM if kvm else guest.SCALE_EMULATED, list(options.pytest_args))
         argv = guest.vng_command(tools, kernel, kvm=kvm, cpus=options.cpus, memory=options.memory,
                                  user=options.user, shared_dir=str(staging.resolve()), command=command)
         boot_deadline = options.boot_timeout or (KVM_START if kvm else 300.0)
-        say(f"{prefix} {kernel.label}: booting ({'KVM' if kvm else 'emulated, no KVM'})")
+        how = "KVM" if kvm else "emulated, no KVM"
+        say(f"{prefix} {kernel.label}: booting ({how})" + (f", try {boot} of {BOOTS}" if boot > 1 else ""))
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"== conformance kernels: {kernel.label}, boot {boot} of {BOOTS} ({how})\n")
         env = dict(os.environ, PATH=tools.path)
         watched = console.watch(argv, env=env, log_path=run.log, marker=guest.MARKER.encode(),
                                 start_deadline=boot_deadline, finish_deadline=boot_deadline + options.timeout,
-                                on_event=_reporter(prefix, kernel.label))
+                                on_event=_reporter(prefix, kernel.label), marker_file=staging / guest.BOOTED)
         if kvm and options.kvm == "auto" and watched.started is None:
-            say(f"{prefix} {kernel.label}: no output from the KVM guest within {boot_deadline:.0f} s "
+            say(f"{prefix} {kernel.label}: no sign of the KVM guest within {boot_deadline:.0f} s "
                 f"({watched.last_lines(1)}); booting without KVM from now on (--kvm no skips this try)")
             kvm = False
             continue
+        if watched.started is None and boot < BOOTS:
+            retried = _not_booted(watched)
+            say(f"{prefix} {kernel.label}: {retried}; booting it once more")
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(f"\n== conformance kernels: boot {boot} given up: {retried}\n")
+            boot += 1
+            continue
         run.boot = watched.started
         return _collect(run, watched, staging, options), kvm
+
+
+def _not_booted(watched: console.Watched) -> str:
+    """Why a guest showed no sign of running its command: nothing reached us at all, or something did."""
+    if watched.output == 0:
+        why = f"within {watched.elapsed:.0f} s" if watched.timed_out else \
+            f"before virtme-ng ended with status {watched.status}"
+        return f"no console output reached us {why}, and the guest wrote no sign: whether it booted is unknown"
+    why = f"no sign of it within {watched.elapsed:.0f} s" if watched.timed_out else \
+        f"virtme-ng ended with status {watched.status}"
+    return f"did not boot ({why}): {watched.last_lines()}"
 
 
 def _collect(run: Run, watched: console.Watched, staging: Path, options: Options) -> Run:
     if watched.started is not None:
         run.suite = watched.elapsed - watched.started
     reports = sorted(staging.glob("*.json"))
+    if run.where != "host" and watched.started is not None and not watched.marker_seen:
+        run.note = "booted (the guest's file says so), but its console output did not reach us"
+        guest_log = staging / guest.GUEST_LOG
+        if guest_log.is_file():
+            kept = run.log.with_name(f"{run.label}.guest.log")
+            shutil.move(str(guest_log), str(kept))
+            run.note += f"; its own log: {kept}"
     if watched.started is None:
-        why = f"no sign of it within {watched.elapsed:.0f} s" if watched.timed_out else \
-            f"virtme-ng ended with status {watched.status}"
-        run.problem = f"did not boot ({why}): {watched.last_lines()}"
+        run.problem = _not_booted(watched)
+        if run.retried:
+            run.problem = f"{run.problem}; the first boot too: {run.retried}"
     elif watched.timed_out:
         run.problem = f"the suite did not finish within {options.timeout:.0f} s"
     elif len(reports) != 1:
@@ -166,7 +206,15 @@ def _collect(run: Run, watched: console.Watched, staging: Path, options: Options
     shutil.rmtree(staging, ignore_errors=True)
     say(f"  {run.label}: " + (f"{run.problem}; console log: {run.log}" if run.problem else
                                f"{_timing(run)}, report {run.report}"))
+    for remark in _remarks(run):
+        say(f"  {run.label}: {remark}")
     return run
+
+
+def _remarks(run: Run) -> list[str]:
+    """What the summary says beside a run's report or problem: the first boot given up, output that was lost."""
+    remarks = [f"booted on the second try; the first: {run.retried}"] if run.retried and not run.problem else []
+    return remarks + ([run.note] if run.note else [])
 
 
 def _timing(run: Run) -> str:
@@ -226,8 +274,9 @@ def _runs_table(runs: list[Run]) -> str:
     for run in runs:
         boot = "" if run.boot is None or run.where == "host" else f"{run.boot:.0f} s"
         suite = "" if run.suite is None else f"{run.suite:.0f} s"
+        outcome = run.report.name if run.report else run.problem or ""
         rows.append([md_escape(cell) for cell in
-                     (run.label, run.where, boot, suite, run.report.name if run.report else run.problem or "")])
+                     (run.label, run.where, boot, suite, "; ".join([outcome, *_remarks(run)]))])
     return "\n".join(table(["kernel", "ran", "boot", "suite", "report or problem"], rows))
 
 

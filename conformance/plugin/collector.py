@@ -14,7 +14,7 @@ import datetime
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -44,6 +44,7 @@ from .collection import UNMATCHED, selection, unmatched_from_worker
 from .options import case_timeout, target_dir
 
 REPORT = pytest.StashKey[Report]()
+CASE_NODES = pytest.StashKey[dict]()  # pytest node id -> case id, of every case in REPORT
 _STOP_REASON = pytest.StashKey[str]()
 NO_REFERENCES = "(none recorded)"
 
@@ -135,6 +136,18 @@ class ReportCollector:
             return f"did not finish: the run was interrupted by {self._signal() or 'a signal'}"
         return "did not finish: the session ended before its teardown"
 
+    def case_result(self, nodeid: str) -> CaseResult | None:
+        """A case's result as the report will give it, once that is settled: the case finished, or its worker died
+        running it (an error saying so, as _close_unfinished makes it). None while it may still report."""
+        case = self.cases.get(nodeid)
+        if case is not None and case.finished:
+            return case.result()
+        known = self.collection.cases if self.collection else {}
+        if nodeid not in self.crashed or (case is None and nodeid not in known):
+            return None
+        case = case or _Phases(known[nodeid])
+        return replace(case, outcomes=[*case.outcomes, (ERROR, self._unfinished_reason(nodeid))]).result()
+
     def _close_unfinished(self) -> None:
         """Every case that started and did not finish becomes an error saying why."""
         known = self.collection.cases if self.collection else {}
@@ -225,6 +238,7 @@ class ReportCollector:
 
     def _write(self) -> None:
         self.config.stash[REPORT] = self.report
+        self.config.stash[CASE_NODES] = {nodeid: case.id for nodeid, case in self.cases.items()}
         directory = self.config.getoption("conformance_report")
         if directory:
             from ..report.write import write_report

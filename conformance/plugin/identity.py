@@ -7,10 +7,9 @@ import re
 import pytest
 
 from ..model import case_id_of
+from ..selection import AREA_VARIABLE
 
 CASES_PACKAGE = "conformance.cases"
-# A test module outside CASES_PACKAGE is a conformance case module too if it sets this to its area name.
-AREA_VARIABLE = "CONFORMANCE_AREA"
 AREA_PATTERN = re.compile(r"[a-z0-9_]+")
 
 

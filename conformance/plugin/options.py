@@ -27,6 +27,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"(default: ${settings.TARGET_DIR_VARIABLE}, else $TMPDIR)")
     group.addoption("--conformance-report", metavar="DIR", default=None,
                     help="write <platform-id>.json, .md, .html and .ktap into DIR at the end of the run")
+    group.addoption("--conformance-ktap", metavar="FILE", default=None,
+                    help="write KTAP version 1 to FILE as the cases finish, each line flushed (- for standard "
+                         "output), so that a run that is stopped or killed leaves a log kernel CI can parse")
     group.addoption("--conformance-strict", action="store_true", default=False,
                     help="an unexpected-pass, or an expectation entry that matches no case, fails the run")
     group.addoption("--conformance-os", metavar="NAME", default=None,

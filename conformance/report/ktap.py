@@ -10,8 +10,11 @@ format and line-separator characters become visible escapes (``\\x1b``, ``\\n``,
 so nothing can end a line early or reach a terminal as an escape sequence; ``#`` is escaped
 in test descriptions and directive reasons, where it would end the description or start a
 directive; and a few strings that line-based KTAP readers treat specially are defused
-(see ``_diagnostic`` and ``_KUNIT_END_MARKERS``). Every line that carries report text
+(see ``diagnostic`` and ``_KUNIT_END_MARKERS``). Every line that carries report text
 therefore starts with ``#`` or with a result and number this module wrote.
+
+The pieces (a case's lines, an area's result line, the header and the totals) are shared with
+plugin/ktap_stream.py, which writes the same KTAP while the run goes, so both escape alike.
 """
 
 from __future__ import annotations
@@ -27,12 +30,15 @@ from ..model import (
     UNEXPECTED_PASS,
     UNSUPPORTED,
     CaseResult,
+    Platform,
     Report,
+    Suite,
     summary_of,
 )
 from .text import char_escape, one_line
 from .vocabulary import cases_by_area, value_text
 
+NO_CASES = "# no cases recorded"
 INDENT = "  "  # ktap.rst, "Nested tests": one level of indentation is two spaces.
 
 # Our outcomes as KTAP result lines: (result, directive; None for no directive).
@@ -90,8 +96,8 @@ def _text_lines(value: object) -> list[str]:
     return _LINE_BREAK.split(value_text(value))
 
 
-def _diagnostic(text: str) -> str:
-    """A diagnostic line ("# ...") carrying one line of report text."""
+def diagnostic(text: str) -> str:
+    """A diagnostic line ("# ...") carrying one line of report text, escaped."""
     escaped = one_line(text)
     match = _SUBTEST_HEADER.match(escaped)
     if match:
@@ -115,76 +121,96 @@ def _result_line(result: str, number: int, description: str, directive: str | No
     return line
 
 
-def _case_lines(case: CaseResult, number: int) -> list[str]:
+def case_lines(case: CaseResult, number: int) -> list[str]:
+    """A case's diagnostic lines, then its result line numbered `number`, not yet indented."""
     outcome = case.outcome
     lines = []
     if outcome != PASS and case.reason:
-        lines += [_diagnostic(line) for line in _text_lines(case.reason)]
+        lines += [diagnostic(line) for line in _text_lines(case.reason)]
     expectation = case.expectation
     if expectation:
         first, *rest = _text_lines(expectation.reason)
-        lines.append(_diagnostic(f"expected {expectation.outcome}: {first}"))
-        lines += [_diagnostic(line) for line in rest]
+        lines.append(diagnostic(f"expected {expectation.outcome}: {first}"))
+        lines += [diagnostic(line) for line in rest]
     for key, value in case.observations.items():
         # One line each: a line break inside a key or value is escaped rather than split.
-        lines.append(_diagnostic(f"{value_text(key)} = {value_text(value)}"))
+        lines.append(diagnostic(f"{value_text(key)} = {value_text(value)}"))
     result, directive = RESULT_LINES[outcome]
     lines.append(_result_line(result, number, case.label, directive, case.reason))
     return lines
 
 
+def not_run_lines(label: str, number: int, reason: str) -> list[str]:
+    """The lines of a case that has no result (it did not run, or did not finish): an error saying why."""
+    return [diagnostic(reason), _result_line("not ok", number, label, "ERROR", reason)]
+
+
+def subtest_header(area: str) -> str:
+    """kunit's "# Subtest: <name>" line, which names a nested test before its results (kunit_parser.py reads the
+    name from it, and checks the result line against it)."""
+    return f"# Subtest: {one_line(area, also='#')}"
+
+
+def area_result_line(area: str, outcomes: set[str], number: int) -> str:
+    """An area's own result line, from the outcomes of its cases."""
+    if outcomes & FAILING:
+        return _result_line("not ok", number, area)
+    if outcomes == {UNSUPPORTED}:
+        # ktap.rst: "it often makes sense for a test to be marked skipped if all of its subtests
+        # have been skipped".
+        return _result_line("ok", number, area, "SKIP", "every case is unsupported here")
+    return _result_line("ok", number, area)
+
+
 def _area_lines(area: str, cases: list[CaseResult], number: int) -> list[str]:
     nested = ["KTAP version 1", f"1..{len(cases)}"]
     for index, case in enumerate(cases, start=1):
-        nested += _case_lines(case, index)
-    outcomes = {case.outcome for case in cases}
-    if outcomes & FAILING:
-        result = _result_line("not ok", number, area)
-    elif outcomes == {UNSUPPORTED}:
-        # ktap.rst: "it often makes sense for a test to be marked skipped if all of its subtests
-        # have been skipped".
-        result = _result_line("ok", number, area, "SKIP", "every case is unsupported here")
-    else:
-        result = _result_line("ok", number, area)
-    return [INDENT + line for line in nested] + [result]
+        nested += case_lines(case, index)
+    return [INDENT + line for line in nested] + [area_result_line(area, {case.outcome for case in cases}, number)]
 
 
-def _header_diagnostics(report: Report) -> list[str]:
-    suite, platform = report.suite, report.platform
+def header_diagnostics(suite: Suite, platform: Platform) -> list[str]:
+    """What the run was: the suite and the platform, one line each."""
     version = f"{suite.name} {suite.version}"
     if suite.commit:
         version += f" (commit {suite.commit})"
     # Identifiers stay on one line each: a line break in them is escaped, not split.
     return [
-        _diagnostic(f"suite: {version}"),
-        _diagnostic(f"platform: {platform.id}"),
-        _diagnostic(f"kernel: {platform.kernel}"),
+        diagnostic(f"suite: {version}"),
+        diagnostic(f"platform: {platform.id}"),
+        diagnostic(f"kernel: {platform.kernel}"),
     ]
 
 
-def _footer_diagnostics(report: Report) -> list[str]:
+def footer_diagnostics(report: Report) -> list[str]:
+    """kselftest's totals, then what the report says beside its cases."""
     counted = summary_of(report.cases)
     totals = " ".join(f"{name}:{counted[outcome]}" for name, outcome in _KSELFTEST_COUNTS)
-    lines = [_diagnostic(f"Totals: {totals}")]
-    lines += [_diagnostic(f"expectation entry matching no case: {entry.case} ({entry.source})")
+    lines = [diagnostic(f"Totals: {totals}")]
+    lines += [diagnostic(f"expectation entry matching no case: {entry.case} ({entry.source})")
               for entry in report.unmatched_deviations]
     mismatched = report.summary_mismatch()
     if mismatched:
         lines.append(
-            _diagnostic(f"warning: summary counts disagree with the listed cases for: {', '.join(mismatched)}")
+            diagnostic(f"warning: summary counts disagree with the listed cases for: {', '.join(mismatched)}")
         )
     return lines
+
+
+def defused(line: str) -> str:
+    """The line with every marker at which kunit_parser.py stops reading made harmless."""
+    for marker, harmless in _KUNIT_END_MARKERS:
+        line = line.replace(marker, harmless)
+    return line
 
 
 def render_ktap(report: Report) -> str:
     """The report as KTAP version 1 text."""
     areas = cases_by_area(report.cases)
-    lines = ["KTAP version 1", f"1..{len(areas)}", *_header_diagnostics(report)]
+    lines = ["KTAP version 1", f"1..{len(areas)}", *header_diagnostics(report.suite, report.platform)]
     if not areas:
-        lines.append("# no cases recorded")
+        lines.append(NO_CASES)
     for number, (area, cases) in enumerate(areas.items(), start=1):
         lines += _area_lines(area, cases, number)
-    lines += _footer_diagnostics(report)
-    for marker, defused in _KUNIT_END_MARKERS:
-        lines = [line.replace(marker, defused) for line in lines]
-    return "\n".join(lines) + "\n"
+    lines += footer_diagnostics(report)
+    return "\n".join(defused(line) for line in lines) + "\n"

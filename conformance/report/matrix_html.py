@@ -1,38 +1,45 @@
 """The matrix as one self-contained HTML page, with filters that need no script.
 
-Filters are hidden radio buttons and a checkbox placed before ``<main>``; CSS sibling rules hide rows
-(``#outcome-fail:checked ~ main tr.case:not(.has-fail)``). The page therefore keeps the single report's
-policy: no script and no fetch at all, and every string from a report is escaped. Class names and ids
-come from fixed tables or from positions, never from report text.
+The summary grid (areas against platforms, each cell in the colour of the worst outcome there, an inline SVG
+picture) comes first, then the platforms, one row each, then the cases of each area, those whose outcome differs
+between platforms first and marked. Platform columns are narrow (P1, P2, ... with the legend above; short outcome
+words past six platforms), a cell's whole text is on hover and opened in place. Filters are hidden radio buttons and
+a checkbox placed before ``<main>``; CSS sibling rules hide rows (``#outcome-fail:checked ~ main
+tr.case:not(.has-fail)``). The page keeps the single report's policy: no script and no fetch at all, and every
+string from a report is escaped. Class names and ids come from fixed tables or from positions, never from report
+text.
 """
 
 from __future__ import annotations
 
-from ..model import OUTCOMES, CaseResult
-from .html import BASE_CSS, OUTCOME_CLASS, esc, page_head
+from ..model import OUTCOMES, PASS, SEVERITY, CaseResult, worst
 from .lineup import CaseRow, ObservationRow, differing
 from .matrix import Column, Matrix
-from .vocabulary import MISSING, MISSING_TEXT, NOT_RUN, NOT_RUN_TEXT, count, value_text
+from .page import BASE_CSS, OUTCOME_CLASS, SHORT, GridCell, esc, legend, page_head, summary_grid
+from .vocabulary import MISSING, MISSING_TEXT, NOT_RUN, NOT_RUN_TEXT, count, platform_rows, value_text
 
 CELL_OUTCOMES = (*OUTCOMES, NOT_RUN)
 _CELL_CLASS = {**OUTCOME_CLASS, NOT_RUN: "o-not-run"}
 
+WIDE = 6  # up to this many platforms a cell spells its outcome; past it, the legend's short words
+
 _MATRIX_CSS = """
-.o-not-run { background: repeating-linear-gradient(45deg, #fff, #fff 4px, #eaeef2 4px, #eaeef2 8px); color: #57606a; }
-input.filter { position: absolute; opacity: 0; pointer-events: none; }
-nav.filters { padding: 0.4em 0; border-bottom: 1px solid #d0d7de; margin-bottom: 1em; }
-nav.filters div { margin: 0.2em 0; }
-nav.filters label { display: inline-block; margin: 0 0.2em 0.2em 0; padding: 0.15em 0.6em; border: 1px solid #d0d7de;
-  border-radius: 1em; cursor: pointer; user-select: none; }
-table.matrix th.platform { min-width: 7em; font-weight: normal; }
+table.matrix { width: 100%; table-layout: fixed; }
+table.matrix col.case { width: 24em; }
+table.matrix th.platform { font-weight: normal; text-align: center; padding: 0.3em 0.1em; }
 table.matrix th.platform b { display: block; }
-table.matrix thead th { position: sticky; top: 0; z-index: 2; }
-table.matrix tbody th { position: sticky; left: 0; background: #f6f8fa; z-index: 1; font-weight: normal; }
-td.cell { white-space: nowrap; }
-td.cell details { white-space: normal; }
-td.cell details > div { max-width: 32em; margin-top: 0.3em; background: #fff; color: #1f2328; padding: 0.3em;
-  border-radius: 0.2em; }
-td.cell summary { cursor: pointer; }
+table.matrix th.platform small { display: block; color: #57606a; overflow: hidden; text-overflow: ellipsis; }
+table.matrix tbody th { background: #f6f8fa; font-weight: normal; }
+table.matrix tr.differs > th { background: #fff8c5; box-shadow: inset 4px 0 #d4a72c; }
+table.matrix tr.differs > th::before { content: "≠ "; font-weight: bold; color: #9a6700; }
+table.platforms { width: 100%; font-size: 0.85em; }
+table.platforms .summary span { margin: 0 0.2em 0.2em 0; padding: 0 0.4em; }
+td.cell { text-align: center; padding: 0.3em 0.1em; position: relative; overflow-wrap: normal; }
+td.cell details > div { position: absolute; right: 0; z-index: 3; width: 24em; margin-top: 0.3em; text-align: left;
+  background: #fff; color: #1f2328; padding: 0.4em; border: 1px solid #d0d7de; border-radius: 0.2em;
+  overflow-wrap: anywhere; }
+td.cell summary { cursor: pointer; list-style: none; text-decoration: underline dotted; }
+td.cell summary::-webkit-details-marker { display: none; }
 p.shown .count::after { content: counter(shown); }
 main { counter-reset: shown; }
 tr.case { counter-increment: shown; }
@@ -57,39 +64,54 @@ def _filter_css(areas: list[str]) -> str:
 
 def _platform_heading(number: int, column: Column) -> str:
     platform = column.report.platform
-    role = "root" if platform.privileged else "user"
-    lines = [
-        f"{platform.os} {platform.release}",
-        f"{platform.arch} · {role} · {platform.filesystem_type}",
-        f"{platform.python} · {platform.libc}",
-    ]
-    body = "<br>".join(esc(line) for line in lines)
-    return f'<th class="platform" scope="col" title="{esc(column.id)}"><b>P{number}</b>{body}</th>'
+    return (f'<th class="platform" scope="col" title="{esc(column.id)}"><b>P{number}</b>'
+            f"<small>{esc(platform.os)}</small></th>")
 
 
 def _head(matrix: Matrix, first: str) -> str:
     cells = "".join(_platform_heading(n, column) for n, column in enumerate(matrix.columns, 1))
-    return f"<thead><tr><th>{first}</th>{cells}</tr></thead>"
+    cols = '<col class="case">' + "<col>" * len(matrix.columns)
+    return f"<colgroup>{cols}</colgroup><thead><tr><th>{first}</th>{cells}</tr></thead>"
+
+
+def _grid(matrix: Matrix) -> list[str]:
+    """Areas down the side, platforms across: each cell in the colour of the worst outcome the platform had in that
+    area, with how many cases had it (all its counts on hover)."""
+    if not matrix.areas or not matrix.columns:
+        return []
+    cells = []
+    for area, rows in matrix.areas.items():
+        line = []
+        for index, column in enumerate(matrix.columns):
+            outcomes = [row.cells[index].outcome for row in rows if row.cells[index] is not None]
+            counts = {o: outcomes.count(o) for o in SEVERITY if o in outcomes}
+            title = f"{area} on {column.id}: " + (", ".join(f"{n} {o}" for o, n in counts.items()) or NOT_RUN_TEXT)
+            if not outcomes:
+                line.append(GridCell(NOT_RUN, SHORT[NOT_RUN], title))
+                continue
+            bad = worst(outcomes)
+            line.append(GridCell(bad, f"{counts[bad]} {SHORT[bad]}", title))
+        cells.append(line)
+    columns = [f"P{n}" for n in range(1, len(matrix.columns) + 1)]
+    return [summary_grid("The worst outcome of each area on each platform", list(matrix.areas), columns, cells),
+            legend(CELL_OUTCOMES)]
 
 
 def _platforms(matrix: Matrix) -> list[str]:
-    names = "".join(f"<th>P{n}</th>" for n in range(1, len(matrix.columns) + 1))
-    rows = [f"<tr><th>Platform id</th>{''.join(f'<td><code>{esc(c.id)}</code></td>' for c in matrix.columns)}</tr>"]
-    labels = [label for label, _ in matrix.columns[0].facts()] if matrix.columns else []
-    for index, label in enumerate(labels):
-        cells = "".join(f"<td>{esc(column.facts()[index][1])}</td>" for column in matrix.columns)
-        rows.append(f"<tr><th>{esc(label)}</th>{cells}</tr>")
-    summaries = []
-    for column in matrix.columns:
+    """One row per platform: the legend of the P1, P2, ... columns."""
+    labels = [label for label, _ in platform_rows(matrix.columns[0].report.platform)] if matrix.columns else []
+    head = "".join(f"<th>{esc(label)}</th>" for label in ("", "Platform id", *labels, "Summary", "Report"))
+    rows = []
+    for number, column in enumerate(matrix.columns, 1):
+        facts = "".join(f"<td>{esc(text)}</td>" for _, text in platform_rows(column.report.platform))
         badges = "".join(
             f'<span class="{OUTCOME_CLASS[o]}">{esc(column.report.summary[o])} {esc(o)}</span>'
             for o in OUTCOMES
             if column.report.summary[o]
         )
-        summaries.append(f'<td class="summary">{badges}</td>')
-    rows.append(f"<tr><th>Summary</th>{''.join(summaries)}</tr>")
-    rows.append(f"<tr><th>Report</th>{''.join(f'<td>{esc(c.source)}</td>' for c in matrix.columns)}</tr>")
-    return [f'<table class="platforms"><thead><tr><th></th>{names}</tr></thead><tbody>', *rows, "</tbody></table>"]
+        rows.append(f'<tr><th scope="row">P{number}</th><td><code>{esc(column.id)}</code></td>{facts}'
+                    f'<td class="summary">{badges}</td><td>{esc(column.source)}</td></tr>')
+    return [f'<table class="platforms"><thead><tr>{head}</tr></thead><tbody>', *rows, "</tbody></table>"]
 
 
 def _filters(matrix: Matrix) -> list[str]:
@@ -129,11 +151,12 @@ def _cell_title(column: Column, case: CaseResult) -> str:
     return "\n".join(parts)
 
 
-def _cell(column: Column, case: CaseResult | None) -> str:
+def _cell(column: Column, case: CaseResult | None, narrow: bool) -> str:
     if case is None:
         return (f'<td class="cell {_CELL_CLASS[NOT_RUN]}" title="{esc(NOT_RUN_TEXT + " on " + column.id)}">'
-                f"{NOT_RUN_TEXT}</td>")
+                f"{SHORT[NOT_RUN] if narrow else NOT_RUN_TEXT}</td>")
     outcome = case.outcome
+    word = esc(SHORT.get(outcome, outcome) if narrow else outcome)
     cls = _CELL_CLASS.get(outcome, "o-unknown")
     title = esc(_cell_title(column, case))
     details = []
@@ -147,16 +170,22 @@ def _cell(column: Column, case: CaseResult | None) -> str:
         items = "".join(f"<li><code>{esc(key)}</code> = <code>{esc(value)}</code></li>" for key, value in observed)
         details.append(f'<div><ul class="plain">{items}</ul></div>')
     if not details:
-        return f'<td class="cell {cls}" title="{title}">{esc(outcome)}</td>'
+        return f'<td class="cell {cls}" title="{title}">{word}</td>'
     body = "".join(details)
-    return f'<td class="cell {cls}" title="{title}"><details><summary>{esc(outcome)}</summary>{body}</details></td>'
+    return f'<td class="cell {cls}" title="{title}"><details><summary>{word}</summary>{body}</details></td>'
 
 
 def _case_row(matrix: Matrix, row: CaseRow) -> str:
     present = sorted(set(row.outcomes), key=CELL_OUTCOMES.index)
     classes = ["case", *(f"has-{o}" for o in present), "differs" if row.differs else "same"]
-    cells = "".join(_cell(column, case) for column, case in zip(matrix.columns, row.cells))
+    narrow = len(matrix.columns) > WIDE
+    cells = "".join(_cell(column, case, narrow) for column, case in zip(matrix.columns, row.cells))
     return f'<tr class="{" ".join(classes)}"><th scope="row"><code>{esc(row.label)}</code></th>{cells}</tr>'
+
+
+def _order(row: CaseRow) -> tuple:
+    """Rows that differ between platforms first, then those that do not pass everywhere; otherwise by case id."""
+    return (not row.differs, all(outcome == PASS for outcome in row.outcomes), row.id)
 
 
 def _cases(matrix: Matrix) -> list[str]:
@@ -167,7 +196,7 @@ def _cases(matrix: Matrix) -> list[str]:
             f'<section class="area a-{number}">',
             f"<h2>{esc(area)} <small>({count(len(rows), 'case')}, {changed} differ)</small></h2>",
             f'<table class="matrix">{_head(matrix, "Case")}<tbody>',
-            *(_case_row(matrix, row) for row in rows),
+            *(_case_row(matrix, row) for row in sorted(rows, key=_order)),
             "</tbody></table></section>",
         ]
     if not matrix.areas:
@@ -202,7 +231,9 @@ def render_matrix_html(matrix: Matrix) -> str:
         *page_head("Conformance matrix", BASE_CSS + _MATRIX_CSS + _filter_css(list(matrix.areas))),
         "<body>",
         "<h1>Conformance matrix</h1>",
-        f'<p class="lede">{matrix.headline()} Hover over a cell for its reason and observations, or open it.</p>',
+        f'<p class="lede">{matrix.headline()} Rows marked ≠ differ between platforms and come first in each area. '
+        "Hover over a cell for its reason and observations, or open it.</p>",
+        *_grid(matrix),
         "<h2>Platforms</h2>",
         *_platforms(matrix),
         *_filters(matrix),
