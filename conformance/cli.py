@@ -8,6 +8,7 @@
     conformance diff OLD.json NEW.json [--format text|markdown|json] [--fail-on-observations]
     conformance ktap REPORT.json
     conformance kernels [KERNEL...] [--out DIR] [--kvm auto|yes|no] [--no-host] [-- PYTEST ARGS...]
+    conformance filesystems [--fs tmpfs,ext4,...] [--out DIR] [--user USER] [-n N] [-- PYTEST ARGS...]
     conformance bench [--report-dir reports/runs/bench] [--dir DIR] [--quick] [-- PYTEST ARGS...]
     conformance explore [--area gc|locks] [--seconds 60] [--seed S] [--report-dir reports/runs/explore] [--dir DIR]
                         [-n N]
@@ -226,17 +227,32 @@ def kernels(args: argparse.Namespace) -> int:
 
     checked = options.checked(args)
     # SIGINT or SIGTERM ends the guest or host run under way (its whole process group: vng, QEMU, the suite) and
-    # then this command, in one line; without this SIGTERM would end only this process and leave them running.
+    # then this command; without this SIGTERM would end only this process and leave them running.
+    return _stoppable("kernels", lambda: runner.main(args.kernels, checked))
+
+
+def _stoppable(subcommand: str, work) -> int:
+    """work(), during which the first SIGINT or SIGTERM raises where it lands, so that the work unwinds and undoes
+    what it started; the command then ends in one line, with 128 + the signal."""
     interruption = Interruption(deferring=False)
     interruption.install()
     try:
-        return runner.main(args.kernels, checked)
+        return work()
     except KeyboardInterrupt:
         interruption.cleaning_up = True
-        print(f"conformance: kernels: stopped by {interruption.signal or 'SIGINT'}", file=sys.stderr)
+        print(f"conformance: {subcommand}: stopped by {interruption.signal or 'SIGINT'}", file=sys.stderr)
         return interruption.exit_status() or 130
     finally:
         interruption.restore()
+
+
+def filesystems(args: argparse.Namespace) -> int:
+    from .filesystems import options, runner
+
+    checked = options.checked(args)
+    # SIGINT or SIGTERM ends the run under way (its process group) and undoes every mount and loop device
+    # (filesystems/mounting.py); without this SIGTERM would leave the filesystems mounted.
+    return _stoppable("filesystems", lambda: runner.main(checked))
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -318,7 +334,8 @@ def parser() -> argparse.ArgumentParser:
 
     top = Parser(prog="conformance", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True,
-                             help="run, list, render, matrix, diff, ktap, kernels, bench, explore or mutants")
+                             help="run, list, render, matrix, diff, ktap, kernels, filesystems, bench, explore or "
+                             "mutants")
     r = sub.add_parser("run", help="run the conformance suite on this machine and write the report")
     r.add_argument("--report-dir", default=settings.DEFAULT_REPORT_DIR,
                    help=f"where <platform-id>.json/.md/.html/.ktap go (default: {settings.DEFAULT_REPORT_DIR})")
@@ -401,6 +418,18 @@ def parser() -> argparse.ArgumentParser:
                    "record, as the project's test command judges; without it, exit 1 when any case failed")
     v.set_defaults(func=kernels)
     v.epilog = "After --, extra pytest arguments for every run, e.g. -- -k locks."
+    s = sub.add_parser("filesystems", help="mount each filesystem this machine can (tmpfs, ext4, xfs and btrfs on "
+                       "loop devices, overlayfs, bindfs over FUSE), run the file and lock cases on it, then the matrix "
+                       "and the diff of each against ext4 (as root)")
+    s.add_argument("--fs", metavar="LIST", help="comma-separated, in this order (default: all but bindfs-forwarding): "
+                   "tmpfs,ext4,xfs,btrfs,overlay,bindfs,bindfs-forwarding")
+    s.add_argument("--out", default="reports/runs/filesystems",
+                   help="reports, logs, matrix and filesystems.md go here (default: reports/runs/filesystems)")
+    s.add_argument("--user", help="run the cases as this user (a name or a uid) too, on each filesystem")
+    s.add_argument("-n", "--workers", default="2", help="pytest-xdist workers in each run (default: 2)")
+    s.add_argument("--timeout", default="900", help="seconds for the cases on each filesystem (default: 900)")
+    s.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments for every run, e.g. -k flock")
+    s.set_defaults(func=filesystems)
     b = sub.add_parser("bench", help="measure the suite's wall time and its helpers against C on this machine; "
                        "the figures go into a report as perf.* observations")
     b.add_argument("--report-dir", default=settings.DEFAULT_REPORT_DIR + "/bench",

@@ -49,7 +49,7 @@ USAGE_ERRORS = [
                                            f"to {workers_limit()} (4 per CPU, at least 8)"),
     ([], None, "the following arguments are required: SUBCOMMAND"),
     (["nonsense"], None, "argument SUBCOMMAND: invalid choice: 'nonsense' (choose from 'run', 'list', 'render', "
-                         "'matrix', 'diff', 'ktap', 'kernels', 'bench', 'explore', 'mutants')"),
+                         "'matrix', 'diff', 'ktap', 'kernels', 'filesystems', 'bench', 'explore', 'mutants')"),
     (["--bogus"], None, "the following arguments are required: SUBCOMMAND"),
 ]
 

@@ -1,7 +1,10 @@
 """Per-platform expectations: the deviations a platform is known to show, and the values it is known to choose where
 the references leave the choice to it, each with its reasons and references.
 
-One TOML file per OS (linux.toml, freebsd.toml, darwin.toml, illumos.toml), each two lists of tables:
+One TOML file per OS (linux.toml, freebsd.toml, darwin.toml, illumos.toml), and one per filesystem of an OS that
+does something differently (linux.fuse.bindfs-forwarding.toml: `<os>.<filesystem type>.toml`, the type as the report
+and the platform id name it), read on top of the OS's when the directory under test is on that filesystem. Each is two
+lists of tables:
 
     [[deviation]]
     case = "rights/test_msg_peek_on_a_message_with_descriptors[*]"   # a case id; * matches anything
@@ -173,11 +176,21 @@ class Expectations:
         return [deviation for deviation in self.deviations if not any(deviation.matches(i) for i in ids)]
 
 
-def path_for(os_name: str) -> Path:
-    return DIRECTORY / f"{os_name}.toml"
+    def over(self, base: Expectations) -> Expectations:
+        """These entries over ``base``'s: a case both name is documented by these, a value both give is this one."""
+        return Expectations(self.deviations + base.deviations, {**base.values, **self.values})
 
 
-def load(os_name: str) -> Expectations:
-    """The expectations for an OS; an OS with no file has none (every failure is a `fail`)."""
+def path_for(os_name: str, filesystem: str | None = None) -> Path:
+    return DIRECTORY / (f"{os_name}.toml" if filesystem is None else f"{os_name}.{filesystem}.toml")
+
+
+def load(os_name: str, filesystem: str | None = None) -> Expectations:
+    """The expectations for an OS, and for that filesystem of it over them if it has a file; an OS with no file has
+    none (every failure is a `fail`). A filesystem's deviation is one of that filesystem, never of the kernel's: a
+    kernel or filesystem bug stays a `fail`."""
     path = path_for(os_name)
-    return load_file(path) if path.exists() else Expectations([])
+    loaded = load_file(path) if path.exists() else Expectations([])
+    if filesystem is not None and path_for(os_name, filesystem).exists():
+        loaded = load_file(path_for(os_name, filesystem)).over(loaded)
+    return loaded

@@ -222,7 +222,8 @@ def _timing(run: Run) -> str:
     return f"{boot}suite {run.suite:.0f} s"
 
 
-def _conclude(runs: list[Run], options: Options) -> int:
+def loaded_reports(runs: list) -> list[tuple]:
+    """(run, report) of each run that wrote a report; one that cannot be read becomes the run's problem."""
     loaded = []
     for run in runs:
         if run.report is not None:
@@ -230,6 +231,11 @@ def _conclude(runs: list[Run], options: Options) -> int:
                 loaded.append((run, read_report(run.report)))
             except ReportError as e:
                 run.problem, run.report = f"unreadable report: {e}", None
+    return loaded
+
+
+def _conclude(runs: list[Run], options: Options) -> int:
+    loaded = loaded_reports(runs)
     loaded.sort(key=lambda pair: release_key(pair[1].platform.release))
     sections = ["# Kernels", "", _runs_table(runs), ""]
     if loaded:

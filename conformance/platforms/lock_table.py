@@ -12,10 +12,40 @@ import os
 from . import constants
 
 
-def _identity(path) -> str:
-    """How the table names a file: "<major>:<minor>:<inode>", the device numbers in hex (fs/locks.c)."""
+def _identities(path) -> set[str]:
+    """How the table may name a file: "<major>:<minor>:<inode>", the device numbers in hex. fs/locks.c prints the
+    superblock's device (inode->i_sb->s_dev), which is stat's st_dev on most filesystems; btrfs gives each subvolume
+    an anonymous device of its own instead (fs/btrfs/inode.c btrfs_getattr: stat->dev = root->anon_dev), and there the
+    superblock's is the one mountinfo names for the mount. (Two subvolumes of one btrfs may hold the same inode
+    number: the table cannot tell their files apart, and neither can this.)"""
     st = os.stat(path)
-    return f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    devices = {(os.major(st.st_dev), os.minor(st.st_dev))}
+    mount = _mount_device(os.path.realpath(path))
+    if mount is not None:
+        devices.add(mount)
+    return {f"{major:02x}:{minor:02x}:{st.st_ino}" for major, minor in devices}
+
+
+def _mount_device(path: str) -> tuple[int, int] | None:
+    """(major, minor) that mountinfo gives the mount holding path (the longest mount point above it); None if no
+    table says."""
+    mountinfo = constants().MOUNTINFO
+    best, device = "", None
+    try:
+        with open(mountinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                # "id parent maj:min root mountpoint opts ..." (proc_pid_mountinfo(5))
+                fields = line.split()
+                if len(fields) < 5 or ":" not in fields[2]:
+                    continue
+                point = fields[4].encode().decode("unicode_escape")
+                inside = path == point or path.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best):
+                    major, _, minor = fields[2].partition(":")
+                    best, device = point, (int(major), int(minor))
+    except (OSError, TypeError, ValueError):
+        return None
+    return device
 
 
 def held(path) -> list[tuple[str, str, str]] | None:
@@ -65,12 +95,12 @@ def _rows(path) -> list | None:
     table = constants().PROC_LOCKS
     if table is None:
         return None
-    ident = _identity(path)
+    idents = _identities(path)
     try:
         f = open(table)
     except OSError:
         return None
     with f:
         return [fields for fields in map(str.split, f)
-                if (len(fields) > 6 and fields[1] == "->" and fields[6] == ident)
-                or (len(fields) > 5 and fields[1] != "->" and fields[5] == ident)]
+                if (len(fields) > 6 and fields[1] == "->" and fields[6] in idents)
+                or (len(fields) > 5 and fields[1] != "->" and fields[5] in idents)]

@@ -12,6 +12,7 @@ import pytest
 from .. import expectations as expectations_mod
 from .. import settings
 from ..platforms import os_name
+from ..platforms.detect import filesystem_type
 from . import scope
 
 EXPECTATIONS = pytest.StashKey[expectations_mod.Expectations]()
@@ -54,7 +55,8 @@ def target_dir(config: pytest.Config) -> str:
     return config.stash[TARGET_DIR]
 
 
-def _expectations(config: pytest.Config) -> expectations_mod.Expectations:
+def _expectations(config: pytest.Config, directory: str) -> expectations_mod.Expectations:
+    """The OS's expectations, with those of the filesystem under test (``directory``'s) over them."""
     name = config.getoption("conformance_os") or os_name()
     file = config.getoption("conformance_expectations")
     if file and not os.path.isfile(file):
@@ -62,7 +64,8 @@ def _expectations(config: pytest.Config) -> expectations_mod.Expectations:
     if not file and config.getoption("conformance_os") and not expectations_mod.path_for(name).exists():
         raise pytest.UsageError(f"--conformance-os {name}: no expectation file {expectations_mod.path_for(name)}")
     try:
-        return expectations_mod.load_file(Path(file)) if file else expectations_mod.load(name)
+        return expectations_mod.load_file(Path(file)) if file else \
+            expectations_mod.load(name, filesystem_type(directory))
     except expectations_mod.ExpectationError as e:
         raise pytest.UsageError(f"malformed expectation file: {e}") from None
 
@@ -110,6 +113,6 @@ def configure(config: pytest.Config) -> None:
         directory = _check_settings(config)
     except settings.BadSetting as e:
         raise pytest.UsageError(str(e)) from None
-    config.stash[EXPECTATIONS] = _expectations(config)
     config.stash[TARGET_DIR] = directory or os.path.realpath(tempfile.gettempdir())
+    config.stash[EXPECTATIONS] = _expectations(config, config.stash[TARGET_DIR])
     scope.check(config)
