@@ -133,6 +133,18 @@ def test_the_fault_catalogue_runs_on_linux_and_freebsd_and_its_matrix_is_kept_ev
         assert not fnmatch.fnmatchcase(job, "report-*"), "the merge job would read a kill matrix as a report"
 
 
+def test_the_self_tests_run_with_the_browser_required_and_keep_the_pages_screenshots():
+    workflow = _workflow()
+    steps = workflow["jobs"]["selftests"]["steps"]
+    (run,) = [step for step in steps if "ci/tox" in str(step.get("run", ""))]
+    assert run["env"]["CONFORMANCE_REQUIRE_BROWSER"] == "1"
+    (upload,) = [step for step in steps if step.get("uses", "").startswith("actions/upload-artifact")]
+    assert run["env"]["CONFORMANCE_ARTIFACTS"].endswith("/" + upload["with"]["path"].rstrip("/"))
+    assert upload["if"].replace(" ", "") == "${{always()}}" and upload["with"]["if-no-files-found"] == "error"
+    assert any("ci/install-browser" in str(step.get("run", "")) for step in steps)
+    assert not fnmatch.fnmatchcase(upload["with"]["name"], "report-*"), "the merge job would read it as a report"
+
+
 def test_every_platform_and_privilege_the_issue_names_has_a_job():
     workflow = _workflow()
     linux = _matrix_rows(workflow["jobs"]["linux"])
