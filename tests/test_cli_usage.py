@@ -8,7 +8,7 @@ from commands import conformance, refused
 
 from conformance.settings import workers_limit
 
-SUBCOMMANDS = ("run", "render", "matrix", "diff", "ktap", "kernels", "bench", "explore")
+SUBCOMMANDS = ("run", "render", "matrix", "diff", "ktap", "kernels", "compat", "bench", "explore")
 
 USAGE_ERRORS = [
     (["run", "--bogus"], "run", "unrecognized arguments: --bogus"),
@@ -36,7 +36,7 @@ USAGE_ERRORS = [
                                            f"to {workers_limit()} (4 per CPU, at least 8)"),
     ([], None, "the following arguments are required: SUBCOMMAND"),
     (["nonsense"], None, "argument SUBCOMMAND: invalid choice: 'nonsense' (choose from 'run', 'render', 'matrix', "
-                         "'diff', 'ktap', 'kernels', 'bench', 'explore', 'mutants')"),
+                         "'diff', 'ktap', 'kernels', 'compat', 'bench', 'explore', 'mutants')"),
     (["--bogus"], None, "the following arguments are required: SUBCOMMAND"),
 ]
 
