@@ -76,6 +76,9 @@ class Facts:
     # Where no mount listed contains the path (a chroot: the kernel lists only the mounts under the reader's root),
     # statfs(2)'s f_type names the filesystem: the format of f_type at the start of struct statfs, by
     # platform.machine() prefix, and the names of its magic numbers.
+    # The syscall that takes fcntl's argument to the kernel unread, by userland machine (detect.arch()'s first word),
+    # where the C library reads and converts it on the way.
+    FCNTL_SYSCALL: Dict[str, int] = field(default_factory=dict)
     # The kernel's own machine name, which a personality does not change, and the userland machine a 64-bit
     # kernel's name stands for when the interpreter is a 32-bit program that runs without PER_LINUX32.
     KERNEL_MACHINE: Optional[str] = None

@@ -61,6 +61,12 @@ FACTS = Facts(
     # sysdeps/unix/sysv/linux/s390/bits/statfs.h) (src). The magic numbers are include/uapi/linux/magic.h's, named
     # as mountinfo names the filesystem (src); ext2, ext3 and ext4 share EXT4_SUPER_MAGIC, and ext4's driver mounts
     # ext3 since 4.3, which removed the ext3 driver: "ext4" (a filesystem mounted by the ext2 driver says ext4 here).
+    # A 32-bit glibc converts the struct flock of F_GETLK, F_SETLK, F_SETLKW and the OFD commands into a struct
+    # flock64 in user space before the fcntl64 syscall (glibc 06ab719d30, BZ#20251; LTP testcases/kernel/syscalls/
+    # fcntl/fcntl_common.h calls the syscall itself for that reason) (src): an unreadable one is a SIGSEGV there, not
+    # the kernel's EFAULT (seen: i686 on x86_64). fcntl64 is 221 on i386 (arch/x86/entry/syscalls/syscall_32.tbl
+    # "221 i386 fcntl64 sys_fcntl64 compat_sys_fcntl64") (src); 64-bit C libraries pass the argument through.
+    FCNTL_SYSCALL={"i686": 221},
     # A 32-bit userland on a 64-bit kernel: uname(2) says i686 (x86) or armv8l (arm64) under PER_LINUX32
     # (setarch i686; kernel/sys.c override_architecture, COMPAT_UTS_MACHINE in arch/x86/include/asm/compat.h and
     # arch/arm64/include/asm/compat.h) (src), while /proc/sys/kernel/arch is the uts namespace's own machine, which no
