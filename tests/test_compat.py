@@ -291,3 +291,24 @@ def test_a_signal_mid_run_ends_the_run_and_undoes_every_mount(fake_host, sig):
     assert made and undone == made[::-1], lines
     assert not any(line.startswith("debootstrap") for line in lines)  # the cache had the userland
     assert "pip install" in "\n".join(lines) and "setarch i686" in "\n".join(lines)
+
+
+def test_a_copy_of_the_suite_without_its_checkout_names_the_commit_it_came_from(tmp_path):
+    """As install_suite copies it into the userland: a report made there records the checkout's commit."""
+    import shutil
+
+    import conformance
+    from conformance.plugin import revision
+
+    package = Path(conformance.__file__).resolve().parent
+    shutil.copytree(package, tmp_path / "conformance", ignore=shutil.ignore_patterns("__pycache__"))
+    code = "from conformance.plugin.revision import this_suite; print(this_suite().commit)"
+    environment = dict(os.environ, PYTHONPATH=str(tmp_path))
+
+    def recorded() -> str:
+        return subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True,
+                              check=True, cwd=tmp_path).stdout.strip()
+
+    assert recorded() == "None"
+    (tmp_path / "conformance" / revision.COMMIT_FILE).write_text("0123abcd\n")
+    assert recorded() == "0123abcd"

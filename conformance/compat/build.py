@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..kernels import console
+from ..plugin import revision
 from . import mounts
 from .tools import Tools
 
@@ -136,6 +137,9 @@ def install_suite(tools: Tools, root: Path, checkout: Path, logs: Path) -> None:
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.o"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copyfile(checkout / name, source / name)
+    commit = revision.this_suite().commit  # the checkout's, recorded in the copy that has no .git
+    if commit:
+        (source / "conformance" / revision.COMMIT_FILE).write_text(commit + "\n", encoding="ascii")
     _step(in_chroot(tools, root, [f"{VENV}/bin/pip", "install", "--disable-pip-version-check", "--no-deps",
                                   "--no-build-isolation", "--no-index", SOURCE]), logs / "install.log",
           "installing the suite")
