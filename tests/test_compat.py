@@ -75,12 +75,24 @@ def test_an_unprivileged_run_is_refused_in_one_line(tmp_path):
 # ---- the commands it runs -----------------------------------------------------------------------------------------
 
 def test_the_suite_runs_inside_under_the_i686_personality():
-    argv = build.in_chroot(FAKE_TOOLS, Path("/c/root"), ["/opt/python", "-m", "conformance"], user="conformance")
-    assert argv == ["chroot", "--userspec=conformance:conformance", "/c/root", "/usr/bin/setarch", "i686",
+    argv = build.in_chroot(FAKE_TOOLS, Path("/c/root"), ["/opt/python", "-m", "conformance"], user="1234567")
+    assert argv == ["chroot", "--userspec=1234567:1234567", "/c/root", "/usr/bin/setarch", "i686",
                     "/opt/python", "-m", "conformance"]
     command = build.debootstrap_command(FAKE_TOOLS, Path("/c/x.partial"), "http://m/debian")
     assert command == ["debootstrap", "--arch=i386", "--variant=minbase",
                        "--include=python3,python3-venv,gcc,libc6-dev", "bookworm", "/c/x.partial", "http://m/debian"]
+
+
+def test_each_unprivileged_run_is_a_fresh_uid_of_no_account():
+    import pwd
+
+    from conformance.compat import runner
+
+    drawn = {runner.fresh_uid() for _ in range(20)}
+    assert len(drawn) > 1 and all(runner.FRESH_UIDS[0] <= uid < runner.FRESH_UIDS[1] for uid in drawn)
+    for uid in drawn:
+        with pytest.raises(KeyError):
+            pwd.getpwuid(uid)
 
 
 def test_nothing_of_this_machines_python_leaks_into_the_chroot(monkeypatch):

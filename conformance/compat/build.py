@@ -35,8 +35,6 @@ PIP_PACKAGES = ("pytest", "pytest-xdist", "pytest-timeout", "wheel")
 PIP_TRIES = 3  # whole pip runs, each with pip's own --retries: PyPI or a proxy may fail for a moment
 VENV = "/opt/conformance/venv"
 SOURCE = "/opt/conformance/src"
-USER = "conformance"  # the unprivileged user the suite runs as inside
-USER_ID = 64123
 BUILT_MARK = ".conformance-built"
 BOOTSTRAPPED_MARK = ".conformance-debootstrapped"
 HOST_CA = "/opt/conformance/host-ca-certificates.crt"
@@ -61,7 +59,7 @@ class Userland:
 
 def recipe(mirror: str) -> str:
     return "\n".join([f"debootstrap --arch={ARCH} --variant=minbase --include={','.join(PACKAGES)} {SUITE} {mirror}",
-                      f"venv {VENV}: pip install {' '.join(PIP_PACKAGES)}", f"user {USER} {USER_ID}", ""])
+                      f"venv {VENV}: pip install {' '.join(PIP_PACKAGES)}", ""])
 
 
 def debootstrap_command(tools: Tools, target: Path, mirror: str) -> list[str]:
@@ -70,7 +68,8 @@ def debootstrap_command(tools: Tools, target: Path, mirror: str) -> list[str]:
 
 
 def in_chroot(tools: Tools, root: Path, argv: list[str], user: str | None = None) -> list[str]:
-    """argv run inside root with the personality of a 32-bit x86 machine (PER_LINUX32: uname says i686)."""
+    """argv run inside root with the personality of a 32-bit x86 machine (PER_LINUX32: uname says i686); ``user``:
+    a name or a number, whose group of the same name or number it runs with."""
     userspec = [f"--userspec={user}:{user}"] if user else []
     return [tools.chroot, *userspec, str(root), "/usr/bin/setarch", "i686", *argv]
 
@@ -118,9 +117,6 @@ def userland(tools: Tools, cache: Path, mirror: str, logs: Path, say: Callable[[
                 if attempt == PIP_TRIES:
                     raise
                 time.sleep(5 * attempt)
-        if f"\n{USER}:" not in "\n" + (partial / "etc" / "passwd").read_text(encoding="utf-8"):
-            _step(in_chroot(tools, partial, ["/usr/sbin/useradd", "--uid", str(USER_ID), "--user-group",
-                                             "--no-create-home", USER]), logs / "user.log", "useradd")
     bootstrapped.unlink()
     (partial / BUILT_MARK).write_text(wanted, encoding="utf-8")
     partial.rename(root)
