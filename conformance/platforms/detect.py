@@ -144,7 +144,7 @@ def statfs_type(path: str) -> str | None:
     """The name of statfs(2)'s f_type for path (0x... for a number the platform does not name), None where the
     platform has no statfs data or the call fails."""
     c = constants()
-    form = machine_entry(c.STATFS_TYPE_FORMAT)
+    form = machine_entry(c.STATFS_TYPE_CODE)
     if form is None:
         return None
     libc = ctypes.CDLL(None, use_errno=True)

@@ -83,7 +83,7 @@ class Facts:
     # kernel's name stands for when the interpreter is a 32-bit program that runs without PER_LINUX32.
     KERNEL_MACHINE: Optional[str] = None
     COMPAT_MACHINES: Dict[str, str] = field(default_factory=dict)
-    STATFS_TYPE_FORMAT: Dict[str, str] = field(default_factory=dict)
+    STATFS_TYPE_CODE: Dict[str, str] = field(default_factory=dict)
     STATFS_MAGIC: Dict[int, str] = field(default_factory=dict)
 
     # ---- record locks ----------------------------------------------------------------------------------------------

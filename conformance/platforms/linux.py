@@ -74,7 +74,7 @@ FACTS = Facts(
     # uname says the kernel's machine and only the interpreter's ELF class tells a 32-bit userland (src).
     KERNEL_MACHINE="/proc/sys/kernel/arch",
     COMPAT_MACHINES={"x86_64": "i686", "aarch64": "armv8l"},
-    STATFS_TYPE_FORMAT={"": "l", "s390x": "I"},
+    STATFS_TYPE_CODE={"": "l", "s390x": "I"},
     STATFS_MAGIC={0xEF53: "ext4", 0x01021994: "tmpfs", 0x58465342: "xfs", 0x9123683E: "btrfs", 0x6969: "nfs",
                   0x794C7630: "overlay", 0x858458F6: "ramfs", 0xF2F52010: "f2fs", 0x65735546: "fuse",
                   0x01021997: "9p", 0x73717368: "squashfs", 0xCA451A4E: "bcachefs", 0x4D44: "vfat",
