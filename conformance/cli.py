@@ -9,6 +9,7 @@
     conformance ktap REPORT.json
     conformance kernels [KERNEL...] [--out DIR] [--kvm auto|yes|no] [--no-host] [-- PYTEST ARGS...]
     conformance filesystems [--fs tmpfs,ext4,...] [--out DIR] [--user USER] [-n N] [-- PYTEST ARGS...]
+    conformance compat i386 [--out DIR] [--cache DIR] [--no-user] [--no-native] [-- PYTEST ARGS...]
     conformance bench [--report-dir reports/runs/bench] [--dir DIR] [--quick] [-- PYTEST ARGS...]
     conformance explore [--area gc|locks] [--seconds 60] [--seed S] [--report-dir reports/runs/explore] [--dir DIR]
                         [-n N]
@@ -227,20 +228,20 @@ def kernels(args: argparse.Namespace) -> int:
 
     checked = options.checked(args)
     # SIGINT or SIGTERM ends the guest or host run under way (its whole process group: vng, QEMU, the suite) and
-    # then this command; without this SIGTERM would end only this process and leave them running.
+    # then this command, in one line; without this SIGTERM would end only this process and leave them running.
     return _stoppable("kernels", lambda: runner.main(args.kernels, checked))
 
 
-def _stoppable(subcommand: str, work) -> int:
-    """work(), during which the first SIGINT or SIGTERM raises where it lands, so that the work unwinds and undoes
-    what it started; the command then ends in one line, with 128 + the signal."""
+def _stoppable(command: str, work, stopped: str = "") -> int:
+    """work(), which SIGINT or SIGTERM stops by a KeyboardInterrupt: its clean-up runs, then this command ends in one
+    line with 128 + the signal."""
     interruption = Interruption(deferring=False)
     interruption.install()
     try:
         return work()
     except KeyboardInterrupt:
         interruption.cleaning_up = True
-        print(f"conformance: {subcommand}: stopped by {interruption.signal or 'SIGINT'}", file=sys.stderr)
+        print(f"conformance: {command}: stopped by {interruption.signal or 'SIGINT'}{stopped}", file=sys.stderr)
         return interruption.exit_status() or 130
     finally:
         interruption.restore()
@@ -253,6 +254,17 @@ def filesystems(args: argparse.Namespace) -> int:
     # SIGINT or SIGTERM ends the run under way (its process group) and undoes every mount and loop device
     # (filesystems/mounting.py); without this SIGTERM would leave the filesystems mounted.
     return _stoppable("filesystems", lambda: runner.main(checked))
+
+
+def compat(args: argparse.Namespace) -> int:
+    from .compat import options
+
+    checked = options.checked(args)
+    from .compat import runner  # after the checks: bad input is refused before the runner's imports
+
+    # SIGINT or SIGTERM ends the run under way (its whole process group), every process left inside the userland,
+    # and its mounts, then this command, in one line.
+    return _stoppable("compat", lambda: runner.main(checked))
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -282,17 +294,8 @@ def mutants(args: argparse.Namespace) -> int:
     workers = settings.whole_number(args.workers, "-n", 1, settings.workers_limit())
     # SIGINT or SIGTERM kills every run under way (each is a session of its own) and ends this command in one line,
     # with no kill matrix: runs that did not finish measured nothing.
-    interruption = Interruption(deferring=False)
-    interruption.install()
-    try:
-        return run_mutants(args.fault, Path(report_dir), workers, target)
-    except KeyboardInterrupt:
-        interruption.cleaning_up = True
-        print(f"conformance: mutants: stopped by {interruption.signal or 'SIGINT'}; no kill matrix written",
-              file=sys.stderr)
-        return interruption.exit_status() or 130
-    finally:
-        interruption.restore()
+    return _stoppable("mutants", lambda: run_mutants(args.fault, Path(report_dir), workers, target),
+                      "; no kill matrix written")
 
 
 # --area: the cases of conformance/cases/test_exploration.py that explore it, as a pytest -k expression
@@ -334,8 +337,8 @@ def parser() -> argparse.ArgumentParser:
 
     top = Parser(prog="conformance", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True,
-                             help="run, list, render, matrix, diff, ktap, kernels, filesystems, bench, explore or "
-                             "mutants")
+                             help="run, list, render, matrix, diff, ktap, kernels, filesystems, compat, bench, "
+                             "explore or mutants")
     r = sub.add_parser("run", help="run the conformance suite on this machine and write the report")
     r.add_argument("--report-dir", default=settings.DEFAULT_REPORT_DIR,
                    help=f"where <platform-id>.json/.md/.html/.ktap go (default: {settings.DEFAULT_REPORT_DIR})")
@@ -417,6 +420,23 @@ def parser() -> argparse.ArgumentParser:
                    "(repeatable): exit 1 only for a failure, regression or incomplete run the reference does not "
                    "record, as the project's test command judges; without it, exit 1 when any case failed")
     v.set_defaults(func=kernels)
+    c = sub.add_parser("compat", help="run the suite in a 32-bit userland on this 64-bit kernel (a Debian chroot, "
+                       "built once into the cache), as root and unprivileged, and natively; the matrix and the diffs")
+    c.add_argument("arch", metavar="USERLAND", help="the userland's Debian architecture: i386")
+    c.add_argument("--out", default="reports/runs/compat",
+                   help="reports, logs, matrix and compat.md go here (default: reports/runs/compat)")
+    c.add_argument("--report-dir", help="put the reports here instead (default: --out)")
+    c.add_argument("--cache", help="where the userland is built (default: ~/.cache/conformance/compat)")
+    c.add_argument("--mirror", default="http://deb.debian.org/debian",
+                   help="the Debian mirror debootstrap fetches from (default: http://deb.debian.org/debian)")
+    c.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers in each run (default: auto)")
+    c.add_argument("--no-user", action="store_true", help="run as root only, not also unprivileged")
+    c.add_argument("--no-native", action="store_true", help="do not run the same selection natively for the diff")
+    c.add_argument("--timeout", default="1800", help="seconds for the suite in each run (default: 1800)")
+    c.add_argument("--reference-dir", action="append", metavar="DIR",
+                   help="judge each report against the reference of its platform family among the reports in DIR "
+                   "(repeatable), as `conformance kernels --reference-dir` does")
+    c.set_defaults(func=compat)
     v.epilog = "After --, extra pytest arguments for every run, e.g. -- -k locks."
     s = sub.add_parser("filesystems", help="mount each filesystem this machine can (tmpfs, ext4, xfs and btrfs on "
                        "loop devices, overlayfs, bindfs over FUSE), run the file and lock cases on it, then the matrix "
@@ -475,7 +495,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = []
-    if argv[:1] == ["kernels"] and "--" in argv:  # two lists of positionals: argparse cannot tell them apart
+    # Two lists of positionals: argparse cannot tell them apart.
+    if argv[:1] in (["kernels"], ["compat"]) and "--" in argv:
         argv, extra = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     try:
         args, unknown = parser().parse_known_args(argv)
@@ -483,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(args.command, "unrecognized arguments: " + " ".join(unknown))
     except UsageError as e:
         return fail(e.subcommand, str(e))
-    if args.command == "kernels":
+    if args.command in ("kernels", "compat"):
         args.pytest_args = extra
     try:
         return args.func(args)

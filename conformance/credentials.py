@@ -25,13 +25,12 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import platform
 import socket
 import struct
 from dataclasses import dataclass, field
 
 from .harness.rights import cmsg_space as _space
-from .platforms import constants, lookup
+from .platforms import constants, lookup, machine_entry
 from .unavailable import Unavailable
 
 GROUPS_ROOM = 1024  # gids of receive-buffer room for the variable-length BSD structures (FreeBSD NGROUPS_MAX 1023)
@@ -179,7 +178,7 @@ def peer_groups(sock: socket.socket) -> tuple[tuple, bool]:
     groups of the BSD struct xucred (cr_groups, whose first entry has been the egid). Up to 256 groups: CPython's
     getsockopt takes a buffer of at most 1024 bytes (a peer with more is ERANGE, raised as is).
     """
-    option = _machine_entry(constants().SO_PEERGROUPS_BY_MACHINE)
+    option = machine_entry(constants().SO_PEERGROUPS_BY_MACHINE)
     option = getattr(socket, "SO_PEERGROUPS", option)
     if option is not None:
         try:
@@ -193,14 +192,6 @@ def peer_groups(sock: socket.socket) -> tuple[tuple, bool]:
     if seen.groups is None:
         raise CredentialsUnavailable(f"the connect-time credentials of {constants().NAME} carry no groups")
     return seen.groups, seen.groups_complete
-
-
-def _machine_entry(table: dict, machine: str | None = None):
-    """The entry of a table keyed by platform.machine() prefix, the longest prefix that matches ("" matches every
-    machine); None for an empty table."""
-    machine = machine if machine is not None else platform.machine()
-    prefixes = [prefix for prefix in table if machine.startswith(prefix)]
-    return table[max(prefixes, key=len)] if prefixes else None
 
 
 def pidfd_pid(fd: int) -> int | None:
@@ -219,7 +210,7 @@ def ioctl_request(direction: str, kind: int, number: int, size: int, machine: st
     """An ioctl request number as the kernel's _IOC(dir, type, nr, size) makes it on this machine's architecture:
     direction "" (_IO), "r" (_IOR), "w" (_IOW) or "rw" (_IOWR). The bit layout and direction values differ between
     architectures (platforms: IOC_ENCODING)."""
-    encoding = _machine_entry(constants().IOC_ENCODING, machine)
+    encoding = machine_entry(constants().IOC_ENCODING, machine)
     if encoding is None:
         raise CredentialsUnavailable(f"no ioctl encoding known on {constants().NAME}")
     size_bits, read, write, none = encoding

@@ -20,7 +20,7 @@ import platform
 import struct
 from dataclasses import dataclass
 
-from .platforms import constants
+from .platforms import constants, pidfd_getfd_number
 from .unavailable import Unavailable
 
 MAGIC = b"FDTK"
@@ -83,7 +83,7 @@ def parse_token(data: bytes) -> Token:
 
 
 def _syscall_number() -> int:
-    number = constants().SYSCALL_PIDFD_GETFD.get(platform.machine())
+    number = pidfd_getfd_number()
     if number is None:
         raise Unavailable(f"no pidfd_getfd syscall number is known for {constants().NAME}/{platform.machine()}")
     return number

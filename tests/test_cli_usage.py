@@ -9,7 +9,8 @@ from commands import conformance, refused
 from conformance.selection import case_files
 from conformance.settings import workers_limit
 
-SUBCOMMANDS = ("run", "list", "render", "matrix", "diff", "ktap", "kernels", "bench", "explore")
+SUBCOMMANDS = ("run", "list", "render", "matrix", "diff", "ktap", "kernels", "filesystems", "compat", "bench",
+               "explore")
 AREAS = ", ".join(case_files())
 
 USAGE_ERRORS = [
@@ -49,7 +50,8 @@ USAGE_ERRORS = [
                                            f"to {workers_limit()} (4 per CPU, at least 8)"),
     ([], None, "the following arguments are required: SUBCOMMAND"),
     (["nonsense"], None, "argument SUBCOMMAND: invalid choice: 'nonsense' (choose from 'run', 'list', 'render', "
-                         "'matrix', 'diff', 'ktap', 'kernels', 'filesystems', 'bench', 'explore', 'mutants')"),
+                         "'matrix', 'diff', 'ktap', 'kernels', 'filesystems', 'compat', 'bench', 'explore', "
+                         "'mutants')"),
     (["--bogus"], None, "the following arguments are required: SUBCOMMAND"),
 ]
 

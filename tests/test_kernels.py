@@ -488,7 +488,7 @@ def test_a_report_that_fails_only_where_its_reference_does_is_judged_clean(tmp_p
     path.write_text(json.dumps(report.to_json()))
     assert any(case.outcome == "fail" for case in report.cases)  # recorded there too: no news
     assert reference.judge(report, [(str(path), report)]).problems == []
-    assert runner._judged([(types.SimpleNamespace(label="6.1.0-fake"), report)], (tmp_path,)) == 0
+    assert runner.judged([(types.SimpleNamespace(label="6.1.0-fake"), report)], (tmp_path,)) == 0
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -1,6 +1,7 @@
-"""The committed reference reports in reports/ and reports/kernels/: each is whole and valid, a root and an
-unprivileged reference of one machine differ only where privilege should matter, and the kernels' matrix and
-summary are those of the committed reports."""
+"""The committed reference reports in reports/, reports/kernels/ and reports/compat/: each is whole and valid, a root
+and an unprivileged reference of one machine differ only where privilege should matter, the kernels' and the 32-bit
+userland's matrix and summary are those of the committed reports, and the 32-bit userland differs from the native run
+only where the data model explains it."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from conformance.report.matrix_markdown import render_matrix_markdown
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 KERNELS = REPORTS / "kernels"
-REFERENCES = sorted(REPORTS.glob("*.json")) + sorted(p for p in KERNELS.glob("*.json") if p.name != "matrix.json")
+COMPAT = REPORTS / "compat"
+REFERENCES = sorted(REPORTS.glob("*.json")) + [p for directory in (KERNELS, COMPAT)
+                                               for p in sorted(directory.glob("*.json")) if p.name != "matrix.json"]
 MARKDOWN = next(form for form in REPORT_FORMATS if form.suffix == ".md").render  # the page as written
 
 
@@ -74,3 +77,38 @@ def test_the_kernel_matrix_and_summary_are_those_of_the_committed_reports():
     summary = (KERNELS / "kernels.md").read_text(encoding="utf-8")
     for path in KERNEL_REPORTS:
         assert path.name.replace("_", "\\_") in summary, f"{path.name} is not in kernels.md"
+
+
+COMPAT_REPORTS = [p for p in REFERENCES if p.parent == COMPAT]
+
+
+def _compat(arch: str, who: str):
+    reports = [read_report(p) for p in COMPAT_REPORTS]
+    found = [r for r in reports if r.platform.arch == arch and r.platform.privileged == (who == "root")]
+    assert len(found) == 1, f"reports/compat holds {len(found)} {arch} {who} reports"
+    return found[0]
+
+
+def test_the_compat_references_are_the_32_bit_userland_and_the_native_run_of_one_commit():
+    i386 = _compat("i686 on x86_64", "root")
+    assert i386.platform.arch == "i686 on x86_64" and i386.platform.filesystem_type == "tmpfs"
+    duplication = [case for case in i386.cases if case.id.startswith("duplication/")]
+    assert len(duplication) >= 32 and {case.outcome for case in duplication} == {"pass"}
+    assert len({read_report(p).suite.commit for p in COMPAT_REPORTS}) == 1, "one commit made them all"
+
+
+def test_the_32_bit_userland_differs_from_the_native_run_only_where_the_data_model_explains_it():
+    diff = diff_reports(_compat("x86_64", "root"), _compat("i686 on x86_64", "root"), observations_regress=True)
+    assert diff.exit_status == 0, diff.regressions()
+    assert not diff.cases, [(c.id, c.old, c.new) for c in diff.cases]
+    kinds = {change.kind for change in diff.observations}
+    assert kinds <= {"abi", "measurement"}, [c.key for c in diff.observations if c.kind not in ("abi", "measurement")]
+    assert "abi" in kinds
+
+
+def test_the_compat_matrix_and_summary_are_those_of_the_committed_reports():
+    matrix = build_matrix([(p.name, read_report(p)) for p in COMPAT_REPORTS])
+    assert (COMPAT / "matrix.md").read_text(encoding="utf-8") == render_matrix_markdown(matrix)
+    summary = (COMPAT / "compat.md").read_text(encoding="utf-8")
+    for path in COMPAT_REPORTS:
+        assert path.name.replace("_", "\\_") in summary, f"{path.name} is not in compat.md"

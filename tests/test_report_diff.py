@@ -196,3 +196,36 @@ def test_json_output_carries_everything():
                                   "reason": "why it changed"}]
     assert document["observations"] == [{"key": "rights.max_fds_per_message[stream]", "kind": "changed", "old": 253,
                                          "new": "\ud800"}]
+
+
+def _abi_pair(new_arch: str):
+    """Two Linux reports whose truncation case shows what CMSG_SPACE(sizeof(int)) holds: LP64's answer, then ILP32's
+    under new_arch."""
+    old, new = sample_report(), sample_report()
+    key = "format.truncation.delivered[stream-recvmsg-three_fds_in_space1]"
+    old["cases"][0]["observations"][key] = 2
+    new["cases"][0]["observations"][key] = 1
+    new["cases"][0]["observations"]["rights.max_fds_per_message[stream]"] = 252  # no [[abi]] entry names it
+    new["platform"]["arch"] = new_arch
+    return old, new
+
+
+def test_an_observation_the_data_model_explains_is_classed_with_its_reason_across_architectures():
+    old, new = _abi_pair("i686 on x86_64")
+    diff = diff_reports(model(old), model(new), observations_regress=True)
+    kinds = {change.key: change.kind for change in diff.observations}
+    assert kinds == {"format.truncation.delivered[stream-recvmsg-three_fds_in_space1]": "abi",
+                     "rights.max_fds_per_message[stream]": "changed"}
+    explained = next(change for change in diff.observations if change.kind == "abi")
+    assert "CMSG_SPACE(sizeof(int))" in explained.explanation and "include/linux/socket.h" in explained.explanation
+    assert diff.regressions() == ["rights.max_fds_per_message[stream]"]  # the explained one never regresses
+    assert "      CMSG_SPACE(sizeof(int)) is 24 bytes" in render_text(diff, "old.json", "new.json")
+    entries = json.loads(render_json(diff, "o", "n"))["observations"]
+    assert [entry.get("explanation") for entry in entries] == [None, explained.explanation]
+    assert "| Observation | Old | New | Why |" in render_markdown(diff, "o", "n")
+
+
+def test_the_same_change_on_one_architecture_is_not_explained():
+    old, new = _abi_pair("x86_64")
+    kinds = [change.kind for change in diff_reports(model(old), model(new)).observations]
+    assert kinds == ["changed", "changed"]

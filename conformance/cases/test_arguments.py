@@ -34,7 +34,7 @@ from conformance import locks
 from conformance.harness import fds as fdlist
 from conformance.harness import rights
 from conformance.outcomes import Unsupported
-from conformance.platforms import constants, lookup
+from conformance.platforms import constants, detect, lookup
 
 from ._support import InFlightMarker, data_file, errno_name, nothing_queued, require_lock_family
 
@@ -99,7 +99,14 @@ def _said(refused: int | None, success: str = "accepted") -> str:
 
 
 def c_fcntl(fd: int, command: int, address: int) -> int:
-    """fcntl(fd, command, address) as the C library passes it: no check or copy of the argument on the way."""
+    """fcntl(fd, command, address) as the kernel gets it: the C library's fcntl, which passes the argument on unread,
+    or the syscall itself where the C library reads it first (a 32-bit glibc converts a struct flock: platforms)."""
+    number = constants().FCNTL_SYSCALL.get(detect.arch().split()[0])
+    if number is not None:
+        syscall = _function("syscall")
+        syscall.restype = ctypes.c_long
+        return _checked(syscall(ctypes.c_long(number), ctypes.c_long(fd), ctypes.c_long(command),
+                                ctypes.c_void_p(address)), "fcntl")
     function = _function("fcntl")
     function.restype = ctypes.c_int
     function.argtypes = [ctypes.c_int, ctypes.c_int]  # fixed arguments only: the pointer goes as fcntl's variadic one

@@ -17,6 +17,16 @@ lists of tables:
     reason = "sendmsg refuses a sender whose descriptors in flight exceed its RLIMIT_NOFILE"
     references = ["Linux unix(7): ETOOMANYREFS"]
 
+and a third list, of the observations whose value follows from the platform's data model (the sizes of long, size_t
+and pointers: LP64 or ILP32), so that two architectures of one OS show different values by design:
+
+    [[abi]]
+    observation = "format.truncation.delivered[*_in_space1]"   # an observation key; * matches anything
+    reason = "CMSG_SPACE(sizeof(int)) holds two descriptors with 8-byte alignment, one with 4-byte alignment"
+    references = ["Linux include/linux/socket.h CMSG_ALIGN"]
+
+The diff of two reports of different architectures lists such a change with its reason, apart from the others.
+
 A case that fails and matches a deviation is a `deviation`; one that passes and matches is an
 `unexpected-pass`. A case that checks a platform's choice asks for its expected value (the plugin's `expected`
 fixture) and is `unsupported` where the file names none. A deviation that matches no case is listed in the report.
@@ -40,7 +50,8 @@ CASE_PATTERN = re.compile(r"^[a-z0-9_*]+/[A-Za-z0-9_*]+(\[.*\])?$")
 OBSERVATION_PATTERN = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+(\[.*\])?$")
 _KEYS = {"case": str, "reason": str, "references": list}
 _EXPECTED_KEYS = {"observation": str, "value": (str, int, float, bool), "reason": str, "references": list}
-_TABLES = ("deviation", "expected")
+_ABI_KEYS = {"observation": str, "reason": str, "references": list}
+_TABLES = ("deviation", "expected", "abi")
 
 
 class ExpectationError(Exception):
@@ -64,9 +75,25 @@ class Deviation:
     source: str  # file:line, for messages
 
     def matches(self, case_id: str) -> bool:
-        # Only * is special: the brackets of a parameter id are literal.
-        pattern = ".*".join(re.escape(part) for part in self.case.split("*"))
-        return re.fullmatch(pattern, case_id) is not None
+        return _matches(self.case, case_id)
+
+
+@dataclass(frozen=True)
+class AbiDependence:
+    """An observation whose value follows from the data model, and why."""
+
+    observation: str
+    reason: str
+    references: tuple
+    source: str
+
+    def matches(self, key: str) -> bool:
+        return _matches(self.observation, key)
+
+
+def _matches(pattern: str, name: str) -> bool:
+    # Only * is special: the brackets of a parameter id are literal.
+    return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), name) is not None
 
 
 def _entry_lines(text: str, table: str) -> list[int]:
@@ -116,7 +143,13 @@ def load_file(path: Path) -> Expectations:
         if name in values:
             raise ExpectationError(f"{where}: '{name}' is expected twice (also at {values[name].source})")
         values[name] = ExpectedValue(name, entry["value"], entry["reason"], tuple(entry["references"]), where)
-    return Expectations(deviations, values)
+    abi = [AbiDependence(entry["observation"], entry["reason"], tuple(entry["references"]), where)
+           for entry, where in _entries(path, text, data, "abi", _ABI_KEYS)]
+    for entry in abi:
+        if not OBSERVATION_PATTERN.match(entry.observation):
+            raise ExpectationError(f"{entry.source}: '{entry.observation}' is not an observation key "
+                                   "(area.name[params])")
+    return Expectations(deviations, values, abi)
 
 
 def _read(path: Path) -> str:
@@ -159,9 +192,15 @@ def _entries(path: Path, text: str, data: dict, table: str, keys: dict):
 
 
 class Expectations:
-    def __init__(self, deviations: list[Deviation], values: dict[str, ExpectedValue] | None = None) -> None:
+    def __init__(self, deviations: list[Deviation], values: dict[str, ExpectedValue] | None = None,
+                 abi: list[AbiDependence] | None = None) -> None:
         self.deviations = deviations
         self.values = values or {}
+        self.abi = abi or []
+
+    def abi_dependence(self, key: str) -> AbiDependence | None:
+        """The first [[abi]] entry that says why this observation differs between data models, if any."""
+        return next((entry for entry in self.abi if entry.matches(key)), None)
 
     def lookup(self, case_id: str) -> Deviation | None:
         """The first deviation that documents this case, if any."""

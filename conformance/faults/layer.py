@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import errno
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
 from .. import native
-from ..platforms import constants
+from ..platforms import constants, pidfd_getfd_number
 from ..unavailable import Unavailable
 
 SOURCE_DIR = Path(__file__).resolve().parent
@@ -30,7 +29,7 @@ def _defines() -> list[str]:
     defines = []
     if facts.SO_PASSRIGHTS is not None:
         defines.append(f"-DCONFORMANCE_SO_PASSRIGHTS={facts.SO_PASSRIGHTS}")
-    number = facts.SYSCALL_PIDFD_GETFD.get(platform.machine())
+    number = pidfd_getfd_number()
     if number is not None:
         defines.append(f"-DCONFORMANCE_SYS_PIDFD_GETFD={number}")
     return defines

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..faults.runner import selection
 from ..kernels import console
-from ..kernels.runner import REPORT_SUFFIXES, _demoted, loaded_reports, say
+from ..kernels.runner import REPORT_SUFFIXES, demoted, loaded_reports, say
 from ..report.diff import diff_reports
 from ..report.diff_render import render_markdown, render_text
 from ..report.gfm import md_escape, table
@@ -207,7 +207,7 @@ def _conclude(runs: list[Run], options: Options, leftovers: list[str]) -> int:
         result = diff_reports(base, report, allow_selection=True)
         print(f"\n== {base_run.filesystem} -> {run.filesystem} ({run.who})")
         print(render_text(result, base_run.report.name, run.report.name), end="")
-        sections += [_demoted(render_markdown(result, base_run.report.name, run.report.name)), ""]
+        sections += [demoted(render_markdown(result, base_run.report.name, run.report.name)), ""]
     (options.out / "filesystems.md").write_text("\n".join(sections), encoding="utf-8")
     print(f"summary: {options.out / 'filesystems.md'}")
     if leftovers or any(run.problem and not run.absent for run in runs):

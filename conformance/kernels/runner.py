@@ -122,7 +122,7 @@ def _host_run(options: Options, prefix: str) -> Run:
     env.pop("CONFORMANCE_DEADLINE_SCALE", None)
     watched = console.watch(argv, env=env, log_path=run.log, marker=None, start_deadline=options.timeout,
                             finish_deadline=options.timeout, on_event=_reporter(prefix, label))
-    return _collect(run, watched, staging, options)
+    return collect(run, watched, staging, options)
 
 
 def _kernel_run(tools: Tools, kernel: Kernel, options: Options, kvm: bool, prefix: str) -> tuple[Run, bool]:
@@ -160,7 +160,7 @@ def _kernel_run(tools: Tools, kernel: Kernel, options: Options, kvm: bool, prefi
             boot += 1
             continue
         run.boot = watched.started
-        return _collect(run, watched, staging, options), kvm
+        return collect(run, watched, staging, options), kvm
 
 
 def _not_booted(watched: console.Watched) -> str:
@@ -174,7 +174,7 @@ def _not_booted(watched: console.Watched) -> str:
     return f"did not boot ({why}): {watched.last_lines()}"
 
 
-def _collect(run: Run, watched: console.Watched, staging: Path, options: Options) -> Run:
+def collect(run: Run, watched: console.Watched, staging: Path, options: Options) -> Run:
     if watched.started is not None:
         run.suite = watched.elapsed - watched.started
     reports = sorted(staging.glob("*.json"))
@@ -218,7 +218,7 @@ def _remarks(run: Run) -> list[str]:
 
 
 def _timing(run: Run) -> str:
-    boot = "" if run.where == "host" else f"boot {run.boot:.0f} s, "
+    boot = "" if run.where == "host" or run.boot is None else f"boot {run.boot:.0f} s, "
     return f"{boot}suite {run.suite:.0f} s"
 
 
@@ -241,21 +241,33 @@ def _conclude(runs: list[Run], options: Options) -> int:
     if loaded:
         written = write_matrix(build_matrix([(run.report.name, report) for run, report in loaded]), options.out)
         print(f"matrix: {written['markdown']}")
-    for (old_run, old), (new_run, new) in zip(loaded, loaded[1:]):
-        result = diff_reports(old, new)
-        print(f"\n== {old.platform.release} -> {new.platform.release}")
-        print(render_text(result, old_run.report.name, new_run.report.name), end="")
-        sections += [_demoted(render_markdown(result, old_run.report.name, new_run.report.name)), ""]
+    for old, new in zip(loaded, loaded[1:]):
+        sections += [compared(old, new, f"{old[1].platform.release} -> {new[1].platform.release}"), ""]
     (options.out / "kernels.md").write_text("\n".join(sections), encoding="utf-8")
     print(f"summary: {options.out / 'kernels.md'}")
+    return exit_status(runs, loaded, options.reference_dirs)
+
+
+def compared(old: tuple, new: tuple, heading: str) -> str:
+    """The diff of two (run, report) pairs, printed as text under heading; returned as a Markdown section."""
+    (old_run, old_report), (new_run, new_report) = old, new
+    result = diff_reports(old_report, new_report)
+    print(f"\n== {heading}")
+    print(render_text(result, old_run.report.name, new_run.report.name), end="")
+    return demoted(render_markdown(result, old_run.report.name, new_run.report.name))
+
+
+def exit_status(runs: list[Run], loaded: list, directories: tuple) -> int:
+    """3 when a run wrote no usable report; with reference directories, each report judged against its family's
+    reference; else 1 when a run failed."""
     if any(run.problem for run in runs):
         return 3
-    if options.reference_dirs:
-        return _judged(loaded, options.reference_dirs)
+    if directories:
+        return judged(loaded, directories)
     return 1 if any(report.run.exit_status != 0 for _, report in loaded) else 0
 
 
-def _judged(loaded: list, directories: tuple) -> int:
+def judged(loaded: list, directories: tuple) -> int:
     """0 when every report only fails where the committed reference of its platform family fails too (with
     --reference-dir, as the project's test command judges a run), else 1; each verdict is printed."""
     candidates = [pair for directory in directories for pair in references_in(directory)]
@@ -280,6 +292,6 @@ def _runs_table(runs: list[Run]) -> str:
     return "\n".join(table(["kernel", "ran", "boot", "suite", "report or problem"], rows))
 
 
-def _demoted(markdown: str) -> str:
+def demoted(markdown: str) -> str:
     """One level down, so that each diff is a section of the summary page."""
     return "\n".join("#" + line if line.startswith("#") else line for line in markdown.splitlines())

@@ -39,6 +39,21 @@ def constants(name: str | None = None) -> Facts:
     return importlib.import_module(f"{__name__}.{module}").FACTS
 
 
+def machine_entry(table: dict, machine: str | None = None):
+    """The entry of a table keyed by platform.machine() prefix, the longest prefix that matches ("" matches every
+    machine); None where none does."""
+    import platform
+
+    machine = machine if machine is not None else platform.machine()
+    prefixes = [prefix for prefix in table if machine.startswith(prefix)]
+    return table[max(prefixes, key=len)] if prefixes else None
+
+
+def pidfd_getfd_number(machine: str | None = None) -> int | None:
+    """pidfd_getfd's syscall number on this machine (or ``machine``), None where the platform knows none."""
+    return machine_entry(constants().SYSCALL_PIDFD_GETFD, machine)
+
+
 def lookup(name: str, *modules) -> int | None:
     """A constant from the first module that has it (Python's own socket, fcntl or os), then from the platform's
     facts: Python lacks names that the OS has where its build predates them."""

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import re
 import shutil
+import struct
 import subprocess
 import sys
 
 from ..model import Platform
-from . import constants, os_name
+from . import constants, machine_entry, os_name
 
 
 def release(name: str | None = None) -> str:
@@ -39,11 +41,35 @@ def libc() -> dict:
     return {"name": "unknown", "version": ""}
 
 
+def kernel_machine() -> str | None:
+    """The machine the kernel was built for, whatever the personality says; None where the platform does not show
+    it."""
+    path = constants().KERNEL_MACHINE
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def arch() -> str:
+    """The machine the userland runs as; "i686 on x86_64" for a 32-bit userland on a 64-bit kernel (through the
+    kernel's compat layer, which is then what the suite tests)."""
+    machine, kernel = platform.machine(), kernel_machine()
+    if platform.architecture()[0] == "32bit":  # the interpreter's ELF class: a 32-bit program, whatever uname says
+        userland = constants().COMPAT_MACHINES.get(machine, machine)
+    else:  # a personality changes what uname says, not what a 64-bit program runs as
+        userland = kernel or machine
+    return userland if kernel in (None, userland) else f"{userland} on {kernel}"
+
+
 def privileged() -> bool:
     return os.geteuid() == 0
 
 
-def _mount_table() -> list[tuple[str, str]]:
+def mount_table() -> list[tuple[str, str]]:
     """(mount point, filesystem type) pairs for the whole system; empty if nothing could be read."""
     c = constants()
     mountinfo = c.MOUNTINFO
@@ -103,14 +129,33 @@ def _parse_mount_output(text: str) -> list[tuple[str, str]]:
 
 
 def filesystem_type(path: str) -> str:
-    """The type of the filesystem holding path (longest mount point that is a prefix of it)."""
+    """The type of the filesystem holding path: the longest mount point that is a prefix of it, else (a chroot,
+    whose own root the mount table leaves out) the name of statfs's f_type."""
     real = os.path.realpath(path)
-    best, best_type = "", "unknown"
-    for point, fstype in _mount_table():
+    best, best_type = "", None
+    for point, fstype in mount_table():
         inside = real == point or real.startswith(point.rstrip("/") + "/")
         if inside and len(point) >= len(best):
             best, best_type = point, fstype
-    return best_type
+    return best_type or statfs_type(real) or "unknown"
+
+
+def statfs_type(path: str) -> str | None:
+    """The name of statfs(2)'s f_type for path (0x... for a number the platform does not name), None where the
+    platform has no statfs data or the call fails."""
+    c = constants()
+    form = machine_entry(c.STATFS_TYPE_CODE)
+    if form is None:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    # statfs64 where the C library has both (32-bit glibc): the plain one fails EOVERFLOW on a filesystem whose
+    # block counts overflow 32 bits. The buffer outsizes struct statfs64 on every architecture (120 bytes at most).
+    call = getattr(libc, "statfs64", None) or libc.statfs
+    buffer = ctypes.create_string_buffer(512)
+    if call(os.fsencode(path), buffer) != 0:
+        return None
+    magic = struct.unpack_from(form, buffer.raw)[0] & 0xFFFFFFFF
+    return c.STATFS_MAGIC.get(magic, f"{magic:#x}")
 
 
 def _slug(text: str) -> str:
@@ -123,7 +168,7 @@ def platform_id(name: str | None = None, fstype: str | None = None) -> str:
     name = name or os_name()
     py = f"py{sys.version_info[0]}{sys.version_info[1]}"
     who = "root" if privileged() else "user"
-    parts = (name, release(name), platform.machine(), py, who) + ((fstype,) if fstype else ())
+    parts = (name, release(name), arch(), py, who) + ((fstype,) if fstype else ())
     return "-".join(_slug(part) for part in parts)
 
 
@@ -133,7 +178,7 @@ def facts(workdir: str) -> Platform:
     fstype = filesystem_type(workdir)
     c_library = libc()
     return Platform(
-        id=platform_id(name, fstype), os=name, release=release(name), kernel=kernel(), arch=platform.machine(),
+        id=platform_id(name, fstype), os=name, release=release(name), kernel=kernel(), arch=arch(),
         libc_name=c_library["name"], libc_version=c_library["version"],
         python_implementation=platform.python_implementation(), python_version=platform.python_version(),
         filesystem_path=workdir, filesystem_type=fstype, privileged=privileged(), uid=os.geteuid())

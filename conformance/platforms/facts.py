@@ -73,6 +73,18 @@ class Facts:
     # Linux's per-process mount table, and the System V mount table (illumos); else mount(8) is read.
     MOUNTINFO: Optional[str] = None
     MNTTAB: Optional[str] = None
+    # Where no mount listed contains the path (a chroot: the kernel lists only the mounts under the reader's root),
+    # statfs(2)'s f_type names the filesystem: the format of f_type at the start of struct statfs, by
+    # platform.machine() prefix, and the names of its magic numbers.
+    # The syscall that takes fcntl's argument to the kernel unread, by userland machine (detect.arch()'s first word),
+    # where the C library reads and converts it on the way.
+    FCNTL_SYSCALL: Dict[str, int] = field(default_factory=dict)
+    # The kernel's own machine name, which a personality does not change, and the userland machine a 64-bit
+    # kernel's name stands for when the interpreter is a 32-bit program that runs without PER_LINUX32.
+    KERNEL_MACHINE: Optional[str] = None
+    COMPAT_MACHINES: Dict[str, str] = field(default_factory=dict)
+    STATFS_TYPE_CODE: Dict[str, str] = field(default_factory=dict)
+    STATFS_MAGIC: Dict[int, str] = field(default_factory=dict)
 
     # ---- record locks ----------------------------------------------------------------------------------------------
     # struct flock as a struct module format, and its fields in that order.
@@ -131,8 +143,9 @@ class Facts:
     SOCKCRED2_FORMAT: Optional[str] = None
 
     # ---- duplication through any channel (pidfd_getfd) ------------------------------------------------------------
-    # pidfd_getfd's syscall number by machine (platform.machine()).
-    SYSCALL_PIDFD_GETFD: Dict[str, int] = field(default_factory=dict)
+    # pidfd_getfd's syscall number by platform.machine() prefix ("" for every other machine), None for a machine
+    # whose number the platform does not know.
+    SYSCALL_PIDFD_GETFD: Dict[str, Optional[int]] = field(default_factory=dict)
     # A process's stat line ({pid}), with its start time; a process's descriptor by path ({pid}, {fd}).
     PROC_STAT: Optional[str] = None
     PROC_PID_FD: Optional[str] = None

@@ -54,6 +54,32 @@ FACTS = Facts(
 
     # Mount table with one line per mount (fs/proc_namespace.c).
     MOUNTINFO="/proc/self/mountinfo",
+    # It lists only the mounts reachable from the reader's root (fs/proc_namespace.c show_mountinfo skips the others):
+    # in a chroot whose root is no mount point, no line holds the chroot's own files (seen in a Debian chroot), so
+    # statfs(2) names their filesystem by f_type. f_type opens struct statfs and statfs64 as __fsword_t, a long
+    # (int on i386, 4 bytes like its long), except s390x's unsigned int (glibc sysdeps/unix/sysv/linux/bits/statfs.h,
+    # sysdeps/unix/sysv/linux/s390/bits/statfs.h) (src). The magic numbers are include/uapi/linux/magic.h's, named
+    # as mountinfo names the filesystem (src); ext2, ext3 and ext4 share EXT4_SUPER_MAGIC, and ext4's driver mounts
+    # ext3 since 4.3, which removed the ext3 driver: "ext4" (a filesystem mounted by the ext2 driver says ext4 here).
+    # A 32-bit glibc converts the struct flock of F_GETLK, F_SETLK, F_SETLKW and the OFD commands into a struct
+    # flock64 in user space before the fcntl64 syscall (glibc 06ab719d30, BZ#20251; LTP testcases/kernel/syscalls/
+    # fcntl/fcntl_common.h calls the syscall itself for that reason) (src): an unreadable one is a SIGSEGV there, not
+    # the kernel's EFAULT (seen: i686 on x86_64). fcntl64 is 221 on i386 (arch/x86/entry/syscalls/syscall_32.tbl
+    # "221 i386 fcntl64 sys_fcntl64 compat_sys_fcntl64") (src); 64-bit C libraries pass the argument through.
+    FCNTL_SYSCALL={"i686": 221},
+    # A 32-bit userland on a 64-bit kernel: uname(2) says i686 (x86) or armv8l (arm64) under PER_LINUX32
+    # (setarch i686; kernel/sys.c override_architecture, COMPAT_UTS_MACHINE in arch/x86/include/asm/compat.h and
+    # arch/arm64/include/asm/compat.h) (src), while /proc/sys/kernel/arch is the uts namespace's own machine, which no
+    # personality rewrites (kernel/utsname_sysctl.c) (seen: x86_64 under setarch i686). Without the personality,
+    # uname says the kernel's machine and only the interpreter's ELF class tells a 32-bit userland (src).
+    KERNEL_MACHINE="/proc/sys/kernel/arch",
+    COMPAT_MACHINES={"x86_64": "i686", "aarch64": "armv8l"},
+    STATFS_TYPE_CODE={"": "l", "s390x": "I"},
+    STATFS_MAGIC={0xEF53: "ext4", 0x01021994: "tmpfs", 0x58465342: "xfs", 0x9123683E: "btrfs", 0x6969: "nfs",
+                  0x794C7630: "overlay", 0x858458F6: "ramfs", 0xF2F52010: "f2fs", 0x65735546: "fuse",
+                  0x01021997: "9p", 0x73717368: "squashfs", 0xCA451A4E: "bcachefs", 0x4D44: "vfat",
+                  0xFE534D42: "smb3", 0xFF534D42: "cifs", 0x9FA0: "proc", 0x62656572: "sysfs", 0x1CD1: "devpts",
+                  0x19800202: "mqueue"},
 
     # flock and fcntl locks are kept apart, flc_flock and flc_posix (fs/locks.c), and never conflict on a local
     # filesystem (flock(2) NOTES) (seen: locks.flock_vs_fcntl).
@@ -73,8 +99,15 @@ FACTS = Facts(
     # Open file description locks (include/uapi/asm-generic/fcntl.h, 3.15+) (seen).
     F_OFD_GETLK=36, F_OFD_SETLK=37, F_OFD_SETLKW=38,
 
-    # pidfd_getfd(2) has the same number in the generic and x86-64 syscall tables (5.6+) (doc).
-    SYSCALL_PIDFD_GETFD={"x86_64": 438, "aarch64": 438, "arm64": 438},
+    # pidfd_getfd(2) (5.6+) is 438 wherever the kernel numbers its syscalls from the shared table: since 5.1
+    # (pidfd_send_signal, 424) every new syscall takes the same number on every architecture (src):
+    # include/uapi/asm-generic/unistd.h "#define __NR_pidfd_getfd 438" (arm64, riscv, loongarch...),
+    # arch/x86/entry/syscalls/syscall_64.tbl "438 common pidfd_getfd" (x86-64 and x32) and syscall_32.tbl
+    # "438 i386 pidfd_getfd" (i686, also a 32-bit userland on an x86-64 kernel), arch/arm/tools/syscall.tbl,
+    # arch/powerpc, s390, sparc, parisc, m68k, sh, xtensa and microblaze's syscall.tbl alike. Alpha's table is offset
+    # by 110 (arch/alpha/kernel/syscalls/syscall.tbl "548 common pidfd_getfd"), and MIPS adds 4000, 5000 or 6000 by
+    # ABI, which the machine name does not tell: no number there rather than a wrong one.
+    SYSCALL_PIDFD_GETFD={"": 438, "alpha": 548, "mips": None},
 
     # Socket options newer than some Pythons (include/uapi/asm-generic/socket.h; x86-64 and arm64 use it) (doc).
     SO_PASSPIDFD=76, SO_PEERPIDFD=77, SCM_PIDFD=0x04,

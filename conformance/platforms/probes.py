@@ -21,7 +21,7 @@ from functools import cache
 from typing import Callable
 
 from .. import locks
-from . import constants, lookup
+from . import constants, lookup, pidfd_getfd_number
 
 
 @dataclass(frozen=True)
@@ -157,10 +157,6 @@ def _pidfd_open() -> tuple[bool, str]:
     except OSError as e:
         return False, f"pidfd_open failed: {_errname(e)}"
     return True, "pidfd_open(getpid()) works"
-
-
-def pidfd_getfd_number() -> int | None:
-    return constants().SYSCALL_PIDFD_GETFD.get(platform.machine())
 
 
 def _pidfd_getfd() -> tuple[bool, str]:

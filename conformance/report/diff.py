@@ -42,6 +42,7 @@ REGRESSION_KINDS = ("regression", "new-failing", "vanished")
 EXPLAINED_EXIT_STATUSES = (0, 1)
 OBSERVATION_KINDS = {
     "changed": "observation changes",
+    "abi": "observation changes the data model explains (another architecture; never regressions)",
     "new": "new observations",
     "vanished": "vanished observations",
     "measurement": "measurements (never regressions)",
@@ -63,6 +64,7 @@ class ObservationChange:
     kind: str
     old: Any = MISSING
     new: Any = MISSING
+    explanation: str = ""  # why it differs by design, with the references
 
 
 @dataclass
@@ -146,6 +148,16 @@ def _capability(probe) -> str:
     return "supported" if probe.supported else "unsupported"
 
 
+def _abi_dependences(old: Report, new: Report):
+    """key -> the [[abi]] entry of the new report's OS that explains a change of that observation, when the two
+    reports are of one OS on different architectures; else always None."""
+    if old.platform.os != new.platform.os or old.platform.arch == new.platform.arch:
+        return lambda key: None
+    from ..expectations import load
+
+    return load(new.platform.os).abi_dependence
+
+
 def diff_reports(old: Report, new: Report, observations_regress: bool = False,
                  allow_selection: bool = False) -> ReportDiff:
     """Compare two reports."""
@@ -176,15 +188,20 @@ def diff_reports(old: Report, new: Report, observations_regress: bool = False,
     order = list(CASE_KINDS)
     result.cases.sort(key=lambda change: (order.index(change.kind), change.id))
 
+    abi = _abi_dependences(old, new)
     for row in lineup.observations:
         if not row.differs:
             continue
         before, after = row.values
+        explanation = ""
         if row.key.startswith(MEASUREMENT_PREFIXES):
             kind = "measurement"
         else:
             kind = "new" if before is MISSING else "vanished" if after is MISSING else "changed"
-        result.observations.append(ObservationChange(row.key, kind, before, after))
+            entry = abi(row.key) if kind == "changed" else None
+            if entry is not None:
+                kind, explanation = "abi", f"{entry.reason} ({'; '.join(entry.references)})"
+        result.observations.append(ObservationChange(row.key, kind, before, after, explanation))
     kinds = list(OBSERVATION_KINDS)
     result.observations.sort(key=lambda change: (kinds.index(change.kind), change.key))
     return result

@@ -76,7 +76,10 @@ def render_text(diff: ReportDiff, old_source: str, new_source: str) -> str:
         changes = [change for change in diff.observations if change.kind == kind]
         if changes:
             lines.append(f"{heading} ({len(changes)}):")
-            lines += [f"  {one_line(change.key)} {_value_step(change.old, change.new)}" for change in changes]
+            for change in changes:
+                lines.append(f"  {one_line(change.key)} {_value_step(change.old, change.new)}")
+                if change.explanation:
+                    lines.append(f"      {one_line(change.explanation, REASON_LIMIT)}")
     lines.append(f"result: {_verdict(diff)}")
     return "\n".join(lines) + "\n"
 
@@ -115,9 +118,11 @@ def render_markdown(diff: ReportDiff, old_source: str, new_source: str) -> str:
     for kind, heading in OBSERVATION_KINDS.items():
         changes = [change for change in diff.observations if change.kind == kind]
         if changes:
-            rows = [[md_escape(c.key), _md_value(c.old), _md_value(c.new)] for c in changes]
+            why = kind == "abi"
+            rows = [[md_escape(c.key), _md_value(c.old), _md_value(c.new), *([md_escape(c.explanation)] if why else [])]
+                    for c in changes]
             lines += ["", f"## {heading[0].upper()}{heading[1:]} ({len(changes)})", ""]
-            lines += table(["Observation", "Old", "New"], rows)
+            lines += table(["Observation", "Old", "New", *(["Why"] if why else [])], rows)
     return "\n".join(lines) + "\n"
 
 
@@ -128,6 +133,8 @@ def render_json(diff: ReportDiff, old_source: str, new_source: str) -> str:
             entry["old"] = change.old
         if change.new is not MISSING:
             entry["new"] = change.new
+        if change.explanation:
+            entry["explanation"] = change.explanation
         return entry
 
     document = {
