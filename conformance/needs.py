@@ -19,7 +19,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
-import textwrap
 from dataclasses import dataclass
 from functools import cache
 
@@ -54,15 +53,34 @@ def _is_require_lock_family(function) -> bool:
     return _own(function) and function.__name__ == "require_lock_family"
 
 
-@cache  # a function's source is read once, however many cases share it
+@cache  # a module's source is parsed once, however many cases share it
+def _functions_of(path: str) -> dict:
+    """Every function defined in the file, by (name, first line): the line of its first decorator, or of its `def`."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    found = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            found[(node.name, first)] = found[(node.name, node.lineno)] = node
+    return found
+
+
+@cache
 def _definition(function) -> ast.FunctionDef | None:
+    """The function's definition, found in its module's parsed source by name and first line. (Python 3.9's
+    inspect.getsource cuts a function whose decorator holds a lambda short, to an unparsable piece.)"""
     try:
-        source = textwrap.dedent(inspect.getsource(function))
-    except (OSError, TypeError):
+        path = inspect.getsourcefile(function)
+    except TypeError:
         return None
-    tree = ast.parse(source)
-    node = tree.body[0] if tree.body else None
-    return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+    if not path:
+        return None
+    try:
+        functions = _functions_of(path)
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    return functions.get((function.__name__, function.__code__.co_firstlineno))
 
 
 def _value(node: ast.AST, names: dict, globals_: dict):

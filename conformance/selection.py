@@ -57,5 +57,9 @@ def check_keyword(expression: str | None, subcommand: str) -> None:
         return
     try:
         Expression.compile(expression)
-    except SyntaxError as e:
-        raise UsageError(subcommand, f"-k {expression}: at column {e.offset}: {e.msg}") from None
+    except Exception as e:  # pytest 9's ParseError is a SyntaxError; pytest 8's (the last for Python 3.9) is not
+        if type(e).__name__ != "ParseError" and not isinstance(e, SyntaxError):
+            raise
+        column = getattr(e, "column", None) or getattr(e, "offset", None)
+        message = getattr(e, "message", None) or getattr(e, "msg", None) or str(e)
+        raise UsageError(subcommand, f"-k {expression}: at column {column}: {message}") from None

@@ -71,13 +71,19 @@ def _processes() -> dict:
                 continue
             try:
                 with open(f"/proc/{name}/status") as f:
-                    ppid = next(int(line.split()[1]) for line in f if line.startswith("PPid:"))
+                    fields = dict(line.split(":", 1) for line in f if ":" in line)
+                if fields.get("State", "").split()[:1] == ["Z"]:
+                    # A zombie holds nothing but its pid, and shows no command line or environment to tell whose it
+                    # is: an orphan of any earlier test that this (subreaper) process adopted would count as this
+                    # run's. Zombies are reaped by the leak check; a live process is what a run must not leave.
+                    continue
+                ppid = int(fields["PPid"].split()[0])
                 text = Path(f"/proc/{name}/cmdline").read_bytes()
                 try:
                     text += b"\0" + Path(f"/proc/{name}/environ").read_bytes()
                 except OSError:  # another user's process: its command line still shows the marker
                     pass
-            except (OSError, StopIteration):  # ended meanwhile
+            except (OSError, KeyError):  # ended meanwhile
                 continue
             found[int(name)] = (ppid, text.replace(b"\0", b" ").decode(errors="replace"))
         return found
