@@ -3,6 +3,7 @@ every script the workflow calls exists and is executable, and the scripts work e
 
 from __future__ import annotations
 
+import configparser
 import fnmatch
 import itertools
 import json
@@ -132,6 +133,19 @@ def test_the_fault_catalogue_runs_on_linux_and_freebsd_and_its_matrix_is_kept_ev
         (upload,) = [step for step in steps if step.get("uses", "").startswith("actions/upload-artifact")]
         assert upload["if"].replace(" ", "") == "${{always()}}" and upload["with"]["name"] == job
         assert not fnmatch.fnmatchcase(job, "report-*"), "the merge job would read a kill matrix as a report"
+
+
+def test_the_heavy_self_tests_run_under_the_oldest_and_the_newest_python():
+    """Left out between them to save CI's time, never everywhere: the envs that run them are the tox default's ends."""
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(ROOT / "tox.ini")
+    envs = [env.strip() for env in tox["tox"]["env_list"].split(",") if env.strip().startswith("py")]
+    lines = [line.strip() for line in tox["testenv"]["commands"].strip().splitlines()]
+    light = [line for line in lines if "not heavy" in line]
+    (whole,) = [line for line in lines if "not heavy" not in line]
+    (light_envs, _) = light[0].split(":", 1)
+    assert set(light_envs.split(",")) == set(envs[1:-1]) and envs[0] not in light_envs and envs[-1] not in light_envs
+    assert whole.startswith("!" + "-!".join(envs[1:-1]) + ":") and whole.endswith("tests {posargs}")
 
 
 def test_the_self_tests_run_with_the_browser_required_and_keep_the_pages_screenshots():
@@ -287,6 +301,7 @@ def job_run(tmp_path_factory):
 JOB_TIMEOUT = 400  # the tests that use job_run: its whole-suite run may take its 300 s on a loaded machine
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(JOB_TIMEOUT)
 def test_the_job_script_runs_the_suite_and_keeps_report_log_and_status(job_run):
     """The job's status is the run's, as its report explains it: 0, or 1 when this platform fails a case (whether
@@ -314,6 +329,7 @@ def test_a_job_whose_suite_cannot_run_fails_visibly_and_keeps_its_log(tmp_path):
     assert _ci("job-status", reports).returncode == 1
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(JOB_TIMEOUT)
 def test_merge_builds_the_matrix_and_checks_each_report_against_its_reference(job_run, tmp_path):
     _, reports = job_run

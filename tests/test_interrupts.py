@@ -67,6 +67,7 @@ def _uninterrupted_length(tmp_path: Path, workers: str) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize(("workers", "sig"), [("0", signal.SIGINT), ("2", signal.SIGINT), ("0", signal.SIGTERM),
                                               ("2", signal.SIGTERM)], ids=["serial-sigint", "xdist-sigint",

@@ -72,6 +72,7 @@ def test_an_unknown_fault_name_ends_the_process_at_load(library):
     assert done.stderr == "conformance fault layer: unknown fault no-such-fault\n"
 
 
+@pytest.mark.heavy
 def test_a_handful_of_real_faults_is_caught_by_the_cases_that_should_catch_them(tmp_path):
     args = [arg for name in HANDFUL for arg in ("--fault", name)]
     done = conformance("mutants", *args, "--report-dir", tmp_path, "-n", "2", timeout=900)
