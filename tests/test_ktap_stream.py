@@ -207,6 +207,7 @@ def _check_complete(stream: str, report) -> None:
     assert kunit.status.name == "FAILURE"
 
 
+@pytest.mark.timeout(900)  # its setup may run the whole suite once for the session (conftest.WALL)
 def test_a_serial_run_streams_its_lines_in_collection_order(serial_run):
     stream, report = serial_run
     assert stream.split("\n", 5)[5] == f"""\
@@ -250,6 +251,7 @@ def test_a_run_through_pytest_xdist_streams_what_its_report_says(tmp_path):
     _check_complete(stream, _report(tmp_path))
 
 
+@pytest.mark.timeout(900)  # its setup may run the whole suite once for the session (conftest.WALL)
 def test_the_kernels_parser_notices_areas_that_interleave(serial_run):
     """The checks above have teeth: one case's line moved into another area's block, as a writer that interleaves
     areas would leave it, and kunit_parser.py reports it."""

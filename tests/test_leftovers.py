@@ -17,7 +17,7 @@ import pytest
 from conformance.cases._graphs import LEFT_LISTED
 
 
-@pytest.mark.timeout(440)  # its setup may wait for the serial run and then make this one: conftest.WALL bounds each
+@pytest.mark.timeout(900)  # its setup may wait for the serial run and then make this one: conftest.WALL bounds each
 def test_the_whole_suite_leaves_no_process_descriptor_file_or_unix_socket(parallel_run):
     run = parallel_run
     alive, changed, files = run.survivors, run.descriptors, run.files

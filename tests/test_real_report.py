@@ -18,7 +18,7 @@ from conformance.report.schema import load_schema, validate
 ROOT = Path(__file__).resolve().parents[1]
 
 # Both runs may happen in the setup of one test here: conftest.WALL bounds each, the margin is for a loaded machine.
-pytestmark = pytest.mark.timeout(440)
+pytestmark = pytest.mark.timeout(900)
 
 
 def _report(run) -> dict:

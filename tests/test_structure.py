@@ -233,7 +233,7 @@ def test_every_project_file_and_module_a_document_names_exists():
     assert missing == []
 
 
-@pytest.mark.timeout(440)  # its setup may run the whole suite once for the session (conftest.WALL)
+@pytest.mark.timeout(900)  # its setup may run the whole suite once for the session (conftest.WALL)
 def test_every_case_id_a_document_names_exists(serial_run):
     (report_path,) = serial_run.report_dir.glob("*.json")
     ids = [case.id for case in read_report(report_path).cases]

@@ -26,14 +26,14 @@ def test_every_behaviour_is_mapped_to_cases_or_out_of_scope_with_a_reason():
     assert [key for key, count in unique.items() if count > 1] == []
 
 
-@pytest.mark.timeout(440)  # its setup may run the whole suite once for the session (conftest.WALL)
+@pytest.mark.timeout(900)  # its setup may run the whole suite once for the session (conftest.WALL)
 def test_every_case_pattern_names_a_case_of_the_suite(serial_run):
     (path,) = serial_run.report_dir.glob("*.json")
     ids = [case.id for case in read_report(path).cases]
     assert traceability.unknown_patterns(traceability.load(), ids) == []
 
 
-@pytest.mark.timeout(440)
+@pytest.mark.timeout(900)
 def test_a_report_of_the_whole_suite_says_how_every_anchor_fared(serial_run):
     (path,) = serial_run.report_dir.glob("*.json")
     report = read_report(path)
