@@ -55,6 +55,21 @@ def reap_every_child() -> None:
             kill_and_reap(pid)
 
 
+def _what(pid: int) -> str:
+    """What the process is, where /proc shows it: its command line, or that it is a zombie (an orphan adopted by this
+    subreaper after it ended shows nothing else), so that a leftover can be traced to whoever started it."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rpartition(b")")[2].split()[:1]
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+    if state == [b"Z"]:
+        return ": a zombie"
+    return f": {command[:200]}" if command else ""
+
+
 def snapshot(temp_root: str) -> Snapshot:
     return Snapshot(fds.open_fds(), _temp_entries(temp_root), frozenset(child_pids()))
 
@@ -80,7 +95,8 @@ def check(before: Snapshot, temp_root: str, descriptors: bool = True) -> list[st
     for pid in children.kill_all():
         problems.append(f"child process {pid} was still alive or unreaped (killed and reaped)")
     for pid in sorted(child_pids() - before.foreign_children - children.kept_children()):
-        problems.append(f"child process {pid} not started through the harness was left behind (killed and reaped)")
+        problems.append(f"child process {pid} not started through the harness was left behind (killed and reaped)"
+                        + _what(pid))
         kill_and_reap(pid)
     now = fds.open_fds() if descriptors else {}
     for fd, ident in sorted(now.items()):
