@@ -256,7 +256,7 @@ def test_a_tree_with_a_mount_inside_is_never_removed(tmp_path, monkeypatch):
 FAKE_TOOL = """#!/bin/sh
 echo "$(basename "$0") $*" >> {log}
 case "$(basename "$0") $*" in
-  *"conformance run"*) exec sleep 60 ;;
+  *"conformance run"*) sleep 60 & exec sleep 60 ;;
 esac
 exit 0
 """
@@ -265,7 +265,8 @@ exit 0
 @pytest.fixture
 def fake_host(tmp_path):
     """debootstrap, chroot, mount and umount that log their command lines, a cached userland of today's recipe, and
-    the log; the suite `inside` sleeps until it is stopped."""
+    the log; the suite `inside` sleeps until it is stopped, with a background job standing for its workers (which
+    the command must kill and reap, not leave to whoever adopts orphans)."""
     bin_dir, log = tmp_path / "bin", tmp_path / "commands.log"
     bin_dir.mkdir()
     for name in ("debootstrap", "chroot", "mount", "umount"):

@@ -263,6 +263,19 @@ def test_a_deadline_kills_the_whole_group(tmp_path, stage, monkeypatch):
     assert gone, "the grandchild outlived the deadline"
 
 
+def test_what_outlives_the_leader_of_the_group_is_killed_and_reaped_before_watch_returns(tmp_path):
+    # A shell's background job stands for the workers of a suite run inside a chroot: its parent ends, and it is
+    # left running in the group. watch() adopts it (a subreaper) and reaps it; init, or whoever adopts orphans
+    # where this runs (a test worker), finds nothing of it.
+    argv = ["sh", "-c", "sleep 600 >/dev/null 2>&1 & echo pid $!"]
+    watched = console.watch(argv, env=dict(os.environ), log_path=tmp_path / "log", marker=None, start_deadline=60,
+                            finish_deadline=60)
+    assert watched.status == 0
+    left = int(watched.tail.split()[1])
+    with pytest.raises(ProcessLookupError):
+        os.kill(left, 0)  # succeeds on a live process and on an unreaped zombie alike
+
+
 def test_a_signal_while_the_command_starts_ends_its_group_and_raises(tmp_path, monkeypatch):
     # SIGTERM lands inside Popen, after the fork: the watcher must still know the process, end it, and then stop.
     interruption = Interruption(deferring=False)

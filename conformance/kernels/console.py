@@ -1,7 +1,9 @@
 """One process watched to its end: its output logged, its progress read, its two deadlines kept, its group killed.
 
 The process runs in a session of its own, so that at a deadline (or an interrupt) the whole group goes: vng,
-virtme-run and QEMU. The first deadline runs until the marker line appears (the guest booted), on the output or
+virtme-run and QEMU, or a chroot and the suite's workers inside it. This process adopts the group's orphans (a
+subreaper where the OS has one), so that every member is reaped here before watch() returns, not left to init or to
+whoever else adopts them. The first deadline runs until the marker line appears (the guest booted), on the output or
 in a file the guest writes; the second until the process ends. The guest's file is the sign that does not depend
 on its output reaching us: on a loaded machine a guest has booted and run with nothing on the console.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..interruption import Interruption
+from ..platforms import process
 from ..report.text import visible
 
 PROGRESS = re.compile(rb"\[\s*(\d{1,3})%\]")  # pytest's progress column
@@ -52,6 +55,7 @@ def watch(argv: list[str], *, env: dict, log_path: Path, marker: bytes | None, s
     # In a session of its own, which no signal from a terminal reaches: SIGINT and SIGTERM raise here (the command
     # installs an Interruption), and the finally below ends the group.
     interruption = Interruption.of_this_process()
+    process.become_subreaper()  # never raises; without it, init reaps the group's orphans instead
     proc = interruption.start(lambda: subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                                        stderr=subprocess.STDOUT, env=env, start_new_session=True))
     started = None if marker else 0.0
@@ -110,6 +114,7 @@ def watch(argv: list[str], *, env: dict, log_path: Path, marker: bytes | None, s
     finally:
         if not ended:
             _end_group(proc)
+        _sweep_group(proc.pid)
         proc.stdout.close()
     return Watched(None if timed_out else proc.returncode, started, time.monotonic() - begin, timed_out,
                    tail.decode("utf-8", "replace"), output, marker_seen)
@@ -136,3 +141,23 @@ def _end_group(proc: subprocess.Popen) -> None:
             continue
     if proc.poll() is None:
         proc.wait()  # after SIGKILL of the group this returns
+
+
+def _sweep_group(pgid: int, deadline: float = GRACE) -> None:
+    """Kill what is left of the group once its leader is reaped (a shell's background job, the workers of a suite
+    inside a chroot) and reap those that came to this process. Bounded: a member stuck in the kernel is left to
+    whoever reaps it after we are gone."""
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            os.killpg(pgid, signal.SIGKILL)  # a zombie still counts as a member until it is reaped
+        except (ProcessLookupError, PermissionError):
+            return
+        try:
+            while os.waitpid(-pgid, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            return  # none of them is ours to reap (no subreaper here): init reaps them
+        if time.monotonic() > end:
+            return
+        time.sleep(0.01)  # a killed member dies, and its orphans come to us, within moments
