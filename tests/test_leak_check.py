@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -49,6 +50,13 @@ def test_leaks_a_forked_child():
         finally:
             os._exit(0)
     record("forked", pid)
+
+
+def test_leaks_a_zombie():
+    pid = os.posix_spawnp("true", ["true"], os.environ)
+    if hasattr(os, "waitid"):  # not on macOS, where the child may still be running: a leftover all the same
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # ended, not reaped
+    record("zombie", pid)
 
 
 def test_leaks_a_harness_child():
@@ -153,7 +161,7 @@ def test_leak_check_catches_every_kind_of_leak_and_leaves_no_process(inner, pid_
     inner.makepyfile(test_leaky=LEAKY)
     result = inner.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", "--junitxml=junit.xml")
     assert "conformance" in "\n".join(result.outlines[:6]), "plugin not loaded without -p"
-    result.assert_outcomes(passed=6, errors=5)
+    result.assert_outcomes(passed=7, errors=6)
 
     errors = {}
     for case in ET.parse(inner.path / "junit.xml").getroot().iter("testcase"):
@@ -163,6 +171,7 @@ def test_leak_check_catches_every_kind_of_leak_and_leaves_no_process(inner, pid_
     expected = {
         "test_leaks_a_descriptor": "descriptor leaked: fd ",
         "test_leaks_a_forked_child": f"child process {recorded_pid(pid_dir, 'forked')} not started through the harness",
+        "test_leaks_a_zombie": f"child process {recorded_pid(pid_dir, 'zombie')} not started through the harness",
         "test_leaks_a_harness_child": f"child process {recorded_pid(pid_dir, 'harness')} was still alive",
         "test_leaks_a_temporary_file": "temporary file left behind: ",
         "test_leaks_a_temporary_directory": "temporary file left behind: ",
@@ -171,11 +180,14 @@ def test_leak_check_catches_every_kind_of_leak_and_leaves_no_process(inner, pid_
     for name, message in expected.items():
         assert "the test left things behind" in errors[name] and message in errors[name], (name, errors[name])
     assert "(pipe" in errors["test_leaks_a_descriptor"]
+    if sys.platform == "linux":  # /proc names the leftover: its command line, or a zombie's name
+        assert errors["test_leaks_a_zombie"].rstrip().endswith(": a zombie (true)"), errors["test_leaks_a_zombie"]
     # one leak each: the harness child's report pipe is not a second, confusing, descriptor leak
     assert "descriptor leaked" not in errors["test_leaks_a_harness_child"]
 
     assert_no_such_process(recorded_pid(pid_dir, "forked"))
     assert_no_such_process(recorded_pid(pid_dir, "harness"))
+    assert_no_such_process(recorded_pid(pid_dir, "zombie"))
 
 
 def test_timeout_with_a_live_child_is_an_error_and_leaves_no_process(inner, pid_dir):

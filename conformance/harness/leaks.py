@@ -60,13 +60,14 @@ def _what(pid: int) -> str:
     subreaper after it ended shows nothing else), so that a leftover can be traced to whoever started it."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rpartition(b")")[2].split()[:1]
+            stat = f.read()
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
         return ""
-    if state == [b"Z"]:
-        return ": a zombie"
+    name, _, rest = stat.partition(b" (")[2].rpartition(b")")
+    if rest.split()[:1] == [b"Z"]:
+        return f": a zombie ({name.decode(errors='replace')})"  # its name is all a zombie keeps
     return f": {command[:200]}" if command else ""
 
 
