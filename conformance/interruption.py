@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import subprocess
 import sys
 import threading
 from typing import Callable, TypeVar
@@ -136,6 +137,21 @@ class Interruption:
 # __exit__ it leaves the lock released twice (seen once under Python 3.12: pytest-xdist's controller ended with
 # "RuntimeError: release unlocked lock" in queue.put).
 _LOCK_WRAPPERS = frozenset({threading.__file__, queue.__file__})
+
+
+def run_reaped(argv: list, *, timeout: float | None = None, **popen) -> subprocess.CompletedProcess:
+    """subprocess.run with its output captured as text, except that however it is left (a signal raised while it
+    waits, a timeout) its child is killed and reaped before the exception goes on. run() itself, after a
+    KeyboardInterrupt, kills the child and waits for it 0.25 s at most: a zombie is left until the Popen is collected,
+    and a command interrupted on its way out leaves it to whoever adopts orphans."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:
+            proc.kill()
+            proc.wait()  # a killed child ends at once; a second signal here is only noted (see Interruption)
+            raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def _unsafe_to_interrupt(frame) -> bool:

@@ -324,3 +324,36 @@ def test_a_worker_stopped_by_a_signal_is_not_replaced(pytester, monkeypatch, tmp
     assert "Traceback" not in output, output
     assert result.ret == 128 + signal.SIGINT, output
     assert [p.name for p in (pytester.path / "report").glob("*.json")][0].endswith(".partial.json")
+
+
+
+def test_a_command_left_by_a_signal_is_killed_and_reaped_before_the_exception_goes_on(tmp_path):
+    # subprocess.run leaves a zombie after a KeyboardInterrupt (Popen.__exit__ does not wait again); run_reaped may not.
+    from conformance.interruption import run_reaped
+
+    ready_r, ready_w = os.pipe()
+    child = ("import os, sys, time; fd = int(sys.argv[1]); os.write(fd, str(os.getpid()).encode()); os.close(fd); "
+             "time.sleep(60)")
+    pids: list = []
+
+    def interrupt(number, frame):
+        raise KeyboardInterrupt
+
+    def once_it_runs():  # the signal comes while run_reaped waits for a command that is running
+        pids.append(int(os.read(ready_r, 32) or 0))
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    sender = threading.Thread(target=once_it_runs)
+    sender.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_reaped([sys.executable, "-c", child, str(ready_w)], pass_fds=(ready_w,))
+    finally:
+        os.close(ready_w)
+        sender.join(10)
+        signal.signal(signal.SIGUSR1, previous)
+        os.close(ready_r)
+    assert pids and pids[0] > 0, "the command never ran"
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids[0], 0)  # succeeds on a live process and on an unreaped zombie alike

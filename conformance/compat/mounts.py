@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..interruption import Interruption
+from ..interruption import Interruption, run_reaped
 from ..platforms import detect
 
 # Bound when this machine has a filesystem mounted there, in this order (a parent before its children).
@@ -55,7 +55,7 @@ Runner = Callable[[list], "tuple[int, str]"]
 
 def run_command(argv: list) -> tuple[int, str]:
     """argv's exit status and its error output's last line."""
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+    done = run_reaped(argv, stdin=subprocess.DEVNULL)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     return done.returncode, lines[-1] if lines else ""
 

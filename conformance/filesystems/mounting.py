@@ -13,7 +13,7 @@ import os
 import subprocess
 from typing import Callable, Iterator
 
-from ..interruption import Interruption
+from ..interruption import Interruption, run_reaped
 from .plans import Plan, Step
 
 STEP_TIMEOUT = 120.0  # seconds: mkfs of a 300 MB image takes about one
@@ -33,8 +33,7 @@ def execute(argv: tuple) -> tuple[int, str, str]:
     124, as a shell would say, with the reason as its error text."""
     env = dict(os.environ, LC_ALL="C", PATH=os.environ.get("PATH", "") + ":" + SBIN)
     try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env,
-                              timeout=STEP_TIMEOUT, check=False)
+        done = run_reaped(list(argv), stdin=subprocess.DEVNULL, env=env, timeout=STEP_TIMEOUT)
     except subprocess.TimeoutExpired:
         return 124, "", f"did not end within {STEP_TIMEOUT:g} s"
     except OSError as e:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..interruption import run_reaped
 from .images import build_tree_problem, image_problem
 
 # Debian's name for the machine, in its kernel package names (linux-image-<abi>-<flavour>).
@@ -103,8 +104,7 @@ def _apt(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         raise KernelSourceError(f"{args[0]} not found: a Debian kernel needs an apt host with Debian's archive in its "
                                 "sources; give a kernel image path instead")
     try:
-        return subprocess.run([program, *args[1:]], cwd=cwd, capture_output=True, text=True, timeout=APT_TIMEOUT,
-                              check=False, env=dict(os.environ, LC_ALL="C"))
+        return run_reaped([program, *args[1:]], cwd=cwd, timeout=APT_TIMEOUT, env=dict(os.environ, LC_ALL="C"))
     except subprocess.TimeoutExpired:
         raise KernelSourceError(f"{' '.join(args)} did not finish within {APT_TIMEOUT} s") from None
 
