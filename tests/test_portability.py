@@ -207,6 +207,46 @@ def test_struct_layouts_have_the_headers_sizes(os, name, size, source):
     assert struct.calcsize(getattr(constants(os), name)) == size, source
 
 
+# Linux's struct flock as CPython passes it: built with 64-bit file offsets, so that F_GETLK and F_SETLK are the
+# flock64 commands on a 32-bit machine. Its layout on each architecture's C ABI, where a 64-bit integer inside a
+# struct is aligned to 4 bytes on i386 (System V i386 ABI) and to 8 elsewhere; a 32-bit userland on a 64-bit kernel
+# (conformance compat) runs the first.
+LINUX_FLOCK_TARGETS = {"x86_64-linux-gnu": 8, "x86-linux-gnu": 4, "aarch64-linux-gnu": 8, "arm-linux-gnueabihf": 8,
+                       "s390x-linux-gnu": 8, "riscv64-linux-gnu": 8, "powerpc64le-linux-gnu": 8}
+
+
+def _native_layout(fmt: str, int64_alignment: int) -> tuple[list, int]:
+    """The offset of each item of a native struct format (h, i, q and x only) and its size, as the struct module lays
+    it out on a machine whose 64-bit integers have that alignment."""
+    sizes = {"h": 2, "i": 4, "q": 8, "x": 1}
+    offsets, at = [], 0
+    for count, code in re.findall(r"(\d*)([a-z])", fmt):
+        size = sizes[code]
+        align = 1 if code == "x" else min(size, int64_alignment)
+        at = -(-at // align) * align
+        for _ in range(1 if count == "" else int(count)):
+            if code != "x":
+                offsets.append(at)
+            at += size
+    return offsets, at
+
+
+@pytest.mark.parametrize("target", sorted(LINUX_FLOCK_TARGETS))
+def test_linux_struct_flock_layout_is_the_c_librarys_on_each_architecture(target, tmp_path):
+    pytest.importorskip("ziglang")
+    facts = constants("linux")
+    offsets, size = _native_layout(facts.FLOCK_FORMAT, LINUX_FLOCK_TARGETS[target])
+    checks = [f"_Static_assert(sizeof(struct flock) == {size}, \"sizeof\");"]
+    checks += [f"_Static_assert(offsetof(struct flock, {name}) == {offset}, \"{name}\");"
+               for name, offset in zip(facts.FLOCK_FIELDS, offsets)]
+    source = tmp_path / "flock.c"
+    source.write_text("#define _FILE_OFFSET_BITS 64\n#include <fcntl.h>\n#include <stddef.h>\n"
+                      + "\n".join(checks) + "\n")
+    done = subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", target, "-c", "-o",
+                           str(tmp_path / "flock.o"), str(source)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 @pytest.mark.parametrize("name", OS_MODULES)
 def test_every_layout_an_os_sets_has_its_size_checked(name):
     facts = constants(name)

@@ -85,8 +85,11 @@ FACTS = Facts(
     # filesystem (flock(2) NOTES) (seen: locks.flock_vs_fcntl).
     FLOCK_VS_FCNTL="independent",
 
-    # struct flock: l_type, l_whence, l_start, l_len, l_pid (+4 bytes padding on LP64) (seen).
-    FLOCK_FORMAT="hhqqi4x",
+    # struct flock with 64-bit offsets (CPython is built with _FILE_OFFSET_BITS=64: struct flock64 and F_GETLK64 on a
+    # 32-bit machine): l_type, l_whence, l_start, l_len, l_pid, then padding to the alignment of a 64-bit integer,
+    # 8 bytes (32 in all) except on i386, whose ABI aligns it to 4 (24 in all) (include/uapi/asm-generic/fcntl.h
+    # struct flock64; arch/x86/include/asm/compat.h compat_flock64, packed) (src; seen: x86_64 and i686 on x86_64).
+    FLOCK_FORMAT="hhqqi0q",
     FLOCK_FIELDS=("l_type", "l_whence", "l_start", "l_len", "l_pid"),
     F_RDLCK=0, F_WRLCK=1, F_UNLCK=2,
 
