@@ -127,6 +127,10 @@ def _run(args: argparse.Namespace, interruption: Interruption, run_pytest, cases
 
 
 def list_cases(args: argparse.Namespace) -> int:
+    return _stoppable("list", lambda: _list_cases(args))
+
+
+def _list_cases(args: argparse.Namespace) -> int:
     from .listing import CollectionFailed, NoCaseSelected, collect, render_json, render_text
 
     settings.temp_dir()
@@ -138,6 +142,8 @@ def list_cases(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return NO_CASE_SELECTED
     except CollectionFailed as e:
+        if Interruption.of_this_process().signal:  # pytest caught the signal's KeyboardInterrupt: "interrupted"
+            raise KeyboardInterrupt from None
         usage = [line[len("ERROR: "):] for line in str(e).splitlines() if line.startswith("ERROR: ")]
         if e.status == 4 and usage:  # pytest's usage error: a -k expression it cannot parse
             return fail("list", usage[0])

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from types import SimpleNamespace
 
 import pytest
-from commands import ROOT, conformance
+from commands import ROOT, conformance, environment
 
 from conformance import needs
 from conformance.model import DEVIATION, FAIL, UNSUPPORTED
@@ -200,6 +203,36 @@ def _package_files() -> list[str]:
         out = [str(p.relative_to(ROOT)) for p in (ROOT / "conformance").rglob("*") if p.is_file()]
     return sorted(name[len("conformance/"):] for name in out
                   if not name.endswith((".py", ".pyc")) and "__pycache__" not in name)
+
+
+def _catches(pid: int, number: int) -> bool:
+    """Whether the process has a handler for the signal (/proc's SigCgt mask), False once it has ended."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            mask = next(line for line in f if line.startswith("SigCgt:")).split()[1]
+    except (OSError, StopIteration):
+        return False
+    return bool(int(mask, 16) >> (number - 1) & 1)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="tells when the handler is in from /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_listing_ends_it_in_one_line_with_the_shells_status(sig):
+    # Python catches SIGINT from its start; SIGTERM is caught once the command's handler is in, before collection.
+    proc = subprocess.Popen([sys.executable, "-m", "conformance", "list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=environment())
+    try:
+        deadline = time.monotonic() + 60
+        while not _catches(proc.pid, signal.SIGTERM):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.01)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 128 + sig, (proc.returncode, err[-2000:])
+    assert err.splitlines() == [f"conformance: list: stopped by {sig.name}"], err[-2000:]
 
 
 def test_the_wheel_ships_every_file_the_package_reads():
