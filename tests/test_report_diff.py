@@ -229,3 +229,21 @@ def test_the_same_change_on_one_architecture_is_not_explained():
     old, new = _abi_pair("x86_64")
     kinds = [change.kind for change in diff_reports(model(old), model(new)).observations]
     assert kinds == ["changed", "changed"]
+
+
+def test_format_md_documents_the_diff_documents_keys_and_every_kind():
+    """The document a program reads is the one FORMAT.md describes: its keys, and each kind of change by name."""
+    import re
+    from pathlib import Path
+
+    from conformance.report.diff import CASE_KINDS, OBSERVATION_KINDS, REGRESSION_KINDS
+
+    text = (Path(__file__).resolve().parents[1] / "conformance" / "report" / "FORMAT.md").read_text()
+    section = text[text.index("## The diff document"):]
+    example = section[section.index("```jsonc"):section.index("```", section.index("```jsonc") + 3)]
+    documented = set(re.findall(r'^  "(\w+)":', example, re.M))
+    old, new = _pair("pass", "fail")
+    assert documented == set(json.loads(render_json(diff_reports(model(old), model(new)), "o", "n")))
+    named = set(re.findall(r"`([a-z-]+)`", section))
+    missing = (set(CASE_KINDS) | set(OBSERVATION_KINDS) | set(REGRESSION_KINDS) | {"observation", "run"}) - named
+    assert not missing, f"FORMAT.md does not name {sorted(missing)}"
