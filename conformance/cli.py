@@ -8,7 +8,7 @@
     conformance diff OLD.json NEW.json [--format text|markdown|json] [--fail-on-observations]
     conformance ktap REPORT.json
     conformance kernels [KERNEL...] [--out DIR] [--kvm auto|yes|no] [--no-host] [-- PYTEST ARGS...]
-    conformance filesystems [--fs tmpfs,ext4,...] [--out DIR] [--user USER] [-n N] [-- PYTEST ARGS...]
+    conformance filesystems [--fs tmpfs,ext4,...] [--kernel KERNEL] [--out DIR] [--user USER] [-n N] [-- PYTEST ARGS...]
     conformance compat i386 [--out DIR] [--cache DIR] [--no-user] [--no-native] [-- PYTEST ARGS...]
     conformance bench [--report-dir reports/runs/bench] [--dir DIR] [--quick] [-- PYTEST ARGS...]
     conformance explore [--area gc|locks] [--seconds 60] [--seed S] [--report-dir reports/runs/explore] [--dir DIR]
@@ -447,13 +447,19 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("filesystems", help="mount each filesystem this machine can (tmpfs, ext4, xfs and btrfs on "
                        "loop devices, overlayfs, bindfs over FUSE), run the file and lock cases on it, then the matrix "
                        "and the diff of each against ext4 (as root)")
-    s.add_argument("--fs", metavar="LIST", help="comma-separated, in this order (default: all but bindfs-forwarding): "
-                   "tmpfs,ext4,xfs,btrfs,overlay,bindfs,bindfs-forwarding")
+    s.add_argument("--fs", metavar="LIST", help="comma-separated, in this order (default: all but bindfs-forwarding "
+                   "and the NFS ones): tmpfs,ext4,xfs,btrfs,overlay,bindfs,bindfs-forwarding,nfs3,nfs4.2")
     s.add_argument("--out", default="reports/runs/filesystems",
                    help="reports, logs, matrix and filesystems.md go here (default: reports/runs/filesystems)")
     s.add_argument("--user", help="run the cases as this user (a name or a uid) too, on each filesystem")
     s.add_argument("-n", "--workers", default="2", help="pytest-xdist workers in each run (default: 2)")
     s.add_argument("--timeout", default="900", help="seconds for the cases on each filesystem (default: 900)")
+    s.add_argument("--kernel", metavar="KERNEL", help="boot this kernel in a virtme-ng guest for nfs3 and nfs4.2 "
+                   "(served by its nfsd over loopback): a Debian series such as 6.12, or any KERNEL of conformance "
+                   "kernels")
+    s.add_argument("--cache", help="where a Debian kernel is unpacked (default: ~/.cache/conformance/kernels)")
+    s.add_argument("--kvm", choices=("auto", "yes", "no"), default="auto",
+                   help="boot the guest with KVM: auto tries it when /dev/kvm opens (default: auto)")
     s.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments for every run, e.g. -k flock")
     s.set_defaults(func=filesystems)
     b = sub.add_parser("bench", help="measure the suite's wall time and its helpers against C on this machine; "

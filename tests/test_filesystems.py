@@ -20,8 +20,9 @@ from commands import conformance, environment, refused
 from reportdata import sample_report
 
 from conformance import expectations
-from conformance.filesystems import mounting, options, plans, runner
+from conformance.filesystems import in_guest, mounting, options, plans, runner, runs
 from conformance.interruption import Interruption
+from conformance.kernels import console
 from conformance.platforms import constants, lock_table
 from conformance.report.gfm import md_escape
 
@@ -87,6 +88,40 @@ def test_the_two_bindfs_mounts_differ_in_lock_forwarding_and_in_their_type():
     assert "--enable-lock-forwarding" not in plain and "subtype=bindfs" in plain[2]
     assert {"--enable-lock-forwarding", "--multithreaded"} <= set(forwarding)
     assert "subtype=bindfs-forwarding" in forwarding[2]
+
+
+@pytest.mark.parametrize(("name", "fstype", "version", "path"), [("nfs3", "nfs", "vers=3,proto=tcp", "export"),
+                                                                  ("nfs4.2", "nfs4", "vers=4.2", "/")])
+def test_an_nfs_plan_serves_a_tmpfs_with_the_kernels_server_and_mounts_it_over_loopback(name, fstype, version, path):
+    plan = plans.plan(name, BASE)
+    export = f"{BASE}/{name}-export"
+    programs = [step.argv[0] for step in plan.steps if step.argv[0] not in ("mkdir", "chmod", "touch")]
+    # The server's state on a tmpfs of its own (the guest's / is read-only), the daemons before the export that
+    # mountd answers for, nfsd's threads last before the client's mount.
+    assert programs == ["mount", "mount", "mount", "rpcbind", "rpc.statd", "exportfs", "rpc.mountd", "rpc.nfsd",
+                        "mount"]
+    mounted = [step.argv[-1] for step in plan.steps if step.argv[0] == "mount"]
+    assert mounted == [export, plans.NFS_STATE, plans.NFSD_FS, plan.target]
+    source = f"127.0.0.1:{export if path == 'export' else path}"  # NFSv4 mounts the export as its root
+    assert plan.steps[-2].argv == ("mount", "-t", fstype, "-o", version, source, plan.target)
+    assert all(step.undo for step in plan.steps if step.argv[0] not in ("mkdir", "chmod", "touch")), "each is undone"
+    assert ("exportfs", "-u", f"127.0.0.1:{export}") in [undo for step in plan.steps for undo in step.undo]
+    assert "no_root_squash" in plans.EXPORT_OPTIONS  # the root run's cases lock and chown as root
+    assert "mount.nfs" in plan.programs()
+
+
+def test_an_nfs_plan_needs_the_servers_and_the_clients_drivers_and_loads_their_modules(tmp_path):
+    plan = plans.plan("nfs3", BASE)
+    assert runner.missing(plan, {"tmpfs", "nfs"}, which=lambda program, path: program) == \
+        "this kernel has no nfsd driver (/proc/filesystems does not list it)"
+    out = tmp_path / "out"
+    out.mkdir()
+    commands = Commands(fail=(("rpcbind",),))
+    chosen = options.Options(filesystems=("nfs3",), out=out, in_guest=True)
+    status = runner.main(chosen, execute=commands, types={"tmpfs"})
+    assert commands.ran[0] == ("modprobe", "-a", "nfsd", "nfsv3")
+    assert status == 0 and commands.ran == commands.ran[:1]  # the drivers did not come: nothing else is tried
+    assert "this kernel has no nfsd or nfs driver" in (out / "filesystems.md").read_text()
 
 
 def test_a_placeholder_not_captured_yet_is_an_error_not_a_literal():
@@ -203,7 +238,8 @@ def test_the_machine_must_be_root_and_have_loop_devices_for_a_loop_backed_filesy
 
 def test_the_list_of_filesystems_is_checked_and_kept_in_order():
     assert options.filesystems(None) == plans.DEFAULT == tuple(name for name in plans.FILESYSTEMS
-                                                                if name != "bindfs-forwarding")
+                                                                if name != "bindfs-forwarding"
+                                                                and name not in plans.IN_GUEST)
     assert options.filesystems("xfs, tmpfs,xfs") == ("xfs", "tmpfs")
     for bad in ("zfs", "", ",", "ext4,nfs"):
         with pytest.raises(options.BadInput, match="not a comma-separated list of tmpfs, ext4"):
@@ -219,10 +255,14 @@ def test_the_unprivileged_user_is_a_name_or_a_uid():
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--fs", "zfs"], "--fs zfs: not a comma-separated list of tmpfs, ext4, xfs, btrfs, overlay, bindfs, "
-                      "bindfs-forwarding"),
+                      "bindfs-forwarding, nfs3, nfs4.2"),
     (["--user", "no-such-user-here"], "--user no-such-user-here: no such user here, and not a uid"),
     (["--timeout", "0"], "--timeout 0: not a number of seconds above 0 and at most 86400"),
     (["-n", "lots"], "-n lots: not auto, logical, 0 (one process) or a number of workers from 1 to"),
+    (["--fs", "tmpfs,nfs3"], "nfs3: mounted in a virtme-ng guest, whose kernel serves the export over loopback: "
+                             "give --kernel KERNEL"),
+    (["--fs", "tmpfs", "--kernel", "6.12"], "--kernel 6.12: only nfs3, nfs4.2 run in a guest, and --fs names none"),
+    (["--fs", "nfs4.2", "--kernel", "no-such-kernel"], "no-such-kernel: "),
 ])
 def test_bad_options_are_one_line_before_anything_is_mounted(args, message, tmp_path):
     done = conformance("filesystems", "--out", str(tmp_path / "out"), *args)
@@ -385,3 +425,75 @@ def test_a_run_stopped_while_its_cases_run_undoes_its_mount_and_ends_in_one_line
     assert rest.splitlines()[-1] == f"conformance: filesystems: stopped by {signal.Signals(sig).name}"
     assert "Traceback" not in rest
     assert base not in Path("/proc/mounts").read_text() and not Path(base).exists()
+
+
+# ---- the filesystems of a guest ---------------------------------------------------------------------------------
+
+def _watched(started: float | None = 5.0, status: int | None = 0, timed_out: str | None = None) -> console.Watched:
+    return console.Watched(status, started, 60.0, timed_out, "last words\n", 10, True)
+
+
+def test_a_guests_filesystems_run_after_this_machines_and_share_its_matrix(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    chosen = options.Options(filesystems=("nfs3", "tmpfs", "nfs4.2"), out=out, kernel="6.12")
+    assert (chosen.here(), chosen.guest()) == (("tmpfs",), ("nfs3", "nfs4.2"))
+    booted = []
+
+    def guest_run(booting, given, prefix):
+        booted.append((booting, given.guest(), prefix))
+        return [runs.Run("nfs3", "root", report=_report(out, "nfs", "root", {})),
+                runs.Run("nfs4.2", "-", problem="nfs4.2: start rpc.nfsd: refused")]
+
+    commands = Commands()
+    status = runner.main(chosen, execute=commands, types={"tmpfs"}, prepare_guest=lambda given: "kernel 6.12",
+                         guest_run=guest_run)
+    assert booted == [("kernel 6.12", ("nfs3", "nfs4.2"), "[2-3/3] nfs3, nfs4.2")]
+    assert not any(argv[0] in ("rpcbind", "exportfs", "modprobe") for argv in commands.ran)  # nothing of NFS here
+    assert status == runner.MOUNT_FAILED  # nfs4.2 could not be mounted in the guest
+    summary = (out / "filesystems.md").read_text()
+    assert "| nfs3 | root |" in summary and "| nfs4.2 | - |" in summary
+    handed = runs.read_runs(out / runs.RUNS_FILE, out, out / "logs")
+    assert [(run.filesystem, run.who) for run in handed] == [("tmpfs", "root"), ("nfs3", "root"), ("nfs4.2", "-")]
+
+
+def test_the_guest_runs_this_command_again_for_its_filesystems_with_the_same_choices(tmp_path):
+    chosen = options.Options(filesystems=("tmpfs", "nfs4.2"), out=tmp_path, workers="2", user=(4000, 4000),
+                             timeout=600.0, pytest_args=("-k", "flock"), kernel="6.12")
+    argv = in_guest.guest_argv(chosen, tmp_path / "shared")
+    assert argv[:3] == [sys.executable, "-m", "conformance"]
+    assert argv[3:] == ["filesystems", "--fs", "nfs4.2", "--out", str(tmp_path / "shared"), "-n", "2", "--timeout",
+                        "600", "--user", "4000", "--", "-k", "flock"]
+
+
+def test_the_guests_runs_reports_and_logs_are_moved_beside_this_machines(tmp_path):
+    out, shared = tmp_path / "out", tmp_path / "out" / in_guest.SHARED
+    (shared / "out" / "logs").mkdir(parents=True)
+    (out / "logs").mkdir()
+    report = _report(shared / "out", "nfs4", "root", {})
+    report.with_suffix(".md").write_text("# the same report\n")
+    (shared / "out" / "matrix.json").write_text("{}")
+    (shared / "out" / "logs" / "nfs4.2-root.log").write_text("the cases' output\n")
+    runs.write_runs([runs.Run("nfs4.2", "root", mount=0.5, suite=80.0, report=report,
+                              log=shared / "out" / "logs" / "nfs4.2-root.log")], shared / "out" / runs.RUNS_FILE)
+    chosen = options.Options(filesystems=("nfs4.2",), out=out, kernel="6.12")
+    (handed,) = in_guest._collected(_watched(), shared, chosen, out / "logs" / "guest.console.log")
+    assert (handed.filesystem, handed.who, handed.mount, handed.suite) == ("nfs4.2", "root", 0.5, 80.0)
+    assert handed.report == out / report.name and handed.report.is_file()
+    assert (out / report.with_suffix(".md").name).is_file()
+    assert handed.log == out / "logs" / "nfs4.2-root.log" and handed.log.is_file()
+    assert not (out / "matrix.json").exists()  # the guest's matrix is not this machine's
+
+
+@pytest.mark.parametrize(("watched", "why"), [
+    (_watched(started=None, status=255), "the guest showed no sign of running its command (last words)"),
+    (_watched(status=None, timed_out="finish"), "the guest did not finish within 60 s"),
+    (_watched(status=2), "the guest wrote no runs (exit status 2): last words"),
+])
+def test_a_guest_that_hands_back_no_runs_is_a_problem_of_each_of_its_filesystems(tmp_path, watched, why):
+    out, shared = tmp_path / "out", tmp_path / "out" / in_guest.SHARED
+    shared.mkdir(parents=True)
+    chosen = options.Options(filesystems=("tmpfs", "nfs3", "nfs4.2"), out=out, kernel="6.12")
+    handed = in_guest._collected(watched, shared, chosen, out / "logs" / "guest.console.log")
+    assert [(run.filesystem, run.who) for run in handed] == [("nfs3", "-"), ("nfs4.2", "-")]
+    assert all(run.problem.startswith(why) and not run.absent for run in handed), handed[0].problem

@@ -9,10 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import settings
-from .plans import DEFAULT, FILESYSTEMS, LOOP_BACKED
+from ..kernels import guest
+from ..kernels.options import default_cache
+from ..kernels.sources import KernelSourceError, check, needs_cache
+from .plans import DEFAULT, FILESYSTEMS, IN_GUEST, LOOP_BACKED
 
 MAX_WAIT = 86400.0  # a suite run longer than a day is a typo
 LOOP_CONTROL = "/dev/loop-control"
+# Set by the command in the guest that --kernel boots: there, the NFS mounts are the guest's own.
+IN_GUEST_VARIABLE = "CONFORMANCE_FILESYSTEMS_IN_GUEST"
 
 
 class BadInput(settings.BadSetting):
@@ -27,6 +32,18 @@ class Options:
     user: tuple | None = None   # (uid, gid) of the unprivileged run, if one is asked for
     timeout: float = 900.0
     pytest_args: tuple = ()
+    kernel: str | None = None   # the kernel of the guest for the IN_GUEST filesystems (kernels/sources.py forms)
+    cache: Path | None = None   # where a Debian kernel is unpacked
+    kvm: str = "auto"
+    in_guest: bool = False      # this is that guest: the IN_GUEST filesystems are mounted here
+
+    def here(self) -> tuple:
+        """The filesystems mounted by this process."""
+        return tuple(name for name in self.filesystems if self.in_guest or name not in IN_GUEST)
+
+    def guest(self) -> tuple:
+        """The filesystems mounted in the guest that this process boots."""
+        return () if self.in_guest else tuple(name for name in self.filesystems if name in IN_GUEST)
 
 
 def filesystems(text: str | None) -> tuple:
@@ -58,7 +75,7 @@ def user(text: str | None) -> tuple | None:
 def machine(names: tuple, euid: int | None = None, loop_control: str = LOOP_CONTROL) -> None:
     """This machine can mount: root, and loop devices when a loop-backed filesystem is asked for."""
     euid = os.geteuid() if euid is None else euid
-    if euid != 0:
+    if names and euid != 0:
         raise BadInput(f"mounting a filesystem needs root (this is uid {euid})")
     loop = [name for name in names if name in LOOP_BACKED]
     if loop and not os.path.exists(loop_control):
@@ -66,12 +83,36 @@ def machine(names: tuple, euid: int | None = None, loop_control: str = LOOP_CONT
                        "--fs tmpfs,bindfs runs the others")
 
 
-def checked(args) -> Options:
+def kernel(spec: str | None, names: tuple, in_guest: bool) -> str | None:
+    """--kernel KERNEL: the guest's kernel, needed exactly when a filesystem of IN_GUEST is asked for."""
+    wanted = [name for name in names if name in IN_GUEST]
+    if in_guest:
+        return None
+    if wanted and spec is None:
+        raise BadInput(f"{', '.join(wanted)}: mounted in a virtme-ng guest, whose kernel serves the export over "
+                       "loopback: give --kernel KERNEL (for example --kernel 6.12; see conformance kernels)")
+    if spec is not None and not wanted:
+        raise BadInput(f"--kernel {spec}: only {', '.join(IN_GUEST)} run in a guest, and --fs names none of them")
+    if spec is not None:
+        try:
+            check(spec)
+        except KernelSourceError as e:
+            raise BadInput(str(e)) from None
+    return spec
+
+
+def checked(args, environ=os.environ) -> Options:
     names = filesystems(args.fs)
+    in_guest = environ.get(IN_GUEST_VARIABLE) == "1"
     options = Options(filesystems=names, out=Path(args.out).absolute(), workers=settings.workers(args.workers, "-n"),
                       user=user(args.user), timeout=settings.seconds(args.timeout, "--timeout", MAX_WAIT),
-                      pytest_args=tuple(args.pytest_args))
+                      pytest_args=tuple(args.pytest_args), kernel=kernel(args.kernel, names, in_guest),
+                      cache=Path(args.cache or default_cache()).absolute(), kvm=args.kvm, in_guest=in_guest)
     settings.temp_dir()
-    machine(names)
+    machine(options.here())  # the guest mounts its own as its root
+    if options.kernel is not None and guest.unsafe_path(str(options.out)):
+        raise BadInput(f"--out {options.out}: virtme-ng cannot pass a path with blanks, quotes, '=' or ',' to a guest")
     settings.writable_dir(args.out, "--out", create=True)  # last: a missing one is made
+    if options.kernel is not None and needs_cache(options.kernel):
+        settings.writable_dir(str(options.cache), "--cache", create=True)
     return options

@@ -11,10 +11,13 @@ import re
 from dataclasses import dataclass, field
 
 # Each filesystem the command knows, in the order it runs them: the two baselines first.
-FILESYSTEMS = ("tmpfs", "ext4", "xfs", "btrfs", "overlay", "bindfs", "bindfs-forwarding")
+FILESYSTEMS = ("tmpfs", "ext4", "xfs", "btrfs", "overlay", "bindfs", "bindfs-forwarding", "nfs3", "nfs4.2")
+# Served by the kernel's nfsd and mounted over loopback: only inside a virtme-ng guest (--kernel), whose NFS server
+# comes and goes with it; on this machine it would take over its nfsd, exports and /var/lib/nfs.
+IN_GUEST = ("nfs3", "nfs4.2")
 # What runs without --fs: bindfs-forwarding only when named, since its cases hang until --timeout (README,
-# "Filesystems").
-DEFAULT = tuple(name for name in FILESYSTEMS if name != "bindfs-forwarding")
+# "Filesystems"); the NFS mounts only with --kernel.
+DEFAULT = tuple(name for name in FILESYSTEMS if name != "bindfs-forwarding" and name not in IN_GUEST)
 # The baseline each report is compared with, the first of these that ran.
 BASELINES = ("ext4", "tmpfs")
 # mkfs.xfs refuses less than 300 MB; mkfs.btrfs less than 110 MB. One size for all, sparse.
@@ -22,13 +25,20 @@ IMAGE_SIZE = "300M"
 TMPFS_SIZE = "128m"
 # The program each step needs -> the Debian package that provides it.
 PACKAGES = {
-    "truncate": "coreutils", "mkdir": "coreutils", "chmod": "coreutils",
+    "truncate": "coreutils", "mkdir": "coreutils", "chmod": "coreutils", "touch": "coreutils",
     "losetup": "mount", "mount": "mount", "umount": "mount",
     "sh": "dash", "mkfs.ext4": "e2fsprogs", "mkfs.xfs": "xfsprogs", "mkfs.btrfs": "btrfs-progs", "bindfs": "bindfs",
+    "modprobe": "kmod", "pkill": "procps", "rpcbind": "rpcbind", "rpc.statd": "nfs-common", "mount.nfs": "nfs-common",
+    "exportfs": "nfs-kernel-server", "rpc.mountd": "nfs-kernel-server", "rpc.nfsd": "nfs-kernel-server",
 }
-# The type each one's kernel driver registers in /proc/filesystems.
-KERNEL_TYPE = {"tmpfs": "tmpfs", "ext4": "ext4", "xfs": "xfs", "btrfs": "btrfs", "overlay": "overlay",
-               "bindfs": "fuse", "bindfs-forwarding": "fuse"}
+# The types the kernel's drivers register in /proc/filesystems that each one needs (the NFS server's and client's
+# once their modules are loaded: MODULES).
+KERNEL_TYPES = {"tmpfs": ("tmpfs",), "ext4": ("ext4",), "xfs": ("xfs",), "btrfs": ("btrfs",), "overlay": ("overlay",),
+                "bindfs": ("fuse",), "bindfs-forwarding": ("fuse",), "nfs3": ("nfsd", "nfs"),
+                "nfs4.2": ("nfsd", "nfs4")}
+# Modules loaded before a plan is judged possible (modprobe -a; a kernel with the driver built in has none to load):
+# the NFS server, and the client of the protocol version, as Debian's kernels build them.
+MODULES = {"nfs3": ("nfsd", "nfsv3"), "nfs4.2": ("nfsd", "nfsv4")}
 # mkfs of each loop-backed filesystem, quiet and over whatever an earlier run left in the image.
 MKFS = {"ext4": ("mkfs.ext4", "-q", "-F"), "xfs": ("mkfs.xfs", "-q", "-f"), "btrfs": ("mkfs.btrfs", "-q", "-f")}
 LOOP_BACKED = frozenset({"ext4", "xfs", "btrfs", "overlay"})
@@ -56,10 +66,11 @@ class Plan:
     name: str                       # as --fs names it
     target: str                     # the directory the cases make their files in
     steps: tuple = field(default=())
+    helpers: tuple = ()             # programs a step's program runs in turn (mount's mount.nfs)
 
     def programs(self) -> list[str]:
         """Every program the plan runs, mounting and undoing, once each, in order."""
-        seen = []
+        seen = list(self.helpers)
         for step in self.steps:
             for argv in (step.argv, *step.undo):
                 if argv[0] not in seen:
@@ -136,6 +147,45 @@ def _open_to_all(point: str) -> Step:
     return Step(f"let every user make files in {point}", ("chmod", "1777", point))
 
 
+def _daemon(program: str, *args: str) -> Step:
+    # Each NFS daemon detaches itself; the plan runs in a guest of its own, so no other instance is ended with it.
+    return Step(f"start {program}", (program, *args), undo=(("pkill", "-x", program),))
+
+
+# An export any client of this machine may mount read-write as root (no_root_squash: the root run's cases chown and
+# lock as root), from a port above 1024 too (insecure), written through at once (sync). fsid=0 names it (a tmpfs has
+# no device number nfsd could name it by) and makes it NFSv4's root, mounted as "/": the pseudo-filesystem nfsd would
+# build from the guest's / up to it cannot be, since that / (this machine's, shared into the guest) is no filesystem
+# nfsd can export (exports(5): fsid=root).
+EXPORT_OPTIONS = "rw,sync,no_subtree_check,no_root_squash,insecure,fsid=0"
+NFS_STATE = "/var/lib/nfs"  # exportfs's etab and rpc.statd's monitor list: a tmpfs in the guest, whose / is read-only
+NFSD_FS = "/proc/fs/nfsd"   # the nfsd filesystem, through which rpc.nfsd starts the server's threads
+NFSD_THREADS = "4"
+MOUNT_VERSION = {"nfs3": ("nfs", "vers=3,proto=tcp"), "nfs4.2": ("nfs4", "vers=4.2")}
+
+
+def _nfs(name: str, base: str, mnt: str) -> list[Step]:
+    """The kernel's NFS server exporting a tmpfs, its client mounting it over loopback with the protocol version of
+    `name`: NFSv3 locks go through the NLM protocol (the kernel's lockd, rpc.statd watching the peers), NFSv4's are
+    operations of the protocol itself (RFC 7530 section 9; RFC 7862 for 4.2)."""
+    export, host = f"{base}/{name}-export", "127.0.0.1"
+    fstype, options = MOUNT_VERSION[name]
+    source = f"{host}:/" if fstype == "nfs4" else f"{host}:{export}"  # NFSv4 names paths from its root, the export
+    return [*_tmpfs(export), _open_to_all(export),
+            *_tmpfs(NFS_STATE), _mkdir(f"{NFS_STATE}/sm", f"{NFS_STATE}/sm.bak", f"{NFS_STATE}/v4recovery"),
+            Step("make the export tables", ("touch", f"{NFS_STATE}/etab", f"{NFS_STATE}/rmtab")),
+            Step(f"mount the nfsd filesystem on {NFSD_FS}", ("mount", "-t", "nfsd", "nfsd", NFSD_FS),
+                 undo=_unmount(NFSD_FS)),
+            _daemon("rpcbind"), _daemon("rpc.statd", "--no-notify"),
+            Step(f"export {export}", ("exportfs", "-o", EXPORT_OPTIONS, f"{host}:{export}"),
+                 undo=(("exportfs", "-u", f"{host}:{export}"),)),
+            _daemon("rpc.mountd"),
+            Step("start the kernel's NFS server", ("rpc.nfsd", NFSD_THREADS), undo=(("rpc.nfsd", "0"),)),
+            _mkdir(mnt),
+            Step(f"mount {source} over NFS ({options}) on {mnt}", ("mount", "-t", fstype, "-o", options, source, mnt),
+                 undo=(("umount", mnt), ("umount", "--force", mnt), ("umount", "--lazy", mnt)))]
+
+
 def plan(name: str, base: str) -> Plan:
     """How to mount the filesystem `name` (one of FILESYSTEMS) under the run's temporary directory `base`."""
     mnt = f"{base}/{name}"
@@ -164,6 +214,8 @@ def plan(name: str, base: str) -> Plan:
         steps = [*_tmpfs(source, _unmount_fuse_source(source)), _mkdir(mnt),
                  Step(f"mount {name} on {mnt}", ("bindfs", "-o", f"allow_other,fsname={name},subtype={name}",
                                                   *forwarding, source, mnt), undo=_unmount_fuse(mnt))]
+    elif name in IN_GUEST:
+        return Plan(name, mnt, tuple([*_nfs(name, base, mnt), _open_to_all(mnt)]), helpers=("mount.nfs",))
     else:
         raise ValueError(f"no plan for {name}")
     return Plan(name, mnt, tuple([*steps, _open_to_all(mnt)]))

@@ -13,7 +13,6 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..faults.runner import selection
@@ -24,8 +23,9 @@ from ..report.diff_render import render_markdown, render_text
 from ..report.gfm import md_escape, table
 from ..report.matrix import build_matrix
 from ..report.write import write_matrix
-from . import mounting, plans
+from . import in_guest, mounting, plans
 from .options import Options
+from .runs import RUNS_FILE, Run, write_runs
 
 # The areas whose cases make files on the filesystem under test and ask what it does with them: the three lock
 # families and their histories, the descriptions a passed or redeemed descriptor shares, and the lock calls'
@@ -33,18 +33,6 @@ from .options import Options
 AREAS = ("locks", "lock_ranges", "lock_waiters", "flock_modes", "lock_histories", "duplication", "arguments")
 PROC_FILESYSTEMS = "/proc/filesystems"
 MOUNT_FAILED = 3
-
-
-@dataclass
-class Run:
-    filesystem: str
-    who: str                    # root | user
-    mount: float | None = None  # seconds to mount, for the first run on a filesystem
-    suite: float | None = None
-    report: Path | None = None
-    problem: str | None = None  # why there is no report
-    absent: bool = False        # the machine lacks the filesystem: no failure
-    log: Path | None = None
 
 
 def kernel_types(path: str = PROC_FILESYSTEMS) -> set[str]:
@@ -63,11 +51,12 @@ def missing(plan: plans.Plan, types: set[str], which=shutil.which) -> str:
     programs = [program for program in plan.programs() if which(program, path=path) is None]
     if programs:
         packages = sorted({plans.PACKAGES.get(program, program) for program in programs})
-        return (f"{', '.join(programs)} not found (Debian: {', '.join(packages)}; ci/install-filesystem-tools "
+        nfs = " --nfs" if plan.name in plans.IN_GUEST else ""
+        return (f"{', '.join(programs)} not found (Debian: {', '.join(packages)}; ci/install-filesystem-tools{nfs} "
                 "installs them)")
-    kernel_type = plans.KERNEL_TYPE[plan.name]
-    if kernel_type not in types:
-        return f"this kernel has no {kernel_type} driver ({PROC_FILESYSTEMS} does not list it)"
+    absent = [kernel_type for kernel_type in plans.KERNEL_TYPES[plan.name] if kernel_type not in types]
+    if absent:
+        return f"this kernel has no {' or '.join(absent)} driver ({PROC_FILESYSTEMS} does not list it)"
     return ""
 
 
@@ -83,11 +72,17 @@ def suite_command(target: str, staging: Path, options: Options, user: tuple | No
     return argv
 
 
-def main(options: Options, execute: mounting.Execute = mounting.execute, types: set[str] | None = None) -> int:
-    """Each filesystem of options in turn; ``execute`` runs the mount steps (a stand-in in the self-tests)."""
-    types = kernel_types() if types is None else types
+def main(options: Options, execute: mounting.Execute = mounting.execute, types: set[str] | None = None,
+         prepare_guest=in_guest.prepare, guest_run=in_guest.run) -> int:
+    """Each filesystem of options in turn, those of a guest last; ``execute`` runs the mount steps, and
+    ``prepare_guest`` and ``guest_run`` find the guest's tools and kernel and boot it (stand-ins in the self-tests).
+    A tool or kernel the guest needs that is missing is a BadInput, found before anything is mounted."""
+    read_types = kernel_types if types is None else (lambda: types)
+    types = read_types()
     logs = options.out / "logs"
     logs.mkdir(exist_ok=True)
+    booting = prepare_guest(options) if options.guest() else None
+    here, total = options.here(), len(options.filesystems)
     runs: list[Run] = []
     leftovers: list[str] = []
     base = tempfile.mkdtemp(prefix="conformance-fs-")
@@ -96,9 +91,12 @@ def main(options: Options, execute: mounting.Execute = mounting.execute, types: 
         temp = Path(base) / "tmp"
         temp.mkdir(mode=0o1777)
         os.chmod(temp, 0o1777)  # mkdir's mode is masked by the umask
-        for step, name in enumerate(options.filesystems, 1):
-            prefix = f"[{step}/{len(options.filesystems)}] {name}"
+        for step, name in enumerate(here, 1):
+            prefix = f"[{step}/{total}] {name}"
             plan = plans.plan(name, base)
+            if name in plans.MODULES and not set(plans.KERNEL_TYPES[name]) <= types:
+                execute(("modprobe", "-a", *plans.MODULES[name]))  # one that fails shows as a driver missing below
+                types = read_types()
             why = missing(plan, types)
             if why:
                 say(f"{prefix}: not mounted here: {why}")
@@ -107,6 +105,8 @@ def main(options: Options, execute: mounting.Execute = mounting.execute, types: 
             runs += _on(plan, options, execute, temp, prefix, leftovers)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    if options.guest():
+        runs += guest_run(booting, options, f"[{len(here) + 1}-{total}/{total}] {', '.join(options.guest())}")
     return _conclude(runs, options, leftovers)
 
 
@@ -209,6 +209,7 @@ def _conclude(runs: list[Run], options: Options, leftovers: list[str]) -> int:
         print(render_text(result, base_run.report.name, run.report.name), end="")
         sections += [demoted(render_markdown(result, base_run.report.name, run.report.name)), ""]
     (options.out / "filesystems.md").write_text("\n".join(sections), encoding="utf-8")
+    write_runs(runs, options.out / RUNS_FILE)
     print(f"summary: {options.out / 'filesystems.md'}")
     if leftovers or any(run.problem and not run.absent for run in runs):
         return MOUNT_FAILED

@@ -36,15 +36,21 @@ def unsafe_path(path: str) -> bool:
 
 def guest_command(python: str, report_dir: str, test_dir: str, workers: str, scale: float,
                   pytest_args: list[str]) -> str:
-    env = ["PYTHONDONTWRITEBYTECODE=1", f"CONFORMANCE_DEADLINE_SCALE={scale:g}"]
     run = [python, "-m", "conformance", "run", "--report-dir", report_dir, "--dir", test_dir, "-n", workers]
     if pytest_args:
         run += ["--", *pytest_args]
-    booted, log, status = (shlex.quote(f"{report_dir}/{name}") for name in (BOOTED, GUEST_LOG, STATUS))
+    return shell_command(run, report_dir, scale)
+
+
+def shell_command(argv: list[str], shared_dir: str, scale: float, env: tuple = ()) -> str:
+    """The guest's shell command: the marker (on the output and in a file of shared_dir), then argv with the
+    deadline scale and env (NAME=value each), its output kept in shared_dir too, its exit status the guest's."""
+    env = ["PYTHONDONTWRITEBYTECODE=1", f"CONFORMANCE_DEADLINE_SCALE={scale:g}", *env]
+    booted, log, status = (shlex.quote(f"{shared_dir}/{name}") for name in (BOOTED, GUEST_LOG, STATUS))
     # The marker is printed from its words, so that no echo of this command line could pass for it.
     words = shlex.join([*MARKER.split(": ", 1)])
     return (f'marker=$(printf "%s: %s" {words})" $(uname -r)"; echo "$marker" > {booted}; '
-            f'{{ echo "$marker"; env {shlex.join(env + run)}; echo $? > {status}; }} 2>&1 | tee {log}; '
+            f'{{ echo "$marker"; env {shlex.join([*env, *argv])}; echo $? > {status}; }} 2>&1 | tee {log}; '
             f'exit "$(cat {status} 2>/dev/null || echo 255)"')
 
 
