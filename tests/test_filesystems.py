@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from commands import conformance, environment, refused
+from commands import conformance, environment, pytest_run, refused
 from reportdata import sample_report
 
 from conformance import expectations
@@ -397,6 +397,23 @@ def test_the_plugin_reads_the_expectations_of_the_filesystem_under_test(tmp_path
 
     assert plugin_options._expectations(Config(), str(tmp_path)).lookup("locks/test_a").reason == "its own"
     assert plugin_options._expectations(Config(), "/proc").lookup("locks/test_a").reason == "the OS's"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="flock and fcntl locks are independent on Linux local filesystems")
+@pytest.mark.parametrize(("documented", "outcome"), [("conflicting", "fail"), ("independent", "pass")])
+def test_the_lock_histories_take_a_filesystems_documented_choice_as_their_models(tmp_path, documented, outcome):
+    # Here flock and fcntl locks are independent: a model told that they meet (as on an NFS mount, whose client
+    # emulates flock with fcntl locks) must then disagree with the kernel, and one told the truth must not.
+    choices = tmp_path / "choices.toml"
+    choices.write_text(f'[[expected]]\nobservation = "locks.flock_vs_fcntl"\nvalue = "{documented}"\n'
+                       'reason = "the filesystem says so"\nreferences = ["its manual"]\n')
+    done = pytest_run("-k", "random_lock_histories", "--conformance-expectations", str(choices),
+                      "--conformance-report", str(tmp_path / "report"), env=environment(TMPDIR=str(tmp_path)))
+    (path,) = (tmp_path / "report").glob("*.json")
+    cases = json.loads(path.read_text())["cases"]
+    assert cases and {case["outcome"] for case in cases} == {outcome}, (done.out[-2000:], done.err[-2000:])
+    if outcome == "fail":
+        assert any("flock" in case["reason"] for case in cases)
 
 
 # ---- a real mount, interrupted ----------------------------------------------------------------------------------

@@ -134,48 +134,55 @@ LOCK_HISTORIES, LOCK_STEPS, LOCK_ACTORS = 30, 25, 3  # per case, in every run
 EXPLORE_LOCK_STEPS, EXPLORE_LOCK_ACTORS = 60, 4  # at most, under `conformance explore`
 
 
-def _lock_families() -> tuple:
+def _lock_families(flock_vs_fcntl: str | None) -> tuple:
     """The families the histories use: those this platform has; flock beside fcntl families only where the
-    platform's choice between them is known (platforms/: FLOCK_VS_FCNTL)."""
+    platform's choice between them is known."""
     families = lockrun.available_families()
-    if constants().FLOCK_VS_FCNTL is None and len(families) > 1:
+    if flock_vs_fcntl is None and len(families) > 1:
         families = tuple(f for f in families if f != "flock")
     return families
 
 
-def _endless_histories(seed: int, part: int, families: tuple):
+def _flock_vs_fcntl(documented) -> str | None:
+    """Whether flock and fcntl locks meet here: the filesystem's documented choice (a network filesystem's client may
+    emulate flock with fcntl locks: expectations/<os>.<filesystem>.toml), else the OS's (platforms/: FLOCK_VS_FCNTL)."""
+    return documented("locks.flock_vs_fcntl", constants().FLOCK_VS_FCNTL)
+
+
+def _endless_histories(seed: int, part: int, families: tuple, flock_vs_fcntl: str | None):
     rng = random.Random(f"{seed}-locks-{part}")
     while True:
         yield lockhistory.random_history(rng, rng.randint(2, EXPLORE_LOCK_ACTORS),
-                                         rng.randint(5, EXPLORE_LOCK_STEPS), families, constants().FLOCK_VS_FCNTL)
+                                         rng.randint(5, EXPLORE_LOCK_STEPS), families, flock_vs_fcntl)
 
 
 @pytest.mark.parametrize("part", [pytest.param(p, id=f"histories-{p + 1}of{LOCK_PARTS}") for p in range(LOCK_PARTS)])
 @pytest.mark.refs(LOCK_MODEL, "POSIX.1-2024 XSH fcntl(): record locking", "Linux fcntl(2): open file description locks",
                   "flock(2)")
-def test_random_lock_histories_agree_with_the_model(part, request, tmp_path, workdir, observe):
+def test_random_lock_histories_agree_with_the_model(part, request, tmp_path, workdir, observe, documented):
     """Random histories of 3 processes (open, open close-on-exec, dup, close, a descriptor passed to another process, a
     process's exit, fork, exec, lock, lock-and-wait and unlock of every family the platform has, on byte ranges 0
     to 11 and to the end of the file), each step's answer (for an exec, the descriptors it keeps), the waiters it
     must wake and those that must sleep on (in the kernel's lock table where it has one), then every other
     process's view of the file (queries at every boundary, flock tries) compared with the model; a history that
     differs is shrunk and written as a reproducer."""
-    families = _lock_families()
+    flock_vs_fcntl = _flock_vs_fcntl(documented)
+    families = _lock_families(flock_vs_fcntl)
     if not families:
         raise Unsupported("no lock family is available here")
     path = workdir / "locked"
     path.write_bytes(b"")
     reproducers = _reproducers(request, tmp_path)
     rng = random.Random(f"{SEED}-locks-{part}")
-    fixed = [lockhistory.random_history(rng, LOCK_ACTORS, LOCK_STEPS, families, constants().FLOCK_VS_FCNTL)
+    fixed = [lockhistory.random_history(rng, LOCK_ACTORS, LOCK_STEPS, families, flock_vs_fcntl)
              for _ in range(LOCK_HISTORIES)]
-    with lockrun.Bench(EXPLORE_LOCK_ACTORS, str(path), families, constants().FLOCK_VS_FCNTL) as bench:
+    with lockrun.Bench(EXPLORE_LOCK_ACTORS, str(path), families, flock_vs_fcntl) as bench:
         found = [lockrun.explore(fixed, bench, reproducers, f"{LOCK_HISTORIES} histories, seed {SEED}-locks-{part}")]
         observe("lock_histories.steps_checked", found[0].steps)
         budget = _budget(request, LOCK_PARTS)
         if budget:
             seed = _seed(request, observe)
-            found.append(lockrun.explore(_endless_histories(seed, part, families), bench, reproducers,
+            found.append(lockrun.explore(_endless_histories(seed, part, families, flock_vs_fcntl), bench, reproducers,
                                          f"conformance explore --seed {seed}", stop_at=time.monotonic() + budget))
             observe("explore.lock_steps_checked", found[-1].steps)
     failed = [one.summary() for one in found if one.failed]

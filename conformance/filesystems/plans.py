@@ -161,6 +161,11 @@ EXPORT_OPTIONS = "rw,sync,no_subtree_check,no_root_squash,insecure,fsid=0"
 NFS_STATE = "/var/lib/nfs"  # exportfs's etab and rpc.statd's monitor list: a tmpfs in the guest, whose / is read-only
 NFSD_FS = "/proc/fs/nfsd"   # the nfsd filesystem, through which rpc.nfsd starts the server's threads
 NFSD_THREADS = "4"
+# The server's grace period, in which it grants no new lock (NLM and NFSv4 alike) so that clients of a server that
+# restarted may reclaim theirs: 90 s by default, the shortest it accepts here (rpc.nfsd(8) --grace-time, --lease-time:
+# "Valid range is from 10 to 3600 seconds"). A fresh server has no client to wait for; the cases' first locks still
+# wait for its end.
+NFSD_GRACE = "10"
 MOUNT_VERSION = {"nfs3": ("nfs", "vers=3,proto=tcp"), "nfs4.2": ("nfs4", "vers=4.2")}
 
 
@@ -180,7 +185,8 @@ def _nfs(name: str, base: str, mnt: str) -> list[Step]:
             Step(f"export {export}", ("exportfs", "-o", EXPORT_OPTIONS, f"{host}:{export}"),
                  undo=(("exportfs", "-u", f"{host}:{export}"),)),
             _daemon("rpc.mountd"),
-            Step("start the kernel's NFS server", ("rpc.nfsd", NFSD_THREADS), undo=(("rpc.nfsd", "0"),)),
+            Step("start the kernel's NFS server", ("rpc.nfsd", "--grace-time", NFSD_GRACE, "--lease-time", NFSD_GRACE,
+                                                   NFSD_THREADS), undo=(("rpc.nfsd", "0"),)),
             _mkdir(mnt),
             Step(f"mount {source} over NFS ({options}) on {mnt}", ("mount", "-t", fstype, "-o", options, source, mnt),
                  undo=(("umount", mnt), ("umount", "--force", mnt), ("umount", "--lazy", mnt)))]

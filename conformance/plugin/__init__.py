@@ -3,11 +3,11 @@
 Registered through the `pytest11` entry point (and by the project's root conftest.py in a plain checkout); it watches
 the suite's cases only, never another project's tests (`scope`). Each part has one job: `options` (command line and
 configuration), `identity` (which tests are cases and their ids), `scope` (which tests are watched), `collection`
-(checks before the run), `fixtures` (session directories, the leak check, observe, expected), `classify` (a phase's
-outcome, as pure functions), `results` (each phase's outcome into its test report), `collector` (the report, on the
-controller), `junit` (each case's final outcome in --junitxml's file) and `ktap_stream` (KTAP as the cases finish, on
-the controller). Under pytest-xdist each worker classifies its own cases and ships the result in the test reports'
-user_properties; the controller collects every worker's reports and writes the one report.
+(checks before the run), `fixtures` (session directories, the leak check, observe, expected, documented),
+`classify` (a phase's outcome, as pure functions), `results` (each phase's outcome into its test report), `collector`
+(the report, on the controller), `junit` (each case's final outcome in --junitxml's file) and `ktap_stream` (KTAP as
+the cases finish, on the controller). Under pytest-xdist each worker classifies its own cases and ships the result in
+the test reports' user_properties; the controller collects every worker's reports and writes the one report.
 """
 
 import pytest
@@ -21,6 +21,7 @@ from .fixtures import (
     _conformance_dirs,
     _conformance_leak_check,
     conformance_stress_iteration,
+    documented,
     expected,
     observe,
     workdir,
@@ -60,6 +61,7 @@ __all__ = [
     "_conformance_leak_check",
     "case_id",
     "conformance_stress_iteration",
+    "documented",
     "expected",
     "is_case",
     "observe",

@@ -132,6 +132,21 @@ def observe(request: pytest.FixtureRequest):
 
 
 @pytest.fixture
+def documented(request: pytest.FixtureRequest):
+    """documented(key, default): the value the expectation files give the observation `key` (`<area>.<name>`, of any
+    area) here, the filesystem's over the OS's, else default (the OS's, from platforms/). For a choice that a case's
+    model takes as a parameter, such as whether flock and fcntl locks meet, which a network filesystem may decide
+    otherwise than the OS's local ones."""
+    expectations = request.config.stash[EXPECTATIONS]
+
+    def value(key: str, default):
+        entry = expectations.expected(key)
+        return default if entry is None else entry.value
+
+    return value
+
+
+@pytest.fixture
 def expected(request: pytest.FixtureRequest):
     """expected(name): the value this platform's expectation file says the observation `name` must have, where the
     references leave the choice to the platform (`[[expected]]`, for the case's parameters or for all of them). The
