@@ -465,7 +465,8 @@ def test_a_guests_filesystems_run_after_this_machines_and_share_its_matrix(tmp_p
     commands = Commands()
     status = runner.main(chosen, execute=commands, types={"tmpfs"}, prepare_guest=lambda given: "kernel 6.12",
                          guest_run=guest_run)
-    assert booted == [("kernel 6.12", ("nfs3", "nfs4.2"), "[2-3/3] nfs3, nfs4.2")]
+    assert booted == [("kernel 6.12", ("nfs3", "nfs4.2"),
+                       "[2-3/3] tmpfs, nfs3, nfs4.2 (the guest's tmpfs: its kernel's baseline)")]
     assert not any(argv[0] in ("rpcbind", "exportfs", "modprobe") for argv in commands.ran)  # nothing of NFS here
     assert status == runner.MOUNT_FAILED  # nfs4.2 could not be mounted in the guest
     summary = (out / "filesystems.md").read_text()
@@ -479,8 +480,8 @@ def test_the_guest_runs_this_command_again_for_its_filesystems_with_the_same_cho
                              timeout=600.0, pytest_args=("-k", "flock"), kernel="6.12")
     argv = in_guest.guest_argv(chosen, tmp_path / "shared")
     assert argv[:3] == [sys.executable, "-m", "conformance"]
-    assert argv[3:] == ["filesystems", "--fs", "nfs4.2", "--out", str(tmp_path / "shared"), "-n", "2", "--timeout",
-                        "600", "--user", "4000", "--", "-k", "flock"]
+    assert argv[3:] == ["filesystems", "--fs", "tmpfs,nfs4.2", "--out", str(tmp_path / "shared"), "-n", "2",
+                        "--timeout", "600", "--user", "4000", "--", "-k", "flock"]
 
 
 def test_the_guests_runs_reports_and_logs_are_moved_beside_this_machines(tmp_path):
@@ -512,5 +513,5 @@ def test_a_guest_that_hands_back_no_runs_is_a_problem_of_each_of_its_filesystems
     shared.mkdir(parents=True)
     chosen = options.Options(filesystems=("tmpfs", "nfs3", "nfs4.2"), out=out, kernel="6.12")
     handed = in_guest._collected(watched, shared, chosen, out / "logs" / "guest.console.log")
-    assert [(run.filesystem, run.who) for run in handed] == [("nfs3", "-"), ("nfs4.2", "-")]
+    assert [(run.filesystem, run.who) for run in handed] == [("tmpfs", "-"), ("nfs3", "-"), ("nfs4.2", "-")]
     assert all(run.problem.startswith(why) and not run.absent for run in handed), handed[0].problem

@@ -50,8 +50,8 @@ def prepare(options: Options) -> Booting:
 
 def guest_argv(options: Options, out: Path) -> list[str]:
     """The command the guest runs: this one again, for the guest's filesystems, its results in `out`."""
-    argv = [sys.executable, "-m", "conformance", "filesystems", "--fs", ",".join(options.guest()), "--out", str(out),
-            "-n", options.workers, "--timeout", f"{options.timeout:g}"]
+    argv = [sys.executable, "-m", "conformance", "filesystems", "--fs", ",".join(options.guest_runs()),
+            "--out", str(out), "-n", options.workers, "--timeout", f"{options.timeout:g}"]
     if options.user is not None:
         argv += ["--user", str(options.user[0])]  # the guest sees this machine's accounts; a bare uid works as well
     if options.pytest_args:
@@ -65,7 +65,7 @@ def run(booting: Booting, options: Options, prefix: str) -> list[Run]:
     log.unlink(missing_ok=True)  # the watcher appends
     kvm = {"yes": True, "no": False}.get(options.kvm)
     kvm = kvm_usable() if kvm is None else kvm
-    runs_at_most = 2 * len(options.guest())  # root and --user on each
+    runs_at_most = 2 * len(options.guest_runs())  # root and --user on each
     boot = 1
     while True:
         shutil.rmtree(shared, ignore_errors=True)
@@ -113,7 +113,7 @@ def _collected(watched: console.Watched, shared: Path, options: Options, log: Pa
             why = f"the guest's runs cannot be read: {e}"
     if why is not None:
         say(f"  {why}")
-        return [Run(name, "-", problem=why) for name in options.guest()]
+        return [Run(name, "-", problem=why) for name in options.guest_runs()]
     stems = {run.report.name[:-len(run.report.suffix)] for run in runs if run.report is not None}
     for path in out.iterdir():  # each report in each of its formats; the guest's matrix is made again here
         if path.suffix in REPORT_SUFFIXES and path.name[:-len(path.suffix)] in stems:

@@ -18,6 +18,7 @@ MAX_WAIT = 86400.0  # a suite run longer than a day is a typo
 LOOP_CONTROL = "/dev/loop-control"
 # Set by the command in the guest that --kernel boots: there, the NFS mounts are the guest's own.
 IN_GUEST_VARIABLE = "CONFORMANCE_FILESYSTEMS_IN_GUEST"
+GUEST_BASELINE = "tmpfs"
 
 
 class BadInput(settings.BadSetting):
@@ -44,6 +45,10 @@ class Options:
     def guest(self) -> tuple:
         """The filesystems mounted in the guest that this process boots."""
         return () if self.in_guest else tuple(name for name in self.filesystems if name in IN_GUEST)
+
+    def guest_runs(self) -> tuple:
+        """What the guest runs: a tmpfs first, the baseline of its kernel that its filesystems are compared with."""
+        return (GUEST_BASELINE, *self.guest()) if self.guest() else ()
 
 
 def filesystems(text: str | None) -> tuple:

@@ -106,7 +106,8 @@ def main(options: Options, execute: mounting.Execute = mounting.execute, types: 
     finally:
         shutil.rmtree(base, ignore_errors=True)
     if options.guest():
-        runs += guest_run(booting, options, f"[{len(here) + 1}-{total}/{total}] {', '.join(options.guest())}")
+        runs += guest_run(booting, options, f"[{len(here) + 1}-{total}/{total}] {', '.join(options.guest_runs())} "
+                                            f"(the guest's tmpfs: its kernel's baseline)")
     return _conclude(runs, options, leftovers)
 
 
@@ -181,12 +182,13 @@ def _suite(run: Run, target: str, options: Options, user: tuple | None, temp: Pa
 
 
 def baseline_of(loaded: list) -> dict:
-    """privilege -> (run, report) of the baseline filesystem that ran with it (ext4, else tmpfs)."""
+    """(privilege, kernel release) -> (run, report) of the baseline filesystem that ran with them (ext4, else tmpfs):
+    a guest's filesystems are compared with the guest's own tmpfs, on its kernel."""
     chosen = {}
     for name in reversed(plans.BASELINES):
         for run, report in loaded:
             if run.filesystem == name:
-                chosen[run.who] = (run, report)
+                chosen[run.who, report.platform.release] = (run, report)
     return chosen
 
 
@@ -200,7 +202,7 @@ def _conclude(runs: list[Run], options: Options, leftovers: list[str]) -> int:
         print(f"matrix: {written['markdown']}")
     baselines = baseline_of(loaded)
     for run, report in loaded:
-        base_run, base = baselines.get(run.who, (None, None))
+        base_run, base = baselines.get((run.who, report.platform.release), (None, None))
         if base is None or base_run is run:
             continue
         # Every run is the same selection of the suite: what it did not select is no difference.
