@@ -371,8 +371,12 @@ def test_the_committed_filesystem_reports_are_valid_one_per_filesystem_and_liste
     paths = sorted(FILESYSTEM_REPORTS.glob("*.partial.json"))
     reports = [read_report(path) for path in paths]
     types = {report.platform.filesystem_type for report in reports}
-    assert types == {"tmpfs", "ext4", "xfs", "btrfs", "overlay", "fuse.bindfs"}
+    assert types == {"tmpfs", "ext4", "xfs", "btrfs", "overlay", "fuse.bindfs", "nfs", "nfs4"}
     assert len({report.suite.commit for report in reports}) == 1  # one run, from one commit
+    # The NFS mounts ran in a guest of another kernel, beside a tmpfs of that kernel: their baseline there.
+    guest = {report.platform.release for report in reports if report.platform.filesystem_type.startswith("nfs")}
+    assert len(guest) == 1 and any(report.platform.release in guest and report.platform.filesystem_type == "tmpfs"
+                                   for report in reports)
     summary, matrix = ((FILESYSTEM_REPORTS / name).read_text() for name in ("filesystems.md", "matrix.md"))
     for path, report in zip(paths, reports):
         assert path.name == f"{report.platform.id}.partial.json" and report.platform.id.endswith(
@@ -492,6 +496,8 @@ def test_the_guests_runs_reports_and_logs_are_moved_beside_this_machines(tmp_pat
     report.with_suffix(".md").write_text("# the same report\n")
     (shared / "out" / "matrix.json").write_text("{}")
     (shared / "out" / "logs" / "nfs4.2-root.log").write_text("the cases' output\n")
+    (shared / "out" / "reproducers").mkdir()
+    (shared / "out" / "reproducers" / "locks-2steps-0123.py").write_text("# a reproducer its reason names\n")
     runs.write_runs([runs.Run("nfs4.2", "root", mount=0.5, suite=80.0, report=report,
                               log=shared / "out" / "logs" / "nfs4.2-root.log")], shared / "out" / runs.RUNS_FILE)
     chosen = options.Options(filesystems=("nfs4.2",), out=out, kernel="6.12")
@@ -501,6 +507,7 @@ def test_the_guests_runs_reports_and_logs_are_moved_beside_this_machines(tmp_pat
     assert (out / report.with_suffix(".md").name).is_file()
     assert handed.log == out / "logs" / "nfs4.2-root.log" and handed.log.is_file()
     assert not (out / "matrix.json").exists()  # the guest's matrix is not this machine's
+    assert (out / "reproducers" / "locks-2steps-0123.py").is_file()  # beside the report, as its reasons say
 
 
 @pytest.mark.parametrize(("watched", "why"), [

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..kernels import console, guest
 from ..kernels.options import MAX_WAIT
-from ..kernels.runner import KVM_START, REPORT_SUFFIXES, say
+from ..kernels.runner import KVM_START, move_results, say
 from ..kernels.sources import Kernel, KernelSourceError, resolve
 from ..kernels.tools import MissingTools, Tools, find_tools, kvm_usable
 from .options import IN_GUEST_VARIABLE, BadInput, Options
@@ -114,10 +114,8 @@ def _collected(watched: console.Watched, shared: Path, options: Options, log: Pa
     if why is not None:
         say(f"  {why}")
         return [Run(name, "-", problem=why) for name in options.guest_runs()]
-    stems = {run.report.name[:-len(run.report.suffix)] for run in runs if run.report is not None}
-    for path in out.iterdir():  # each report in each of its formats; the guest's matrix is made again here
-        if path.suffix in REPORT_SUFFIXES and path.name[:-len(path.suffix)] in stems:
-            shutil.move(str(path), str(options.out / path.name))
+    # Each report in each of its formats, and the reproducers; the guest's matrix is made again here.
+    move_results(out, options.out, {run.report.name[:-len(run.report.suffix)] for run in runs if run.report})
     for path in (out / "logs").glob("*"):
         shutil.move(str(path), str(options.out / "logs" / path.name))
     guest_log = shared / guest.GUEST_LOG

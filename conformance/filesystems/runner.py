@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..faults.runner import selection
 from ..kernels import console
-from ..kernels.runner import REPORT_SUFFIXES, demoted, loaded_reports, say
+from ..kernels.runner import demoted, loaded_reports, move_results, say
 from ..report.diff import diff_reports
 from ..report.diff_render import render_markdown, render_text
 from ..report.gfm import md_escape, table
@@ -171,9 +171,7 @@ def _suite(run: Run, target: str, options: Options, user: tuple | None, temp: Pa
     elif len(reports) != 1:
         run.problem = f"the cases wrote {len(reports)} reports (exit status {watched.status}): {watched.last_lines()}"
     else:
-        for path in staging.iterdir():
-            if path.suffix in REPORT_SUFFIXES:
-                shutil.move(str(path), str(options.out / path.name))
+        move_results(staging, options.out)
         run.report = options.out / reports[0].name
     shutil.rmtree(staging, ignore_errors=True)
     say(f"{prefix} ({run.who}): " + (f"{run.problem}; log: {run.log}" if run.problem else

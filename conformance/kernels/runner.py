@@ -33,6 +33,7 @@ from .sources import Kernel, KernelSourceError, release_key, resolve
 from .tools import MissingTools, Tools, find_tools, kvm_usable
 
 REPORT_SUFFIXES = tuple(form.suffix for form in REPORT_FORMATS)
+REPRODUCERS = "reproducers"  # beside a report: the exploration's standalone reproducers, as its reasons name them
 KVM_START = 45.0  # seconds for a KVM guest to print its first line; it takes 2-5 when KVM works at all
 BOOTS = 2  # tries to boot a kernel: a loaded machine has lost one boot's console, or slowed it past its deadline
 
@@ -195,13 +196,7 @@ def collect(run: Run, watched: console.Watched, staging: Path, options: Options)
         run.problem = f"the suite wrote {len(reports)} reports (exit status {watched.status}): {watched.last_lines()}"
     if run.problem is None:
         destination = options.report_dir or options.out
-        for path in staging.iterdir():
-            if path.suffix in REPORT_SUFFIXES:
-                shutil.move(str(path), str(destination / path.name))
-            elif path.name == "reproducers" and path.is_dir():  # what the exploration wrote, named by its reasons
-                (destination / path.name).mkdir(exist_ok=True)
-                for reproducer in path.iterdir():
-                    shutil.move(str(reproducer), str(destination / path.name / reproducer.name))
+        move_results(staging, destination)
         run.report = destination / reports[0].name
     shutil.rmtree(staging, ignore_errors=True)
     say(f"  {run.label}: " + (f"{run.problem}; console log: {run.log}" if run.problem else
@@ -209,6 +204,18 @@ def collect(run: Run, watched: console.Watched, staging: Path, options: Options)
     for remark in _remarks(run):
         say(f"  {run.label}: {remark}")
     return run
+
+
+def move_results(source: Path, destination: Path, stems: set | None = None) -> None:
+    """A run's reports, in every format (only those named by `stems`, file names without their suffix, if given), and
+    the reproducers its exploration wrote (named by the failing cases' reasons), moved from source into destination."""
+    for path in source.iterdir():
+        if path.suffix in REPORT_SUFFIXES and (stems is None or path.name[:-len(path.suffix)] in stems):
+            shutil.move(str(path), str(destination / path.name))
+        elif path.name == REPRODUCERS and path.is_dir():
+            (destination / REPRODUCERS).mkdir(exist_ok=True)
+            for reproducer in path.iterdir():
+                shutil.move(str(reproducer), str(destination / REPRODUCERS / reproducer.name))
 
 
 def _remarks(run: Run) -> list[str]:
