@@ -1,9 +1,11 @@
 """`conformance filesystems`: each filesystem mounted in turn, the file and lock cases run on it (as root, and as
---user too), then the matrix of every report and the diff of each against the baseline of its privilege.
+--user too), those of a guest (NFS: in_guest.py) last, then the matrix of every report and the diff of each against
+the baseline of its privilege on its kernel.
 
 Exit status: 0 every run finished and nothing failed; 1 a run had a fail or error (its report says which); 3 a
-filesystem this machine has could not be mounted, or its run wrote no report, or a mount could not be undone; 2 bad
-input (options.py). A filesystem this machine lacks (its program or its kernel driver) is one line and no failure.
+filesystem this machine (or the guest) has could not be mounted, or its run wrote no report, or a mount could not be
+undone, or the guest handed back nothing; 2 bad input (options.py, and a guest's missing tool or kernel). A
+filesystem this machine lacks (its program or its kernel driver) is one line and no failure.
 """
 
 from __future__ import annotations
