@@ -10,6 +10,7 @@
     conformance kernels [KERNEL...] [--out DIR] [--kvm auto|yes|no] [--no-host] [-- PYTEST ARGS...]
     conformance filesystems [--fs tmpfs,ext4,...] [--kernel KERNEL] [--out DIR] [--user USER] [-n N] [-- PYTEST ARGS...]
     conformance compat i386 [--out DIR] [--cache DIR] [--no-user] [--no-native] [-- PYTEST ARGS...]
+    conformance arch arm64|s390x [--out DIR] [--cache DIR] [--cpus N] [--memory M] [-- PYTEST ARGS...]
     conformance bench [--report-dir reports/runs/bench] [--dir DIR] [--quick] [-- PYTEST ARGS...]
     conformance explore [--area gc|locks] [--seconds 60] [--seed S] [--report-dir reports/runs/explore] [--dir DIR]
                         [-n N]
@@ -273,6 +274,16 @@ def compat(args: argparse.Namespace) -> int:
     return _stoppable("compat", lambda: runner.main(checked))
 
 
+def arch(args: argparse.Namespace) -> int:
+    from .arches import options
+
+    checked = options.checked(args)
+    from .arches import runner  # after the checks: bad input is refused before the runner's imports
+
+    # SIGINT or SIGTERM ends the guest (its whole process group) or the build under way, and the build's mounts.
+    return _stoppable("arch", lambda: runner.main(checked))
+
+
 def bench(args: argparse.Namespace) -> int:
     from .bench.command import run_bench
 
@@ -343,7 +354,7 @@ def parser() -> argparse.ArgumentParser:
 
     top = Parser(prog="conformance", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True,
-                             help="run, list, render, matrix, diff, ktap, kernels, filesystems, compat, bench, "
+                             help="run, list, render, matrix, diff, ktap, kernels, filesystems, compat, arch, bench, "
                              "explore or mutants")
     r = sub.add_parser("run", help="run the conformance suite on this machine and write the report")
     r.add_argument("--report-dir", default=settings.DEFAULT_REPORT_DIR,
@@ -432,9 +443,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default="reports/runs/compat",
                    help="reports, logs, matrix and compat.md go here (default: reports/runs/compat)")
     c.add_argument("--report-dir", help="put the reports here instead (default: --out)")
-    c.add_argument("--cache", help="where the userland is built (default: ~/.cache/conformance/compat)")
-    c.add_argument("--mirror", default="http://deb.debian.org/debian",
-                   help="the Debian mirror debootstrap fetches from (default: http://deb.debian.org/debian)")
+    _userland_arguments(c)
     c.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers in each run (default: auto)")
     c.add_argument("--no-user", action="store_true", help="run as root only, not also unprivileged")
     c.add_argument("--no-native", action="store_true", help="do not run the same selection natively for the diff")
@@ -443,6 +452,22 @@ def parser() -> argparse.ArgumentParser:
                    help="judge each report against the reference of its platform family among the reports in DIR "
                    "(repeatable), as `conformance kernels --reference-dir` does")
     c.set_defaults(func=compat)
+    a = sub.add_parser("arch", help="run the suite on another architecture's Debian kernel and userland (arm64, "
+                       "s390x) under QEMU's emulation; the userland is built once into the cache (as root)")
+    a.add_argument("arch", metavar="ARCH", help="the Debian architecture: arm64 or s390x")
+    a.add_argument("--out", default="reports/runs/arch",
+                   help="the report, console log, matrix and arch.md go here (default: reports/runs/arch)")
+    a.add_argument("--report-dir", help="put the report here instead (default: --out)")
+    _userland_arguments(a)
+    a.add_argument("--cpus", default="2", help="guest CPUs (default: 2)")
+    a.add_argument("--memory", default="2G", help="guest memory (default: 2G)")
+    a.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers in the guest (default: auto)")
+    a.add_argument("--boot-timeout", help="seconds for the guest to boot (default: 600)")
+    a.add_argument("--timeout", default="3600", help="seconds for the suite in the guest (default: 3600)")
+    a.add_argument("--reference-dir", action="append", metavar="DIR",
+                   help="judge the report against the reference of its platform family among the reports in DIR "
+                   "(repeatable), as `conformance kernels --reference-dir` does")
+    a.set_defaults(func=arch)
     v.epilog = "After --, extra pytest arguments for every run, e.g. -- -k locks."
     s = sub.add_parser("filesystems", help="mount each filesystem this machine can (tmpfs, ext4, xfs and btrfs on "
                        "loop devices, overlayfs, bindfs over FUSE), run the file and lock cases on it, then the matrix "
@@ -504,11 +529,18 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _userland_arguments(command: argparse.ArgumentParser) -> None:
+    """Where a Debian userland is built, and from which mirror: `compat` and `arch` build theirs alike."""
+    command.add_argument("--cache", help="where the userland is built (default: ~/.cache/conformance/compat)")
+    command.add_argument("--mirror", default="http://deb.debian.org/debian",
+                         help="the Debian mirror debootstrap fetches from (default: http://deb.debian.org/debian)")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = []
     # Two lists of positionals: argparse cannot tell them apart.
-    if argv[:1] in (["kernels"], ["compat"]) and "--" in argv:
+    if argv[:1] in (["kernels"], ["compat"], ["arch"]) and "--" in argv:
         argv, extra = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     try:
         args, unknown = parser().parse_known_args(argv)
@@ -516,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(args.command, "unrecognized arguments: " + " ".join(unknown))
     except UsageError as e:
         return fail(e.subcommand, str(e))
-    if args.command in ("kernels", "compat"):
+    if args.command in ("kernels", "compat", "arch"):
         args.pytest_args = extra
     try:
         return args.func(args)

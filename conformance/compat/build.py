@@ -1,4 +1,6 @@
-"""The i386 userland: built once with debootstrap into the cache, then the suite installed into it from this checkout.
+"""A Debian userland (i386 for `conformance compat`, arm64 or s390x for `conformance arch`): built once with
+debootstrap into the cache, then the suite installed into it from this checkout. A foreign architecture's programs
+run in the chroot through QEMU's user-mode emulation (binfmt_misc), which only the build and the install use.
 
 The build goes into `<name>.partial` and is renamed when every step has worked, so an interrupted or failed build
 is never taken for a finished one. debootstrap marks the partial tree once it has finished, so that a later step
@@ -26,7 +28,6 @@ from . import mounts
 from .tools import Tools
 
 SUITE = "bookworm"
-ARCH = "i386"
 # What the suite needs inside: the interpreter and venv, and a C compiler with the C library's headers for the C
 # peer and the fault layer.
 PACKAGES = ("python3", "python3-venv", "gcc", "libc6-dev")
@@ -47,6 +48,26 @@ BUILD_TIMEOUT = 3600.0
 STEP_TIMEOUT = 1200.0
 
 
+@dataclass(frozen=True)
+class Target:
+    """A Debian userland to build: its architecture (Debian's name), the packages beyond PACKAGES, and the
+    personality (setarch's name) a command inside runs with, where the kernel runs it through its compat layer."""
+    arch: str
+    extra: tuple = ()
+    personality: str | None = None
+
+    @property
+    def packages(self) -> tuple:
+        return PACKAGES + self.extra
+
+    @property
+    def name(self) -> str:
+        return f"{SUITE}-{self.arch}"
+
+
+I386 = Target("i386", personality="i686")
+
+
 class BuildError(Exception):
     """A build step failed; one line, with where its log is."""
 
@@ -57,21 +78,23 @@ class Userland:
     built_in: float | None  # seconds this run spent building it; None when the cache had it
 
 
-def recipe(mirror: str) -> str:
-    return "\n".join([f"debootstrap --arch={ARCH} --variant=minbase --include={','.join(PACKAGES)} {SUITE} {mirror}",
-                      f"venv {VENV}: pip install {' '.join(PIP_PACKAGES)}", ""])
+def recipe(mirror: str, target: Target = I386) -> str:
+    return "\n".join([f"debootstrap --arch={target.arch} --variant=minbase --include={','.join(target.packages)} "
+                      f"{SUITE} {mirror}", f"venv {VENV}: pip install {' '.join(PIP_PACKAGES)}", ""])
 
 
-def debootstrap_command(tools: Tools, target: Path, mirror: str) -> list[str]:
-    return [tools.debootstrap, f"--arch={ARCH}", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE,
-            str(target), mirror]
+def debootstrap_command(tools: Tools, directory: Path, mirror: str, target: Target = I386) -> list[str]:
+    return [tools.debootstrap, f"--arch={target.arch}", "--variant=minbase", f"--include={','.join(target.packages)}",
+            SUITE, str(directory), mirror]
 
 
-def in_chroot(tools: Tools, root: Path, argv: list[str], user: str | None = None) -> list[str]:
-    """argv run inside root with the personality of a 32-bit x86 machine (PER_LINUX32: uname says i686); ``user``:
-    a name or a number, whose group of the same name or number it runs with."""
+def in_chroot(tools: Tools, root: Path, argv: list[str], user: str | None = None,
+              personality: str | None = I386.personality) -> list[str]:
+    """argv run inside root, with ``personality`` if given (i686: PER_LINUX32, uname says i686, as a 32-bit x86
+    machine); ``user``: a name or a number, whose group of the same name or number it runs with."""
     userspec = [f"--userspec={user}:{user}"] if user else []
-    return [tools.chroot, *userspec, str(root), "/usr/bin/setarch", "i686", *argv]
+    setarch = ["/usr/bin/setarch", personality] if personality else []
+    return [tools.chroot, *userspec, str(root), *setarch, *argv]
 
 
 def pip_command() -> list[str]:
@@ -79,17 +102,18 @@ def pip_command() -> list[str]:
             *PIP_PACKAGES]
 
 
-def userland(tools: Tools, cache: Path, mirror: str, logs: Path, say: Callable[[str], None]) -> Userland:
+def userland(tools: Tools, cache: Path, mirror: str, logs: Path, say: Callable[[str], None],
+             target: Target = I386) -> Userland:
     """The cached userland, built first if the cache has none of this recipe."""
-    root = cache / f"{SUITE}-{ARCH}"
-    wanted = recipe(mirror)
+    root = cache / target.name
+    wanted = recipe(mirror, target)
     mark = root / BUILT_MARK
     if mark.is_file() and mark.read_text(encoding="utf-8") == wanted:
         return Userland(root, None)
     begin = time.monotonic()
-    partial = cache / f"{SUITE}-{ARCH}.partial"
+    partial = cache / f"{target.name}.partial"
     bootstrapped = partial / BOOTSTRAPPED_MARK
-    command = debootstrap_command(tools, partial, mirror)
+    command = debootstrap_command(tools, partial, mirror, target)
     if mark.is_file() and mark.read_text(encoding="utf-8").splitlines()[:1] == wanted.splitlines()[:1]:
         mounts.remove_tree(partial, tools)  # the finished root of another recipe with the same packages
         mark.unlink()
@@ -97,21 +121,23 @@ def userland(tools: Tools, cache: Path, mirror: str, logs: Path, say: Callable[[
         bootstrapped.write_text(" ".join(command[1:]), encoding="utf-8")
     mounts.remove_tree(root, tools)
     if bootstrapped.is_file() and bootstrapped.read_text(encoding="utf-8") == " ".join(command[1:]):
-        say(f"the {SUITE} {ARCH} userland in {partial} has its packages: the steps after debootstrap again")
+        say(f"the {SUITE} {target.arch} userland in {partial} has its packages: the steps after debootstrap again")
     else:
         mounts.remove_tree(partial, tools)
         partial.mkdir(parents=True)
-        say(f"building the {SUITE} {ARCH} userland in {partial} (debootstrap; log {logs / 'build.log'})")
+        say(f"building the {SUITE} {target.arch} userland in {partial} (debootstrap; log {logs / 'build.log'})")
         _step(command, logs / "build.log", "debootstrap")
         bootstrapped.write_text(" ".join(command[1:]), encoding="utf-8")
     shutil.copyfile("/etc/resolv.conf", partial / "etc" / "resolv.conf")  # pip reaches PyPI from inside
     environment = pip_environment(partial)
     with mounts.mounted(mounts.plan(partial), tools):
-        _step(in_chroot(tools, partial, ["/usr/bin/python3", "-m", "venv", VENV]), logs / "venv.log", "venv")
+        _step(in_chroot(tools, partial, ["/usr/bin/python3", "-m", "venv", VENV], personality=target.personality),
+              logs / "venv.log", "venv")
         for attempt in range(1, PIP_TRIES + 1):
             say(f"pip install {' '.join(PIP_PACKAGES)} inside (try {attempt} of {PIP_TRIES})")
             try:
-                _step(in_chroot(tools, partial, pip_command()), logs / "pip.log", "pip install", environment)
+                _step(in_chroot(tools, partial, pip_command(), personality=target.personality), logs / "pip.log",
+                      "pip install", environment)
                 break
             except BuildError:
                 if attempt == PIP_TRIES:
@@ -123,7 +149,7 @@ def userland(tools: Tools, cache: Path, mirror: str, logs: Path, say: Callable[[
     return Userland(root, time.monotonic() - begin)
 
 
-def install_suite(tools: Tools, root: Path, checkout: Path, logs: Path) -> None:
+def install_suite(tools: Tools, root: Path, checkout: Path, logs: Path, target: Target = I386) -> None:
     """This checkout's package, copied in and installed into the venv without its dependencies (already there);
     the mounts must be in place."""
     source = root / SOURCE.lstrip("/")
@@ -137,7 +163,8 @@ def install_suite(tools: Tools, root: Path, checkout: Path, logs: Path) -> None:
     if commit:
         (source / "conformance" / revision.COMMIT_FILE).write_text(commit + "\n", encoding="ascii")
     _step(in_chroot(tools, root, [f"{VENV}/bin/pip", "install", "--disable-pip-version-check", "--no-deps",
-                                  "--no-build-isolation", "--no-index", SOURCE]), logs / "install.log",
+                                  "--no-build-isolation", "--no-index", SOURCE], personality=target.personality),
+          logs / "install.log",
           "installing the suite")
 
 

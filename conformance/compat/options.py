@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import settings
+from ..kernels.options import reference_dirs
 
 USERLANDS = ("i386",)  # what `conformance compat` builds: one Debian architecture each
 MIRROR = re.compile(r"(https?|file)://[^\s]+\Z")
@@ -53,12 +54,7 @@ def checked(args) -> Options:
                       workers=settings.workers(args.workers, "-n"), user=not args.no_user, native=not args.no_native,
                       timeout=settings.seconds(args.timeout, "--timeout", MAX_WAIT),
                       pytest_args=tuple(args.pytest_args))
-    found = []
-    for directory in args.reference_dir or ():
-        if not os.path.isdir(directory):
-            raise BadInput(f"--reference-dir {directory}: not a directory")
-        found.append(Path(directory))
-    options.reference_dirs = tuple(found)
+    options.reference_dirs = reference_dirs(args)
     # The directories last: a missing one is made.
     settings.writable_dir(args.out, "--out", create=True)
     settings.writable_dir(str(options.cache), "--cache", create=True)

@@ -34,8 +34,13 @@ def find_tools(arch: str) -> Tools:
     if machine not in HOSTS[arch]:
         raise MissingTools(f"conformance compat {arch} needs a kernel of {' or '.join(HOSTS[arch])}; this one is "
                            f"{machine}")
+    return chroot_tools("conformance compat")
+
+
+def chroot_tools(command: str) -> Tools:
+    """debootstrap, chroot, mount and umount, and root, which they need; ``command`` names who needs them."""
     if os.geteuid() != 0:
-        raise MissingTools("conformance compat needs root: debootstrap, mount and chroot do")
+        raise MissingTools(f"{command} needs root: debootstrap, mount and chroot do")
     path = os.pathsep.join([os.environ.get("PATH", ""), SBIN])
     found = {name: shutil.which(name, path=path) for name in PROGRAMS}
     missing = [f"{name} (apt package {PROGRAMS[name]})" for name, where in found.items() if where is None]

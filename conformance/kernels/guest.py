@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import dataclass
 
 from .sources import Kernel
 from .tools import Tools
@@ -28,6 +29,15 @@ UNSAFE_PATH = re.compile(r"[\s'\"=,\\$`]")
 # 0.02 s on the host); harness deadlines stretch by this much there, and a little with KVM.
 SCALE_EMULATED = 6.0
 SCALE_KVM = 2.0
+
+
+@dataclass(frozen=True)
+class GuestRoot:
+    """A root filesystem the guest boots on instead of this machine's: another architecture's userland."""
+    arch: str    # virtme-ng's --arch
+    path: str    # the tree on this machine
+    python: str  # the interpreter inside that has the suite installed
+    shared: str  # where the report directory appears inside: a directory the tree has
 
 
 def unsafe_path(path: str) -> bool:
@@ -55,11 +65,16 @@ def shell_command(argv: list[str], shared_dir: str, scale: float, env: tuple = (
 
 
 def vng_command(tools: Tools, kernel: Kernel, *, kvm: bool, cpus: int, memory: str, user: str | None,
-                shared_dir: str, command: str) -> list[str]:
+                shared_dir: str, command: str, root: GuestRoot | None = None) -> list[str]:
+    """``shared_dir`` is this machine's; the guest sees it at the same path, or at ``root.shared`` on a root of its
+    own."""
+    inside = root.shared if root else shared_dir
     argv = [tools.vng, "--verbose", "--run", kernel.image, "--cpus", str(cpus), "--memory", memory,
-            "--rwdir", f"{shared_dir}={shared_dir}", "--exec", command]
+            "--rwdir", f"{inside}={shared_dir}", "--exec", command]
     if not kvm:
         argv.insert(1, "--disable-kvm")
+    if root:
+        argv += ["--arch", root.arch, "--root", root.path]
     if user:
         argv += ["--user", user]
     return argv

@@ -47,7 +47,7 @@ class Options:
     reference_dirs: tuple = ()  # with these, each report is judged against its family's reference (exit status)
 
 
-def _reference_dirs(args) -> tuple:
+def reference_dirs(args) -> tuple:
     """--reference-dir, each a directory that can be read (its reports are read at the end)."""
     found = []
     for directory in getattr(args, "reference_dir", None) or ():
@@ -110,7 +110,7 @@ def checked(args) -> Options:
                       kvm=args.kvm, cpus=cpus, memory=memory(args.memory), user=_user(args.user),
                       test_dir=args.dir, host=host, workers=workers, boot_timeout=boot_timeout,
                       timeout=settings.seconds(args.timeout, "--timeout", MAX_WAIT),
-                      pytest_args=tuple(args.pytest_args), reference_dirs=_reference_dirs(args))
+                      pytest_args=tuple(args.pytest_args), reference_dirs=reference_dirs(args))
     try:
         for spec in specs:
             check(spec)

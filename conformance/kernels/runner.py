@@ -72,7 +72,7 @@ def main(specs: list[str], options: Options) -> int:
     kvm = {"yes": True, "no": False}.get(options.kvm, kvm_usable())
     for kernel in kernels:
         step += 1
-        run, kvm = _kernel_run(tools, kernel, options, kvm, f"[{step}/{total}]")
+        run, kvm = kernel_run(tools, kernel, options, kvm, f"[{step}/{total}]")
         runs.append(run)
     return _conclude(runs, options)
 
@@ -126,7 +126,10 @@ def _host_run(options: Options, prefix: str) -> Run:
     return collect(run, watched, staging, options)
 
 
-def _kernel_run(tools: Tools, kernel: Kernel, options: Options, kvm: bool, prefix: str) -> tuple[Run, bool]:
+def kernel_run(tools: Tools, kernel: Kernel, options: Options, kvm: bool, prefix: str,
+               root: guest.GuestRoot | None = None) -> tuple[Run, bool]:
+    """The suite in a guest of ``kernel``, on this machine's root filesystem or on ``root``; the Run, and whether
+    KVM is still worth trying."""
     log = options.out / "logs" / f"{kernel.label}.console.log"
     log.unlink(missing_ok=True)
     retried = None
@@ -135,10 +138,11 @@ def _kernel_run(tools: Tools, kernel: Kernel, options: Options, kvm: bool, prefi
         where = "kvm" if kvm else "emulated"
         run = Run(kernel.label, where, log=log, retried=retried)
         staging = _staging(options, kernel.label)
-        command = guest.guest_command(sys.executable, str(staging.resolve()), options.test_dir, options.workers,
+        python, shared = (root.python, root.shared) if root else (sys.executable, str(staging.resolve()))
+        command = guest.guest_command(python, shared, options.test_dir, options.workers,
                                       guest.SCALE_KVM if kvm else guest.SCALE_EMULATED, list(options.pytest_args))
         argv = guest.vng_command(tools, kernel, kvm=kvm, cpus=options.cpus, memory=options.memory,
-                                 user=options.user, shared_dir=str(staging.resolve()), command=command)
+                                 user=options.user, shared_dir=str(staging.resolve()), command=command, root=root)
         boot_deadline = options.boot_timeout or (KVM_START if kvm else 300.0)
         how = "KVM" if kvm else "emulated, no KVM"
         say(f"{prefix} {kernel.label}: booting ({how})" + (f", try {boot} of {BOOTS}" if boot > 1 else ""))
