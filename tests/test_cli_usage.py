@@ -50,7 +50,7 @@ USAGE_ERRORS = [
                                            f"to {workers_limit()} (4 per CPU, at least 8)"),
     ([], None, "the following arguments are required: SUBCOMMAND"),
     (["nonsense"], None, "argument SUBCOMMAND: invalid choice: 'nonsense' (choose from 'run', 'list', 'render', "
-                         "'matrix', 'diff', 'ktap', 'kernels', 'compat', 'filesystems', 'bench', 'explore', "
+                         "'matrix', 'diff', 'ktap', 'kernels', 'compat', 'arch', 'filesystems', 'bench', 'explore', "
                          "'mutants')"),
     (["--bogus"], None, "the following arguments are required: SUBCOMMAND"),
 ]
