@@ -131,6 +131,15 @@ def test_the_kernel_is_the_userlands_newest_with_its_modules(tmp_path):
         runner.userland_kernel(fake_userland(tmp_path / "empty", {"6.1.0-57-arm64": False}))
 
 
+def test_what_virtme_ngs_init_runs_and_the_userland_lacks_is_taken_from_busybox(tmp_path):
+    root = tmp_path / "r"
+    (root / "usr" / "sbin").mkdir(parents=True)
+    (root / "usr" / "sbin" / "poweroff").write_text("")
+    assert runner.busybox_applets(root) == ["ip"]
+    assert os.readlink(root / "usr" / "sbin" / "ip") == "/bin/busybox"
+    assert runner.busybox_applets(root) == [], "a second run links nothing"
+
+
 def test_the_guest_boots_on_the_userland_with_the_report_directory_inside_it():
     root = guest.GuestRoot(arch="aarch64", path="/c/bookworm-arm64", python="/opt/conformance/venv/bin/python",
                            shared=runner.SHARED)

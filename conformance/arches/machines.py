@@ -15,6 +15,10 @@ from ..compat.build import Target
 # What the guest needs besides the suite: virtme-ng's init is a shell script run by busybox from the guest's root,
 # it names the ports that carry the command's output with udevd, and loads modules with kmod.
 GUEST_PACKAGES = ("busybox-static", "udev", "kmod")
+# What else virtme-ng's init runs that a minbase userland lacks, taken from busybox: `ip` brings the loopback
+# interface up (without it the cases over 127.0.0.1 find no network), `poweroff` ends the guest (without it init exits
+# and the kernel panics).
+BUSYBOX_APPLETS = ("ip", "poweroff")
 
 
 @dataclass(frozen=True)

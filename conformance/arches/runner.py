@@ -24,7 +24,7 @@ from ..kernels.sources import Kernel, release_key
 from ..report.gfm import md_escape, table
 from ..report.matrix import build_matrix
 from ..report.write import write_matrix
-from .machines import MACHINES, Machine
+from .machines import BUSYBOX_APPLETS, MACHINES, Machine
 from .options import BadInput, Options
 from .tools import MissingTools, Tools, find_tools
 
@@ -66,7 +66,21 @@ def _prepared(tools: Tools, machine: Machine, options: Options, logs: Path) -> t
         build.install_suite(tools.chroot, userland.root, Path(conformance.__file__).resolve().parent.parent, logs,
                             machine.target)
     (userland.root / SHARED.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    busybox_applets(userland.root)
     return userland.root, userland.built_in
+
+
+def busybox_applets(root: Path) -> list[str]:
+    """Each of BUSYBOX_APPLETS the userland has no program of, made a link to its busybox; the names linked."""
+    linked = []
+    for name in BUSYBOX_APPLETS:
+        if any((root / directory / name).exists() or (root / directory / name).is_symlink()
+               for directory in ("usr/sbin", "usr/bin", "sbin", "bin")):
+            continue
+        (root / "usr" / "sbin").mkdir(parents=True, exist_ok=True)
+        (root / "usr" / "sbin" / name).symlink_to("/bin/busybox")
+        linked.append(name)
+    return linked
 
 
 def userland_kernel(root: Path) -> Kernel:
