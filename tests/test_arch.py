@@ -141,13 +141,13 @@ def test_what_virtme_ngs_init_runs_and_the_userland_lacks_is_taken_from_busybox(
 
 
 def test_the_guest_boots_on_the_userland_with_the_report_directory_inside_it():
-    root = guest.GuestRoot(arch="aarch64", path="/c/bookworm-arm64", python="/opt/conformance/venv/bin/python",
+    root = guest.GuestRoot(arch="arm64", path="/c/bookworm-arm64", python="/opt/conformance/venv/bin/python",
                            shared=runner.SHARED)
     kernel = Kernel("6.1.0-50-arm64", "/c/bookworm-arm64/boot/vmlinuz-6.1.0-50-arm64", "6.1.0-50-arm64")
     argv = guest.vng_command(types.SimpleNamespace(vng="/v/vng"), kernel, kvm=False, cpus=2, memory="2G", user=None,
                              shared_dir="/o/.run-x", command="true", root=root)
     assert argv == ["/v/vng", "--disable-kvm", "--verbose", "--run", kernel.image, "--cpus", "2", "--memory", "2G",
-                    "--rwdir", f"{runner.SHARED}=/o/.run-x", "--exec", "true", "--arch", "aarch64", "--root",
+                    "--rwdir", f"{runner.SHARED}=/o/.run-x", "--exec", "true", "--arch", "arm64", "--root",
                     "/c/bookworm-arm64"]
 
 
@@ -159,6 +159,9 @@ FAKE_VNG = """\
 # machine's, then the guest's command runs here.
 import subprocess, sys
 args = sys.argv[1:]
+if args[args.index("--arch") + 1] not in ("amd64", "arm64", "armhf", "ppc64el", "s390x", "riscv64"):  # vng's names
+    print("unsupported architecture", args[args.index("--arch") + 1])
+    sys.exit(1)
 inside, outside = args[args.index("--rwdir") + 1].split("=", 1)
 command = args[args.index("--exec") + 1].replace(inside, outside).replace({venv!r}, {python!r})
 sys.exit(subprocess.call(["sh", "-c", command]))

@@ -23,8 +23,8 @@ BUSYBOX_APPLETS = ("ip", "poweroff")
 
 @dataclass(frozen=True)
 class Machine:
-    name: str            # the command's argument, Debian's architecture
-    uname: str           # what `uname -m` says on it, and virtme-ng's --arch
+    name: str            # the command's argument, Debian's architecture, virtme-ng's --arch
+    uname: str           # what `uname -m` says on it
     qemu_system: str     # QEMU's full-system emulator of it
     qemu_package: str    # the Debian package that has it
     binfmt: str          # the binfmt_misc entry of qemu-user-static for it

@@ -50,7 +50,7 @@ def main(options: Options) -> int:
         say(f"conformance arch: {e}")
         return 3
     say(f"{machine.name}: kernel {kernel.image}")
-    guest_root = GuestRoot(arch=machine.uname, path=str(root), python=f"{build.VENV}/bin/python", shared=SHARED)
+    guest_root = GuestRoot(arch=machine.name, path=str(root), python=f"{build.VENV}/bin/python", shared=SHARED)
     run, _ = kernel_run(tools, kernel, options, False, f"[1/1] {machine.name}", root=guest_root)
     return _conclude(machine, run, built, options)
 
