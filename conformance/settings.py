@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import re
+import signal
 import stat
 import tempfile
 from pathlib import Path
@@ -147,14 +148,28 @@ def _usable_problem(path: str) -> str:
         return f"cannot be used: {e.strerror}"
     if not stat.S_ISDIR(mode):
         return "not a directory"
-    try:
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".conformance-probe-")
-    except OSError as e:
-        return f"not writable: {e.strerror}"
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(probe)
+    with _interrupts_held():
+        try:
+            fd, probe = tempfile.mkstemp(dir=path, prefix=".conformance-probe-")
+        except OSError as e:
+            return f"not writable: {e.strerror}"
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
     return ""
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """SIGINT and SIGTERM held back by the kernel for the body, and delivered after it: a command stopped while it
+    probes a directory must not leave the probe behind (seen: `conformance list` stopped at its start)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if hasattr(signal, "pthread_sigmask") else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def writable_dir(path: str, option: str, create: bool = False) -> Path:

@@ -69,6 +69,31 @@ def test_a_directory_must_exist_be_a_directory_and_take_files(tmp_path):
     assert os.listdir(tmp_path) == ["file"], "the probe file was left behind"
 
 
+def test_a_signal_while_a_directory_is_probed_comes_after_the_probe_is_gone(tmp_path, monkeypatch):
+    """The probe file is made and removed with SIGINT and SIGTERM held back: the signal still stops the command, but
+    only once nothing of the probe is left."""
+    import signal
+    import tempfile
+
+    made = tempfile.mkstemp
+
+    def mkstemp_then_signalled(**options):
+        found = made(**options)
+        os.kill(os.getpid(), signal.SIGINT)  # as if Ctrl-C came just after the file was made
+        return found
+
+    monkeypatch.setattr(settings.tempfile, "mkstemp", mkstemp_then_signalled)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            settings.writable_dir(str(tmp_path), "--dir")
+            for _ in range(1000):  # where the signal lands, if not already at the end of the probe
+                pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert list(tmp_path.iterdir()) == [], "the probe was left behind"
+
+
 def test_a_report_directory_is_made_unless_it_cannot_be(tmp_path):
     (tmp_path / "file").write_text("")
     assert settings.report_dir(str(tmp_path / "a" / "b"), "--report-dir").is_dir()
