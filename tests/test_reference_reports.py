@@ -1,7 +1,7 @@
-"""The committed reference reports in reports/, reports/kernels/ and reports/compat/: each is whole and valid, a root
-and an unprivileged reference of one machine differ only where privilege should matter, the kernels' and the 32-bit
-userland's matrix and summary are those of the committed reports, and the 32-bit userland differs from the native run
-only where the data model explains it."""
+"""The committed reference reports in reports/, reports/kernels/, reports/compat/ and reports/arch/: each is whole and
+valid, a root and an unprivileged reference of one machine differ only where privilege should matter, the kernels',
+the 32-bit userland's and the other architectures' matrix and summary are those of the committed reports, and the
+32-bit userland differs from the native run only where the data model explains it."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from conformance.report.matrix_markdown import render_matrix_markdown
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 KERNELS = REPORTS / "kernels"
 COMPAT = REPORTS / "compat"
-REFERENCES = sorted(REPORTS.glob("*.json")) + [p for directory in (KERNELS, COMPAT)
+ARCH = REPORTS / "arch"
+REFERENCES = sorted(REPORTS.glob("*.json")) + [p for directory in (KERNELS, COMPAT, ARCH)
                                                for p in sorted(directory.glob("*.json")) if p.name != "matrix.json"]
 MARKDOWN = next(form for form in REPORT_FORMATS if form.suffix == ".md").render  # the page as written
 
@@ -112,3 +113,23 @@ def test_the_compat_matrix_and_summary_are_those_of_the_committed_reports():
     summary = (COMPAT / "compat.md").read_text(encoding="utf-8")
     for path in COMPAT_REPORTS:
         assert path.name.replace("_", "\\_") in summary, f"{path.name} is not in compat.md"
+
+
+ARCH_REPORTS = [p for p in REFERENCES if p.parent == ARCH]
+
+
+def test_the_architecture_references_are_debian_kernels_of_other_machines_on_tmpfs():
+    reports = {read_report(p).platform.arch: read_report(p) for p in ARCH_REPORTS}
+    assert set(reports) >= {"aarch64", "s390x"}, sorted(reports)
+    for report in reports.values():
+        assert report.platform.filesystem_type == "tmpfs" and report.platform.privileged
+        assert report.platform.release.startswith("6.1.0-"), report.platform.release
+
+
+def test_the_architecture_matrix_is_theirs_beside_the_kernel_references_and_the_summary_names_them():
+    """One matrix of every architecture reached: the kernels' references (x86_64) and the other machines'."""
+    matrix = build_matrix([(str(p.relative_to(REPORTS.parent)), read_report(p)) for p in KERNEL_REPORTS + ARCH_REPORTS])
+    assert (ARCH / "matrix.md").read_text(encoding="utf-8") == render_matrix_markdown(matrix)
+    summary = (ARCH / "arch.md").read_text(encoding="utf-8")
+    for path in ARCH_REPORTS:
+        assert path.name.replace("_", "\\_") in summary, f"{path.name} is not in arch.md"
