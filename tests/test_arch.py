@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
+import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
+import nested_run
 import pytest
 from commands import conformance, refused
 
@@ -195,3 +199,51 @@ def test_an_arch_run_writes_its_report_matrix_summary_and_log(fake_arch, capsys)
     assert "# The suite on arm64 (little-endian)" in summary and "userland: built in 12 s" in summary
     assert "| 6.1.0-fake-arm64 | " in summary and "root-tmpfs.partial.json |" in summary
     assert "conformance-kernels: booted" in (out / "logs" / "6.1.0-fake-arm64.console.log").read_text()
+
+
+DRIVER = """
+import os, sys
+from pathlib import Path
+from conformance.arches import runner
+from conformance.arches import tools as arch_tools
+from conformance.cli import main
+vng, root = sys.argv[1], Path(sys.argv[2])
+runner.find_tools = lambda machine: arch_tools.Tools(None, vng, os.environ["PATH"])
+runner._prepared = lambda tools, machine, options, logs: (root, None)
+sys.exit(main(["arch", "arm64", "--out", sys.argv[3], "--cache", str(root.parent)]))
+"""
+
+SLEEPING_VNG = """#!/bin/sh
+# Stands in for a guest that runs for long: it says where it is, with a job of its own, then waits.
+sleep 600 &
+echo $$ $! > {pids}
+wait
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="finds the guest's processes through /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_mid_guest_ends_it_and_the_command_in_one_line(tmp_path, sig):
+    pids = tmp_path / "pids"
+    vng = tmp_path / "vng"
+    vng.write_text(SLEEPING_VNG.format(pids=pids))
+    vng.chmod(0o755)
+    root = fake_userland(tmp_path / "cache" / "bookworm-arm64", {"6.1.0-fake-arm64": True})
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(vng), str(root), str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=nested_run.ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (pids.exists() and len(pids.read_text().split()) == 2):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 128 + sig, err
+    assert err.splitlines()[-1] == f"conformance: arch: stopped by {sig.name}"
+    for pid in map(int, pids.read_text().split()):
+        assert not os.path.exists(f"/proc/{pid}"), f"the guest's process {pid} was left behind"
+    assert not list(out.glob(".run-*")), "the guest's staging directory was left behind"

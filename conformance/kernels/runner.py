@@ -149,9 +149,13 @@ def kernel_run(tools: Tools, kernel: Kernel, options: Options, kvm: bool, prefix
         with open(log, "a", encoding="utf-8") as f:
             f.write(f"== conformance kernels: {kernel.label}, boot {boot} of {BOOTS} ({how})\n")
         env = dict(os.environ, PATH=tools.path)
-        watched = console.watch(argv, env=env, log_path=run.log, marker=guest.MARKER.encode(),
-                                start_deadline=boot_deadline, finish_deadline=boot_deadline + options.timeout,
-                                on_event=_reporter(prefix, kernel.label), marker_file=staging / guest.BOOTED)
+        try:
+            watched = console.watch(argv, env=env, log_path=run.log, marker=guest.MARKER.encode(),
+                                    start_deadline=boot_deadline, finish_deadline=boot_deadline + options.timeout,
+                                    on_event=_reporter(prefix, kernel.label), marker_file=staging / guest.BOOTED)
+        except KeyboardInterrupt:  # the guest is gone (watch ends its group): so is what it would have written
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         if kvm and options.kvm == "auto" and watched.started is None:
             say(f"{prefix} {kernel.label}: no sign of the KVM guest within {boot_deadline:.0f} s "
                 f"({watched.last_lines(1)}); booting without KVM from now on (--kvm no skips this try)")
