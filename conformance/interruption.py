@@ -156,14 +156,14 @@ def run_reaped(argv: list, *, timeout: float | None = None, **popen) -> subproce
 
 def _unsafe_to_interrupt(frame) -> bool:
     """Whether the frame a signal landed in is pluggy's own hook-calling code, which cannot unwind from an exception
-    raised at any instruction (a raise there may find its locals unassigned), or the standard library's threading and
-    queue code, whose locks it would corrupt."""
+    raised at any instruction (a raise there may find its locals unassigned), the standard library's threading and
+    queue code, whose locks it would corrupt, or code that exec() runs from a string (see _in_exec_of_a_string)."""
     if frame is None:
         return False
-    if frame.f_code.co_filename in _LOCK_WRAPPERS or _in_exec_of_a_string(frame):
+    filename = frame.f_code.co_filename
+    if filename in _LOCK_WRAPPERS or "/pluggy/" in filename.replace("\\", "/"):
         return True
-    filename = frame.f_code.co_filename.replace("\\", "/")
-    return "/pluggy/" in filename
+    return _in_exec_of_a_string(frame)
 
 
 def _in_exec_of_a_string(frame) -> bool:
