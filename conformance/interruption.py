@@ -167,17 +167,15 @@ def _unsafe_to_interrupt(frame) -> bool:
 
 
 def _in_exec_of_a_string(frame) -> bool:
-    """Whether the frame runs, or was called from, the top-level code of a string given to exec() or eval() (a
-    namedtuple's or a dataclass's generated code, while it is made). A KeyboardInterrupt that leaves such a call
-    marks the interpreter, which then ends by SIGINT at exit whoever catches the exception and whatever status it
-    exits with (CPython's run_eval_code_obj sets _Py_UnhandledKeyboardInterrupt; seen under `python -m`: `conformance
-    list` stopped by SIGINT ended killed by it, in 3 of 12 runs, instead of exiting with 130). The bottom frame is
-    `python -c`'s own program, which has the same name: a raise there is an ordinary one."""
-    while frame is not None and frame.f_back is not None:
-        if frame.f_code.co_filename == "<string>" and frame.f_code.co_name == "<module>":
-            return True
-        frame = frame.f_back
-    return False
+    """Whether the frame is the top-level code of a string given to exec() or eval() (a namedtuple's or a dataclass's
+    generated code, while it is made). A KeyboardInterrupt that leaves such a call marks the interpreter, which then
+    ends by SIGINT at exit whoever catches the exception and whatever status it exits with (CPython's
+    run_eval_code_obj sets _Py_UnhandledKeyboardInterrupt; seen under `python -m`: `conformance list` stopped by
+    SIGINT ended killed by it, in 3 of 12 runs, instead of exiting with 130). Only the frame itself: an xdist worker
+    runs its whole life under execnet's exec() of a string, and its signals must not all wait. A frame without a
+    caller is `python -c`'s own program, which has the same name: a raise there is an ordinary one."""
+    return (frame.f_code.co_filename == "<string>" and frame.f_code.co_name == "<module>"
+            and frame.f_back is not None)
 
 
 def _is_interruption(handler) -> bool:

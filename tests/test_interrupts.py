@@ -307,6 +307,31 @@ def test_a_signal_that_lands_in_code_exec_runs_from_a_string_is_raised_after_tha
     assert re.fullmatch(r"raised, postponed [1-9]\d*\n", done.stdout), done
 
 
+UNDER_EXEC_SCRIPT = """
+import signal, sys
+from conformance.interruption import Interruption
+interruption = Interruption(deferring=False)
+interruption.install()
+
+def serve():  # ordinary code that an exec'd string called, as execnet runs an xdist worker's whole life
+    try:
+        interruption.handle(signal.SIGINT, sys._getframe())
+        print("not raised")
+    except KeyboardInterrupt:
+        print("raised, postponed", interruption.postponed)
+
+exec("serve()")
+"""
+
+
+def test_a_signal_in_code_an_execd_string_called_is_raised_at_once():
+    """Only the exec'd string's own top-level code waits: an xdist worker runs under execnet's exec() of a string,
+    and a signal that lands anywhere in it must not wait."""
+    done = subprocess.run([sys.executable, "-c", UNDER_EXEC_SCRIPT], capture_output=True, text=True, timeout=30,
+                          cwd=nested_run.ROOT)
+    assert (done.stdout, done.stderr) == ("raised, postponed 0\n", ""), done
+
+
 WORKER_STOPS_ITSELF = '''
 import os
 import signal
