@@ -153,16 +153,19 @@ def _usable_problem(path: str) -> str:
             fd, probe = tempfile.mkstemp(dir=path, prefix=".conformance-probe-")
         except OSError as e:
             return f"not writable: {e.strerror}"
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(probe)
+        try:
+            os.close(fd)
+        finally:  # also when another thread took the signal and its handler raised here
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
     return ""
 
 
 @contextlib.contextmanager
 def _interrupts_held():
     """SIGINT and SIGTERM held back by the kernel for the body, and delivered after it: a command stopped while it
-    probes a directory must not leave the probe behind (seen: `conformance list` stopped at its start)."""
+    probes a directory must not leave the probe behind (seen: `conformance list` stopped at its start). The mask is
+    this thread's: in a process whose other threads take the signal, its handler can still run in the body."""
     held = {signal.SIGINT, signal.SIGTERM}
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if hasattr(signal, "pthread_sigmask") else None
     try:
