@@ -12,12 +12,12 @@ import contextlib
 import math
 import os
 import re
-import signal
 import stat
 import tempfile
 from pathlib import Path
 
 from .harness import deadlines
+from .interruption import interrupts_held
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 DEFAULT_REPORT_DIR = "reports/runs"
@@ -148,31 +148,17 @@ def _usable_problem(path: str) -> str:
         return f"cannot be used: {e.strerror}"
     if not stat.S_ISDIR(mode):
         return "not a directory"
-    with _interrupts_held():
+    with interrupts_held():  # a command stopped while it probes must not leave the probe behind
         try:
             fd, probe = tempfile.mkstemp(dir=path, prefix=".conformance-probe-")
         except OSError as e:
             return f"not writable: {e.strerror}"
         try:
             os.close(fd)
-        finally:  # also when another thread took the signal and its handler raised here
+        finally:  # a default handler can still raise here, if another thread took the signal
             with contextlib.suppress(OSError):
                 os.unlink(probe)
     return ""
-
-
-@contextlib.contextmanager
-def _interrupts_held():
-    """SIGINT and SIGTERM held back by the kernel for the body, and delivered after it: a command stopped while it
-    probes a directory must not leave the probe behind (seen: `conformance list` stopped at its start). The mask is
-    this thread's: in a process whose other threads take the signal, its handler can still run in the body."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if hasattr(signal, "pthread_sigmask") else None
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def writable_dir(path: str, option: str, create: bool = False) -> Path:
