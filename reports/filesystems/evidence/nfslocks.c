@@ -1,0 +1,208 @@
+/* The NFS findings of reports/filesystems, observed a second way, without the suite: C and the system calls only.
+ *
+ * usage: nfslocks DIR    (DIR on the filesystem to look at; CAP=SECONDS bounds the waiters' wait, default 100)
+ *
+ * 1. For each kind of lock a holder process takes on a fresh file (flock shared and exclusive, blocking or not; an
+ *    fcntl read or write lock on the whole file or on bytes 2-4; an OFD write lock on bytes 0-9), another process
+ *    with a description of its own asks F_GETLK and F_OFD_GETLK, then tries F_SETLK, F_OFD_SETLK and flock without
+ *    waiting (and queries for F_UNLCK, which conflicts with nothing). On a local filesystem a query answers what the attempt meets (POSIX fcntl: F_GETLK reports "the first
+ *    lock which would prevent this lock from being created"); l_pid of an OFD holder is -1 (fcntl(2)).
+ * 2. Ten threads of one process (one owner) wait for an exclusive lock the holder has; the holder lets go, and the
+ *    time each thread was granted after that is printed, "never" if not within CAP seconds.
+ *
+ * Build: cc -O1 -Wall -pthread -o nfslocks nfslocks.c. run_in_guest.py runs it on a tmpfs and over NFS. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <time.h>
+
+static const char *dir;
+static int counter;
+
+static const char *tname(int t) { return t == F_RDLCK ? "read" : t == F_WRLCK ? "write" : t == F_UNLCK ? "unlck" : "?"; }
+
+static void fresh(char *path) {
+    snprintf(path, 256, "%s/f%d-%d", dir, getpid(), counter++);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0666);
+    if (fd < 0) { perror("create"); exit(2); }
+    if (write(fd, "0123456789abcdef", 16) != 16) { perror("write"); exit(2); }
+    close(fd);
+}
+
+/* holder: a child that takes a lock and waits; returns its pid, after it has the lock */
+enum how { FLOCK_SH, FLOCK_EX, FLOCK_SH_NB, FLOCK_EX_NB, POSIX_RD, POSIX_WR, OFD_WR, POSIX_RD_RANGE };
+static const char *hname[] = {"flock(LOCK_SH)", "flock(LOCK_EX)", "flock(LOCK_SH|LOCK_NB)", "flock(LOCK_EX|LOCK_NB)",
+                              "F_SETLK read whole", "F_SETLK write whole", "F_OFD_SETLK write 0+10",
+                              "F_SETLK read 2+3"};
+
+static pid_t hold(const char *path, enum how how, int *release) {
+    int ready[2], go[2];
+    if (pipe(ready) || pipe(go)) exit(2);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(ready[0]); close(go[1]);
+        int fd = open(path, O_RDWR);
+        int r = -1;
+        struct flock fl = {0};
+        fl.l_whence = SEEK_SET;
+        switch (how) {
+        case FLOCK_SH: r = flock(fd, LOCK_SH); break;
+        case FLOCK_EX: r = flock(fd, LOCK_EX); break;
+        case FLOCK_SH_NB: r = flock(fd, LOCK_SH | LOCK_NB); break;
+        case FLOCK_EX_NB: r = flock(fd, LOCK_EX | LOCK_NB); break;
+        case POSIX_RD: fl.l_type = F_RDLCK; r = fcntl(fd, F_SETLK, &fl); break;
+        case POSIX_WR: fl.l_type = F_WRLCK; r = fcntl(fd, F_SETLK, &fl); break;
+        case OFD_WR: fl.l_type = F_WRLCK; fl.l_len = 10; r = fcntl(fd, F_OFD_SETLK, &fl); break;
+        case POSIX_RD_RANGE: fl.l_type = F_RDLCK; fl.l_start = 2; fl.l_len = 3; r = fcntl(fd, F_SETLK, &fl); break;
+        }
+        char c = r == 0 ? 'y' : 'n';
+        if (r) fprintf(stdout, "  holder %s failed: %s\n", hname[how], strerror(errno));
+        fflush(stdout);
+        if (write(ready[1], &c, 1) != 1) _exit(3);
+        if (read(go[0], &c, 1) < 0) _exit(3);
+        _exit(0);
+    }
+    close(ready[1]); close(go[0]);
+    char c = 0;
+    if (read(ready[0], &c, 1) != 1 || c != 'y') { fprintf(stdout, "  holder did not get its lock\n"); }
+    close(ready[0]);
+    *release = go[1];
+    return pid;
+}
+
+static void let_go(pid_t pid, int release) {
+    close(release);
+    int st;
+    waitpid(pid, &st, 0);
+}
+
+static void query(const char *label, int fd, int cmd, short type, pid_t holder) {
+    struct flock fl = {0};
+    fl.l_type = type; fl.l_whence = SEEK_SET;
+    if (fcntl(fd, cmd, &fl)) { printf("  %s %s whole: error %s\n", label, tname(type), strerror(errno)); return; }
+    printf("  %s %s whole: %s", label, tname(type), tname(fl.l_type));  /* l_type unchanged for F_UNLCK: none */
+    if (fl.l_type != F_UNLCK)
+        printf(" %lld+%lld l_pid %d%s", (long long)fl.l_start, (long long)fl.l_len, fl.l_pid,
+               fl.l_pid == holder ? " (the holder's pid)" : fl.l_pid == -1 ? " (-1)" : "");
+    printf("\n");
+}
+
+static void try_set(const char *label, int fd, int cmd, short type) {
+    struct flock fl = {0};
+    fl.l_type = type; fl.l_whence = SEEK_SET;
+    int r = fcntl(fd, cmd, &fl);
+    printf("  %s %s whole: %s\n", label, tname(type), r ? strerror(errno) : "granted");
+    if (!r) { fl.l_type = F_UNLCK; fcntl(fd, cmd, &fl); }
+}
+
+static void try_flock(int fd, int op) {
+    int r = flock(fd, op | LOCK_NB);
+    printf("  flock(%s|LOCK_NB): %s\n", op == LOCK_EX ? "LOCK_EX" : "LOCK_SH", r ? strerror(errno) : "granted");
+    if (!r) flock(fd, LOCK_UN);
+}
+
+/* Another process, with a fresh description, asks and tries while the holder holds. */
+static void scenario(enum how how) {
+    char path[256];
+    fresh(path);
+    int release;
+    pid_t holder = hold(path, how, &release);
+    printf("holder %d: %s\n", holder, hname[how]);
+    int fd = open(path, O_RDWR);
+    query("F_GETLK", fd, F_GETLK, F_WRLCK, holder);
+    query("F_GETLK", fd, F_GETLK, F_RDLCK, holder);
+    query("F_OFD_GETLK", fd, F_OFD_GETLK, F_WRLCK, holder);
+    query("F_GETLK", fd, F_GETLK, F_UNLCK, holder);  /* an unlock conflicts with nothing */
+    query("F_OFD_GETLK", fd, F_OFD_GETLK, F_UNLCK, holder);
+    try_set("F_SETLK", fd, F_SETLK, F_WRLCK);
+    try_set("F_SETLK", fd, F_SETLK, F_RDLCK);
+    try_set("F_OFD_SETLK", fd, F_OFD_SETLK, F_WRLCK);
+    try_flock(fd, LOCK_EX);
+    try_flock(fd, LOCK_SH);
+    close(fd);
+    let_go(holder, release);
+    unlink(path);
+}
+
+
+/* Ten threads of one process wait on one lock (one owner: the process for F_SETLKW, the shared description for
+ * F_OFD_SETLKW and flock); the holder, another process, lets go; each thread's grant time after that is printed. */
+#define THREADS 10
+enum family { POSIX, OFD, FLOCK };
+static const char *fname[] = {"posix F_SETLKW", "ofd F_OFD_SETLKW", "flock LOCK_EX"};
+static int shared_fd;
+static enum family fam;
+static volatile double *released_at;  /* shared: set by the parent as it lets go */
+static double granted_after[THREADS];
+
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
+
+static void *waiter(void *arg) {
+    long i = (long)arg;
+    struct flock fl = {0};
+    fl.l_type = F_WRLCK; fl.l_whence = SEEK_SET;
+    int r = fam == POSIX ? fcntl(shared_fd, F_SETLKW, &fl) : fam == OFD ? fcntl(shared_fd, F_OFD_SETLKW, &fl)
+                                                                          : flock(shared_fd, LOCK_EX);
+    if (r) fprintf(stderr, "thread %ld: %s\n", i, strerror(errno));
+    granted_after[i] = r ? -1 : now() - *released_at;
+    return NULL;
+}
+
+static void threads_scenario(enum family f, double cap) {
+    char path[256];
+    fresh(path);
+    int release;
+    pid_t holder = hold(path, f == POSIX ? POSIX_WR : f == FLOCK ? FLOCK_EX_NB : OFD_WR, &release);
+    released_at = mmap(NULL, sizeof(double), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    *released_at = 0;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(release);
+        fam = f;
+        shared_fd = open(path, O_RDWR);
+        pthread_t t[THREADS];
+        for (long i = 0; i < THREADS; i++) { granted_after[i] = -2; pthread_create(&t[i], NULL, waiter, (void *)i); }
+        while (*released_at == 0) usleep(1000);
+        double end = *released_at + cap;
+        while (now() < end) {
+            int all = 1;
+            for (int i = 0; i < THREADS; i++) if (granted_after[i] == -2) all = 0;
+            if (all) break;
+            usleep(100000);
+        }
+        printf("  %s, %d threads of one owner: granted after", fname[f], THREADS);
+        for (int i = 0; i < THREADS; i++) {
+            if (granted_after[i] == -2) printf(" never(%.0fs)", cap);
+            else if (granted_after[i] == -1) printf(" error");
+            else printf(" %.2f", granted_after[i]);
+        }
+        printf(" s\n");
+        fflush(stdout);
+        _exit(0);
+    }
+    sleep(2);  /* the threads asleep in their waits */
+    *released_at = now();
+    let_go(holder, release);
+    int st;
+    waitpid(pid, &st, 0);
+    unlink(path);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) { fprintf(stderr, "usage: nfslocks DIR\n"); return 2; }
+    dir = argv[1];
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (enum how how = FLOCK_SH; how <= POSIX_RD_RANGE; how++) scenario(how);
+    double cap = getenv("CAP") ? atof(getenv("CAP")) : 100;
+    for (enum family f = POSIX; f <= FLOCK; f++) threads_scenario(f, cap);
+    return 0;
+}
