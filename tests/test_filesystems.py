@@ -360,6 +360,35 @@ def test_the_lock_table_finds_a_file_it_names_by_the_mounts_device_rather_than_s
     assert lock_table.waiters(path, 4343) == 1
 
 
+@pytest.mark.parametrize("fstype, listed", [("ext4", True), ("nfs4", False), ("nfs", False), ("fuse.bindfs", True)])
+def test_the_lock_table_is_not_asked_for_waiters_where_a_server_arbitrates_the_locks(tmp_path, monkeypatch, fstype,
+                                                                                       listed):
+    # Over NFS a waiter that meets a lock only the server knows sleeps in the protocol, not in /proc/locks: the
+    # waiter queries answer None (no table), so that the cases fall back to a window of silence; held locks are
+    # still listed (the client records what the server granted).
+    path = tmp_path / "locked"
+    path.write_bytes(b"")
+    st = path.stat()
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    mountinfo, table = tmp_path / "mountinfo", tmp_path / "locks"
+    mountinfo.write_text(f"1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+                         f"99 1 0:52 / {tmp_path} rw,relatime shared:7 - {fstype} server:/export rw\n")
+    table.write_text(f"1: POSIX  ADVISORY  WRITE 4242 {ident} 0 EOF\n"
+                     f"1: -> POSIX  ADVISORY  WRITE 4343 {ident} 0 EOF\n")
+    facts = constants()
+    monkeypatch.setattr(facts, "MOUNTINFO", str(mountinfo))
+    monkeypatch.setattr(facts, "PROC_LOCKS", str(table))
+    assert lock_table.held(path) == [("POSIX", "WRITE", "4242")]
+    expected = (1, 1, [("POSIX", "WRITE", "4343", "0", "EOF")]) if listed else (None, None, None)
+    assert (lock_table.all_waiters(path), lock_table.waiters(path, 4343), lock_table.blocked(path)) == expected
+
+
+def test_a_platform_without_remote_lock_filesystems_lists_every_waiter(tmp_path, monkeypatch):
+    monkeypatch.setattr(constants(), "REMOTE_LOCK_FILESYSTEMS", None)  # as on a platform that names none
+    monkeypatch.setattr(constants(), "MOUNTINFO", str(tmp_path / "no-mountinfo"))
+    assert lock_table._lists_every_waiter(tmp_path)
+
+
 # ---- the committed reports --------------------------------------------------------------------------------------
 
 FILESYSTEM_REPORTS = Path(__file__).resolve().parents[1] / "reports" / "filesystems"

@@ -19,11 +19,14 @@ RESULTS = EVIDENCE / "results-6.12.txt"
 
 
 def parse(text: str) -> dict:
-    """{holder description: {question: answer}}, and the waiters' lines under "threads"."""
+    """{holder description: {question: answer}}, the waiters' lines under "threads" and the lock table's under
+    "table"."""
     blocks: dict = {"threads": {}}
     current = None
     for line in text.splitlines():
-        if line.startswith("holder "):
+        if line == "waiters in the lock table":
+            current = blocks.setdefault("table", {})
+        elif line.startswith("holder "):
             current = blocks.setdefault(line.partition(": ")[2], {})
         elif line.startswith("  ") and ": " in line:
             key, _, value = line.strip().partition(": ")
@@ -43,10 +46,11 @@ def grants(value: str) -> list:
 
 def check_local(blocks: dict) -> None:
     """What every local filesystem does: a query answers what the request meets, flock and fcntl locks are apart, an
-    OFD holder's l_pid is -1, F_UNLCK queries find nothing, and every waiting thread is granted at once."""
-    assert len(blocks) == 9, sorted(blocks)
+    OFD holder's l_pid is -1, F_UNLCK queries find nothing, every waiting thread is granted at once, and the lock
+    table lists every waiter."""
+    assert len(blocks) == 10, sorted(blocks)
     for holder, answers in blocks.items():
-        if holder == "threads":
+        if holder in ("threads", "table"):
             continue
         for query, request in (("F_GETLK write", "F_SETLK write"), ("F_GETLK read", "F_SETLK read"),
                                ("F_OFD_GETLK write", "F_OFD_SETLK write")):
@@ -59,6 +63,11 @@ def check_local(blocks: dict) -> None:
             assert answers["flock(LOCK_SH|LOCK_NB)"] == "granted", (holder, answers)
     assert blocks["F_OFD_SETLK write 0+10"]["F_GETLK write whole"].endswith("l_pid -1 (-1)")
     assert len(blocks["threads"]) == 3
+    assert len(blocks["table"]) == 9
+    for pair, seen in blocks["table"].items():
+        waiting = seen.startswith("waiting")
+        assert seen.endswith("lists 1 waiter(s)" if waiting else "lists 0 waiter(s)"), (pair, seen)
+        assert waiting == (pair.count("flock") != 1), (pair, seen)  # the same call meets; flock and fcntl do not
     for line, value in blocks["threads"].items():
         assert all(t is not None and -0.5 < t < 1.0 for t in grants(value)), (line, value)
 
@@ -101,6 +110,10 @@ def test_the_committed_output_shows_what_the_readme_says_of_nfs():
     assert v3["F_SETLK write whole"]["F_OFD_GETLK unlck whole"].startswith("write 0+0")
     assert v4["F_SETLK write whole"]["F_OFD_GETLK unlck whole"] == "unlck"
     assert v4_plain["F_SETLK read whole"]["F_OFD_GETLK unlck whole"].startswith("read 0+0")
+    # A waiter that only the server sees blocked is not in the client's lock table (lock_table.py leaves NFS out).
+    for blocks in (v3, v4_plain):
+        assert blocks["table"]["holder F_SETLK write whole, waiter flock LOCK_EX"] == (
+            "waiting; the lock table lists 0 waiter(s)")
     # NFSv3's waiters: some threads of one owner granted only at the client's 30 s poll.
     late = [t for value in v3["threads"].values() for t in grants(value) if t is not None and t > 25]
     assert late and all(29 < t < 35 for t in late), v3["threads"]

@@ -103,6 +103,9 @@ class Facts:
     F_OFD_SETLKW: Optional[int] = None
     # A table of every lock and every blocked waiter, so a case can see a waiter block.
     PROC_LOCKS: Optional[str] = None
+    # Filesystem types (as the mount table names them) whose lock requests go to a server or a cluster's lock manager:
+    # a waiter that meets a lock only that party knows sleeps there, and PROC_LOCKS does not list it.
+    REMOTE_LOCK_FILESYSTEMS: Optional[frozenset] = None
     # Whether flock locks and fcntl locks of other owners conflict ("conflicting") or ignore each other
     # ("independent") on a local filesystem: the OS's own design, which the references leave open (flock(2)), and a
     # parameter of the lock model (explore/lockmodel.py).

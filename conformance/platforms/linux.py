@@ -98,6 +98,14 @@ FACTS = Facts(
 
     # Every lock and every blocked waiter ("->" lines), to confirm a waiter positively (fs/locks.c) (seen).
     PROC_LOCKS="/proc/locks",
+    # Filesystems whose file_operations lock and flock pass requests on, so that a waiter may sleep outside the
+    # kernel's lists: nfs and nfs4 (fs/nfs/file.c nfs_lock, nfs_flock: NLM, fs/lockd/clntproc.c, or NFSv4 LOCK,
+    # fs/nfs/nfs4proc.c) (seen: reports/filesystems/evidence, a flock waiter behind a fcntl lock is not listed);
+    # cifs and smb3 (fs/smb/client/file.c cifs_lock, cifs_flock), ceph (fs/ceph/locks.c), 9p (fs/9p/vfs_file.c
+    # v9fs_file_lock_dotl), gfs2 and ocfs2 (fs/gfs2/file.c gfs2_lock, fs/ocfs2/locks.c: the DLM) and afs
+    # (fs/afs/flock.c) (src). A FUSE filesystem forwards locks only if its daemon implements them, which its type
+    # does not tell: left out, as the kernel keeps the locks of the rest.
+    REMOTE_LOCK_FILESYSTEMS=frozenset({"nfs", "nfs4", "cifs", "smb3", "ceph", "9p", "gfs2", "ocfs2", "afs"}),
 
     # Open file description locks (include/uapi/asm-generic/fcntl.h, 3.15+) (seen).
     F_OFD_GETLK=36, F_OFD_SETLK=37, F_OFD_SETLKW=38,

@@ -1,8 +1,9 @@
 """The kernel's table of file locks, where the platform has one: who waits for a lock on a file.
 
 A case that must know a lock waiter is asleep in the kernel asks here instead of waiting a fixed time. Only Linux
-lists waiters (`PROC_LOCKS`, /proc/locks: fs/locks.c lock_get_status, proc_locks(5)); elsewhere the answer is None
-and the case falls back to a window of silence. The same table lists the locks held on a file, whoever took them.
+lists waiters (`PROC_LOCKS`, /proc/locks: fs/locks.c lock_get_status, proc_locks(5)), and not every one on a network
+or cluster filesystem; elsewhere the answer is None and the case falls back to a window of silence. The same table
+lists the locks held on a file, whoever took them.
 """
 
 from __future__ import annotations
@@ -20,21 +21,22 @@ def _identities(path) -> set[str]:
     number: the table cannot tell their files apart, and neither can this.)"""
     st = os.stat(path)
     devices = {(os.major(st.st_dev), os.minor(st.st_dev))}
-    mount = _mount_device(os.path.realpath(path))
+    mount = _mount_of(os.path.realpath(path))
     if mount is not None:
-        devices.add(mount)
+        devices.add(mount[0])
     return {f"{major:02x}:{minor:02x}:{st.st_ino}" for major, minor in devices}
 
 
-def _mount_device(path: str) -> tuple[int, int] | None:
-    """(major, minor) that mountinfo gives the mount holding path (the longest mount point above it); None if no
-    table says."""
+def _mount_of(path: str) -> tuple[tuple[int, int], str] | None:
+    """(major, minor) and the filesystem type that mountinfo gives the mount holding path (the longest mount point
+    above it); None if no table says."""
     mountinfo = constants().MOUNTINFO
-    best, device = "", None
+    best, found = "", None
     try:
         with open(mountinfo, encoding="utf-8", errors="replace") as f:
             for line in f:
-                # "id parent maj:min root mountpoint opts ..." (proc_pid_mountinfo(5))
+                # "id parent maj:min root mountpoint opts [optional...] - fstype source superopts"
+                # (proc_pid_mountinfo(5))
                 fields = line.split()
                 if len(fields) < 5 or ":" not in fields[2]:
                     continue
@@ -42,10 +44,24 @@ def _mount_device(path: str) -> tuple[int, int] | None:
                 inside = path == point or path.startswith(point.rstrip("/") + "/")
                 if inside and len(point) >= len(best):
                     major, _, minor = fields[2].partition(":")
-                    best, device = point, (int(major), int(minor))
+                    after = fields[fields.index("-") + 1:] if "-" in fields[5:] else []
+                    best, found = point, ((int(major), int(minor)), after[0] if after else "")
     except (OSError, TypeError, ValueError):
         return None
-    return device
+    return found
+
+
+def _lists_every_waiter(path) -> bool:
+    """Whether a waiter for a lock on this file is always in this kernel's table. Not on a filesystem whose locks a
+    server or a cluster's lock manager arbitrates (the platform's REMOTE_LOCK_FILESYSTEMS): a request that meets a
+    lock there sleeps in that protocol, not in the kernel's lists (seen over NFS: a flock waiter blocked by a fcntl
+    lock, which only the server sees, is not listed; reports/filesystems/evidence). There a case must not wait for
+    the table to list it, and falls back to a window of silence, as where there is no table."""
+    remote = constants().REMOTE_LOCK_FILESYSTEMS
+    if not remote:
+        return True
+    mount = _mount_of(os.path.realpath(path))
+    return mount is None or mount[1] not in remote
 
 
 def held(path) -> list[tuple[str, str, str]] | None:
@@ -84,9 +100,12 @@ def all_waiters(path) -> int | None:
 
 
 def _waiter_lines(path) -> list | None:
-    """The fields of every "->" line the lock table has for this file; None where there is no table to read."""
+    """The fields of every "->" line the lock table has for this file; None where there is no table to read, or the
+    table may not list every waiter on it."""
     rows = _rows(path)
-    return None if rows is None else [fields for fields in rows if fields[1] == "->"]
+    if rows is None or not _lists_every_waiter(path):
+        return None
+    return [fields for fields in rows if fields[1] == "->"]
 
 
 def _rows(path) -> list | None:

@@ -7,6 +7,8 @@
  *    with a description of its own asks F_GETLK and F_OFD_GETLK, then tries F_SETLK, F_OFD_SETLK and flock without
  *    waiting (and queries for F_UNLCK, which conflicts with nothing). On a local filesystem a query answers what the attempt meets (POSIX fcntl: F_GETLK reports "the first
  *    lock which would prevent this lock from being created"); l_pid of an OFD holder is -1 (fcntl(2)).
+ * 3. (after 2) A waiter for an exclusive lock, blocked by a holder of each kind: whether the kernel's lock table
+ *    (/proc/locks) lists it as waiting, as it does for every waiter on a local filesystem.
  * 2. Ten threads of one process (one owner) wait for an exclusive lock the holder has; the holder lets go, and the
  *    time each thread was granted after that is printed, "never" if not within CAP seconds.
  *
@@ -20,6 +22,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <pthread.h>
@@ -134,6 +138,33 @@ static void scenario(enum how how) {
 }
 
 
+static int table_waiters(const char *path) {
+    struct stat st;
+    if (stat(path, &st)) return -1;
+    char ident[64];
+    snprintf(ident, sizeof ident, "%02x:%02x:%lu", major(st.st_dev), minor(st.st_dev), (unsigned long)st.st_ino);
+    FILE *f = fopen("/proc/locks", "r");
+    if (!f) return -1;
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, " -> ") && strstr(line, ident)) n++;
+    fclose(f);
+    return n;
+}
+
+/* Waits until the lock table lists `want` waiters on the file, 2 s at most (a waiter the table cannot show is given
+ * the 2 s to fall asleep), or until the process `waiter` (if not 0) has ended, which *ended then says; returns how
+ * many waiters the table lists. */
+static int listed_within(const char *path, int want, pid_t waiter, int *ended) {
+    int n = 0, st;
+    for (int i = 0; i < 200 && (n = table_waiters(path)) < want; i++) {
+        if (waiter && waitpid(waiter, &st, WNOHANG) == waiter) { *ended = 1; break; }
+        usleep(10000);
+    }
+    return n;
+}
+
 /* Ten threads of one process wait on one lock (one owner: the process for F_SETLKW, the shared description for
  * F_OFD_SETLKW and flock); the holder, another process, lets go; each thread's grant time after that is printed. */
 #define THREADS 10
@@ -189,11 +220,37 @@ static void threads_scenario(enum family f, double cap) {
         fflush(stdout);
         _exit(0);
     }
-    sleep(2);  /* the threads asleep in their waits */
+    int ended = 0;
+    listed_within(path, THREADS, 0, &ended);  /* the threads asleep in their waits */
     *released_at = now();
     let_go(holder, release);
     int st;
     waitpid(pid, &st, 0);
+    unlink(path);
+}
+
+/* A waiter for an exclusive whole-file lock, blocked by a holder of each kind: does the kernel's lock table
+ * (/proc/locks, fs/locks.c lock_get_status) list it as waiting ("->")? The waiter is killed afterwards. */
+static void table_scenario(enum how how, enum family f) {
+    char path[256];
+    fresh(path);
+    int release;
+    pid_t holder = hold(path, how, &release);
+    pid_t waiter = fork();
+    if (waiter == 0) {
+        close(release);
+        int fd = open(path, O_RDWR);
+        struct flock fl = {0};
+        fl.l_type = F_WRLCK; fl.l_whence = SEEK_SET;
+        int r = f == POSIX ? fcntl(fd, F_SETLKW, &fl) : f == OFD ? fcntl(fd, F_OFD_SETLKW, &fl) : flock(fd, LOCK_EX);
+        _exit(r ? 1 : 0);
+    }
+    int st, done = 0;
+    int listed = listed_within(path, 1, waiter, &done);  /* asleep in its wait by now, or granted */
+    printf("  holder %s, waiter %s: %s; the lock table lists %d waiter(s)\n", hname[how], fname[f],
+           done ? "granted at once" : "waiting", listed);
+    if (!done) { kill(waiter, SIGKILL); waitpid(waiter, &st, 0); }
+    let_go(holder, release);
     unlink(path);
 }
 
@@ -204,5 +261,9 @@ int main(int argc, char **argv) {
     for (enum how how = FLOCK_SH; how <= POSIX_RD_RANGE; how++) scenario(how);
     double cap = getenv("CAP") ? atof(getenv("CAP")) : 100;
     for (enum family f = POSIX; f <= FLOCK; f++) threads_scenario(f, cap);
+    printf("waiters in the lock table\n");
+    for (enum how how = POSIX_WR; how <= OFD_WR; how++)
+        for (enum family f = POSIX; f <= FLOCK; f++) table_scenario(how, f);
+    for (enum family f = POSIX; f <= FLOCK; f++) table_scenario(FLOCK_EX_NB, f);
     return 0;
 }
