@@ -19,13 +19,16 @@ RESULTS = EVIDENCE / "results-6.12.txt"
 
 
 def parse(text: str) -> dict:
-    """{holder description: {question: answer}}, the waiters' lines under "threads" and the lock table's under
-    "table"."""
+    """{holder description: {question: answer}}, the waiters' lines under "threads", the lock table's under "table",
+    and what another process meets once one description let go of its OFD lock ("kept flock") or its flock lock
+    ("kept OFD")."""
     blocks: dict = {"threads": {}}
     current = None
     for line in text.splitlines():
         if line == "waiters in the lock table":
             current = blocks.setdefault("table", {})
+        elif line.startswith("one description held"):
+            current = blocks.setdefault("kept " + ("flock" if "of the OFD lock" in line else "OFD"), {})
         elif line.startswith("holder "):
             current = blocks.setdefault(line.partition(": ")[2], {})
         elif line.startswith("  ") and ": " in line:
@@ -48,9 +51,9 @@ def check_local(blocks: dict) -> None:
     """What every local filesystem does: a query answers what the request meets, flock and fcntl locks are apart, an
     OFD holder's l_pid is -1, F_UNLCK queries find nothing, every waiting thread is granted at once, and the lock
     table lists every waiter."""
-    assert len(blocks) == 10, sorted(blocks)
+    assert len(blocks) == 12, sorted(blocks)
     for holder, answers in blocks.items():
-        if holder in ("threads", "table"):
+        if holder in ("threads", "table", "kept flock", "kept OFD"):
             continue
         for query, request in (("F_GETLK write", "F_SETLK write"), ("F_GETLK read", "F_SETLK read"),
                                ("F_OFD_GETLK write", "F_OFD_SETLK write")):
@@ -64,6 +67,11 @@ def check_local(blocks: dict) -> None:
     assert blocks["F_OFD_SETLK write 0+10"]["F_GETLK write whole"].endswith("l_pid -1 (-1)")
     assert len(blocks["threads"]) == 3
     assert len(blocks["table"]) == 9
+    # The lock a description still holds refuses what meets it: locally only its own family.
+    assert blocks["kept flock"] == {"F_GETLK write whole": "unlck", "F_SETLK write whole": "granted",
+                                    "flock(LOCK_EX|LOCK_NB)": "Resource temporarily unavailable"}
+    assert blocks["kept OFD"]["F_SETLK write whole"] == "Resource temporarily unavailable"
+    assert blocks["kept OFD"]["flock(LOCK_EX|LOCK_NB)"] == "granted"
     for pair, seen in blocks["table"].items():
         waiting = seen.startswith("waiting")
         assert seen.endswith("lists 1 waiter(s)" if waiting else "lists 0 waiter(s)"), (pair, seen)
@@ -114,6 +122,13 @@ def test_the_committed_output_shows_what_the_readme_says_of_nfs():
     for blocks in (v3, v4_plain):
         assert blocks["table"]["holder F_SETLK write whole, waiter flock LOCK_EX"] == (
             "waiting; the lock table lists 0 waiter(s)")
+    # Letting go of one of a description's two locks lets go of the other at the server: the flock lock still held
+    # no longer refuses the write lock it refuses alone, the OFD lock still held no longer refuses flock.
+    for blocks in (v3, v4_plain):
+        assert blocks["flock(LOCK_SH)"]["F_SETLK write whole"] == "Resource temporarily unavailable"
+        assert blocks["kept flock"]["F_SETLK write whole"] == "granted"
+        assert blocks["F_SETLK read whole"]["flock(LOCK_EX|LOCK_NB)"] == "Resource temporarily unavailable"
+        assert blocks["kept OFD"]["flock(LOCK_EX|LOCK_NB)"] == "granted"
     # NFSv3's waiters: some threads of one owner granted only at the client's 30 s poll.
     late = [t for value in v3["threads"].values() for t in grants(value) if t is not None and t > 25]
     assert late and all(29 < t < 35 for t in late), v3["threads"]

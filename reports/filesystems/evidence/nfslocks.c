@@ -4,13 +4,16 @@
  *
  * 1. For each kind of lock a holder process takes on a fresh file (flock shared and exclusive, blocking or not; an
  *    fcntl read or write lock on the whole file or on bytes 2-4; an OFD write lock on bytes 0-9), another process
- *    with a description of its own asks F_GETLK and F_OFD_GETLK, then tries F_SETLK, F_OFD_SETLK and flock without
- *    waiting (and queries for F_UNLCK, which conflicts with nothing). On a local filesystem a query answers what the attempt meets (POSIX fcntl: F_GETLK reports "the first
- *    lock which would prevent this lock from being created"); l_pid of an OFD holder is -1 (fcntl(2)).
- * 3. (after 2) A waiter for an exclusive lock, blocked by a holder of each kind: whether the kernel's lock table
- *    (/proc/locks) lists it as waiting, as it does for every waiter on a local filesystem.
+ *    with a description of its own asks F_GETLK and F_OFD_GETLK (also for F_UNLCK, which conflicts with nothing),
+ *    then tries F_SETLK, F_OFD_SETLK and flock without waiting. On a local filesystem a query answers what the
+ *    attempt meets (POSIX fcntl: F_GETLK reports "the first lock which would prevent this lock from being
+ *    created"); l_pid of an OFD holder is -1 (fcntl(2)).
  * 2. Ten threads of one process (one owner) wait for an exclusive lock the holder has; the holder lets go, and the
  *    time each thread was granted after that is printed, "never" if not within CAP seconds.
+ * 3. A waiter for an exclusive lock, blocked by a holder of each kind: whether the kernel's lock table (/proc/locks)
+ *    lists it as waiting, as it does for every waiter on a local filesystem.
+ * 4. One description holds an OFD read lock and a shared flock lock, and lets go of one: another process asks and
+ *    tries, which the lock still held must refuse wherever the families meet.
  *
  * Build: cc -O1 -Wall -pthread -o nfslocks nfslocks.c. run_in_guest.py runs it on a tmpfs and over NFS. */
 #define _GNU_SOURCE
@@ -254,6 +257,44 @@ static void table_scenario(enum how how, enum family f) {
     unlink(path);
 }
 
+/* One description holds an OFD read lock and flock(LOCK_SH) on the whole file, and lets go of one of them: the other
+ * is still held, so another process's write lock and exclusive flock must still be refused where the two families
+ * meet (the flock alone, if OFD is let go; the OFD lock, if flock is). */
+static void one_description_scenario(int let_go_of_ofd) {
+    char path[256];
+    fresh(path);
+    int ready[2], go[2];
+    if (pipe(ready) || pipe(go)) exit(2);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(ready[0]); close(go[1]);
+        int fd = open(path, O_RDWR);
+        struct flock fl = {0};
+        fl.l_type = F_RDLCK; fl.l_whence = SEEK_SET;
+        int r = fcntl(fd, F_OFD_SETLK, &fl) || flock(fd, LOCK_SH);
+        if (!r) {
+            if (let_go_of_ofd) { fl.l_type = F_UNLCK; r = fcntl(fd, F_OFD_SETLK, &fl); }
+            else r = flock(fd, LOCK_UN);
+        }
+        char c = r ? 'n' : 'y';
+        if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) < 0) _exit(3);
+        _exit(0);
+    }
+    close(ready[1]); close(go[0]);
+    char c = 0;
+    if (read(ready[0], &c, 1) != 1 || c != 'y') printf("  the holder could not take or let go of its locks\n");
+    close(ready[0]);
+    printf("one description held an OFD read lock and flock(LOCK_SH), then let go of %s; another process:\n",
+           let_go_of_ofd ? "the OFD lock" : "the flock lock");
+    int fd = open(path, O_RDWR);
+    query("F_GETLK", fd, F_GETLK, F_WRLCK, pid);
+    try_set("F_SETLK", fd, F_SETLK, F_WRLCK);
+    try_flock(fd, LOCK_EX);
+    close(fd);
+    let_go(pid, go[1]);
+    unlink(path);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) { fprintf(stderr, "usage: nfslocks DIR\n"); return 2; }
     dir = argv[1];
@@ -265,5 +306,7 @@ int main(int argc, char **argv) {
     for (enum how how = POSIX_WR; how <= OFD_WR; how++)
         for (enum family f = POSIX; f <= FLOCK; f++) table_scenario(how, f);
     for (enum family f = POSIX; f <= FLOCK; f++) table_scenario(FLOCK_EX_NB, f);
+    one_description_scenario(1);
+    one_description_scenario(0);
     return 0;
 }
