@@ -46,10 +46,10 @@ static void fresh(char *path) {
 }
 
 /* holder: a child that takes a lock and waits; returns its pid, after it has the lock */
-enum how { FLOCK_SH, FLOCK_EX, FLOCK_SH_NB, FLOCK_EX_NB, POSIX_RD, POSIX_WR, OFD_WR, POSIX_RD_RANGE };
+enum how { FLOCK_SH, FLOCK_EX, FLOCK_SH_NB, FLOCK_EX_NB, POSIX_RD, POSIX_WR, OFD_WR, POSIX_RD_RANGE, KEPT_FLOCK, KEPT_OFD };
 static const char *hname[] = {"flock(LOCK_SH)", "flock(LOCK_EX)", "flock(LOCK_SH|LOCK_NB)", "flock(LOCK_EX|LOCK_NB)",
                               "F_SETLK read whole", "F_SETLK write whole", "F_OFD_SETLK write 0+10",
-                              "F_SETLK read 2+3"};
+                              "F_SETLK read 2+3", "the flock lock", "the OFD lock"};
 
 static pid_t hold(const char *path, enum how how, int *release) {
     int ready[2], go[2];
@@ -70,6 +70,12 @@ static pid_t hold(const char *path, enum how how, int *release) {
         case POSIX_WR: fl.l_type = F_WRLCK; r = fcntl(fd, F_SETLK, &fl); break;
         case OFD_WR: fl.l_type = F_WRLCK; fl.l_len = 10; r = fcntl(fd, F_OFD_SETLK, &fl); break;
         case POSIX_RD_RANGE: fl.l_type = F_RDLCK; fl.l_start = 2; fl.l_len = 3; r = fcntl(fd, F_SETLK, &fl); break;
+        case KEPT_FLOCK: case KEPT_OFD:  /* both on one description, then one let go of */
+            fl.l_type = F_RDLCK;
+            r = fcntl(fd, F_OFD_SETLK, &fl) || flock(fd, LOCK_SH);
+            fl.l_type = F_UNLCK;
+            if (!r) r = how == KEPT_FLOCK ? fcntl(fd, F_OFD_SETLK, &fl) : flock(fd, LOCK_UN);
+            break;
         }
         char c = r == 0 ? 'y' : 'n';
         if (r) fprintf(stdout, "  holder %s failed: %s\n", hname[how], strerror(errno));
@@ -260,38 +266,19 @@ static void table_scenario(enum how how, enum family f) {
 /* One description holds an OFD read lock and flock(LOCK_SH) on the whole file, and lets go of one of them: the other
  * is still held, so another process's write lock and exclusive flock must still be refused where the two families
  * meet (the flock alone, if OFD is let go; the OFD lock, if flock is). */
-static void one_description_scenario(int let_go_of_ofd) {
+static void one_description_scenario(enum how how) {
     char path[256];
     fresh(path);
-    int ready[2], go[2];
-    if (pipe(ready) || pipe(go)) exit(2);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(ready[0]); close(go[1]);
-        int fd = open(path, O_RDWR);
-        struct flock fl = {0};
-        fl.l_type = F_RDLCK; fl.l_whence = SEEK_SET;
-        int r = fcntl(fd, F_OFD_SETLK, &fl) || flock(fd, LOCK_SH);
-        if (!r) {
-            if (let_go_of_ofd) { fl.l_type = F_UNLCK; r = fcntl(fd, F_OFD_SETLK, &fl); }
-            else r = flock(fd, LOCK_UN);
-        }
-        char c = r ? 'n' : 'y';
-        if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) < 0) _exit(3);
-        _exit(0);
-    }
-    close(ready[1]); close(go[0]);
-    char c = 0;
-    if (read(ready[0], &c, 1) != 1 || c != 'y') printf("  the holder could not take or let go of its locks\n");
-    close(ready[0]);
+    int release;
+    pid_t holder = hold(path, how, &release);
     printf("one description held an OFD read lock and flock(LOCK_SH), then let go of %s; another process:\n",
-           let_go_of_ofd ? "the OFD lock" : "the flock lock");
+           hname[how == KEPT_FLOCK ? KEPT_OFD : KEPT_FLOCK]);
     int fd = open(path, O_RDWR);
-    query("F_GETLK", fd, F_GETLK, F_WRLCK, pid);
+    query("F_GETLK", fd, F_GETLK, F_WRLCK, holder);
     try_set("F_SETLK", fd, F_SETLK, F_WRLCK);
     try_flock(fd, LOCK_EX);
     close(fd);
-    let_go(pid, go[1]);
+    let_go(holder, release);
     unlink(path);
 }
 
@@ -306,7 +293,7 @@ int main(int argc, char **argv) {
     for (enum how how = POSIX_WR; how <= OFD_WR; how++)
         for (enum family f = POSIX; f <= FLOCK; f++) table_scenario(how, f);
     for (enum family f = POSIX; f <= FLOCK; f++) table_scenario(FLOCK_EX_NB, f);
-    one_description_scenario(1);
-    one_description_scenario(0);
+    one_description_scenario(KEPT_FLOCK);
+    one_description_scenario(KEPT_OFD);
     return 0;
 }
