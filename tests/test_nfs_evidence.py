@@ -95,12 +95,22 @@ def test_the_program_sees_a_local_filesystem_as_the_references_describe_it(tmp_p
     done = subprocess.run([str(program), str(files)], capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, CAP="10"))
     assert (done.returncode, done.stderr) == (0, ""), done
+    assert_every_holder_held(done.stdout)
     check_local(parse(done.stdout))
     assert list(files.iterdir()) == [], "the program removes its files"
 
 
+def assert_every_holder_held(text: str) -> None:
+    """A holder that could not take its lock makes its scenario say nothing: the program says so, and so must fail."""
+    refused = [line for line in text.splitlines() if "did not get its lock" in line or " failed: " in line
+               or "could not" in line]
+    assert refused == [], refused
+
+
 def test_the_committed_output_shows_what_the_readme_says_of_nfs():
-    runs = sections(RESULTS.read_text())
+    text = RESULTS.read_text()
+    assert_every_holder_held(text)
+    runs = sections(text)
     assert list(runs) == ["tmpfs", "nfs3", "nfs4.2", "nfs4.2, leases off"]
     check_local(runs["tmpfs"])
     v3, v4, v4_plain = runs["nfs3"], runs["nfs4.2"], runs["nfs4.2, leases off"]

@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -181,8 +180,7 @@ enum family { POSIX, OFD, FLOCK };
 static const char *fname[] = {"posix F_SETLKW", "ofd F_OFD_SETLKW", "flock LOCK_EX"};
 static int shared_fd;
 static enum family fam;
-static volatile double *released_at;  /* shared: set by the parent as it lets go */
-static double granted_after[THREADS];
+static volatile double granted_at[THREADS];  /* CLOCK_MONOTONIC; -2 still waiting, -1 refused */
 
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
 
@@ -193,46 +191,48 @@ static void *waiter(void *arg) {
     int r = fam == POSIX ? fcntl(shared_fd, F_SETLKW, &fl) : fam == OFD ? fcntl(shared_fd, F_OFD_SETLKW, &fl)
                                                                           : flock(shared_fd, LOCK_EX);
     if (r) fprintf(stderr, "thread %ld: %s\n", i, strerror(errno));
-    granted_after[i] = r ? -1 : now() - *released_at;
+    granted_at[i] = r ? -1 : now();
     return NULL;
 }
 
 static void threads_scenario(enum family f, double cap) {
     char path[256];
     fresh(path);
-    int release;
+    int release, told[2];
     pid_t holder = hold(path, f == POSIX ? POSIX_WR : f == FLOCK ? FLOCK_EX_NB : OFD_WR, &release);
-    released_at = mmap(NULL, sizeof(double), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    *released_at = 0;
+    if (pipe(told)) exit(2);
     pid_t pid = fork();
     if (pid == 0) {
-        close(release);
+        close(release); close(told[1]);
         fam = f;
         shared_fd = open(path, O_RDWR);
         pthread_t t[THREADS];
-        for (long i = 0; i < THREADS; i++) { granted_after[i] = -2; pthread_create(&t[i], NULL, waiter, (void *)i); }
-        while (*released_at == 0) usleep(1000);
-        double end = *released_at + cap;
-        while (now() < end) {
+        for (long i = 0; i < THREADS; i++) { granted_at[i] = -2; pthread_create(&t[i], NULL, waiter, (void *)i); }
+        double released = 0;  /* the parent tells when it let go */
+        if (read(told[0], &released, sizeof released) != sizeof released) _exit(3);
+        while (now() < released + cap) {
             int all = 1;
-            for (int i = 0; i < THREADS; i++) if (granted_after[i] == -2) all = 0;
+            for (int i = 0; i < THREADS; i++) if (granted_at[i] == -2) all = 0;
             if (all) break;
-            usleep(100000);
+            usleep(100000);  /* a bounded poll of the threads' answers, not a synchronisation */
         }
         printf("  %s, %d threads of one owner: granted after", fname[f], THREADS);
         for (int i = 0; i < THREADS; i++) {
-            if (granted_after[i] == -2) printf(" never(%.0fs)", cap);
-            else if (granted_after[i] == -1) printf(" error");
-            else printf(" %.2f", granted_after[i]);
+            if (granted_at[i] == -2) printf(" never(%.0fs)", cap);
+            else if (granted_at[i] == -1) printf(" error");
+            else printf(" %.2f", granted_at[i] - released);
         }
         printf(" s\n");
         fflush(stdout);
         _exit(0);
     }
+    close(told[0]);
     int ended = 0;
     listed_within(path, THREADS, 0, &ended);  /* the threads asleep in their waits */
-    *released_at = now();
+    double released = now();
     let_go(holder, release);
+    if (write(told[1], &released, sizeof released) != sizeof released) perror("write");
+    close(told[1]);
     int st;
     waitpid(pid, &st, 0);
     unlink(path);
